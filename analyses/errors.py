@@ -1,0 +1,9 @@
+"""The one error type that means "the user asked for something that cannot be done"."""
+
+
+class BadInput(ValueError):
+    """Bad input from the user (wrong token, empty prompt, unknown model...).
+
+    The CLI turns it into exit code 2 with its message; the TUI into an error dialog.
+    Anything else escaping an analysis is an internal failure.
+    """

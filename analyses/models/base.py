@@ -1,0 +1,279 @@
+"""The HookedModel interface shared by every architecture family.
+
+An adapter wraps a loaded Hugging Face causal LM in place (no copy of its weights) and re-runs
+its forward pass from the modules' own parameters, calling a hook point at every named
+activation. Everything above the adapters speaks hook names only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from analyses.errors import BadInput
+from analyses.models.hooks import Capture, Hooks, Intervention
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What analyses need to know about an architecture, independent of the family."""
+
+    family: str
+    n_layers: int
+    d_model: int
+    d_vocab: int
+    n_ctx: int | None  # None: no positional limit (Mamba)
+    norm: str  # "layernorm" | "rmsnorm"
+    n_heads: int = 0
+    n_kv_heads: int = 0
+    d_head: int = 0
+    d_mlp: int = 0
+    parallel_attn_mlp: bool = False
+    has_pos_embed: bool = False
+    norm_offset: float = 0.0  # RMSNorm weight offset: 1.0 where the model multiplies by (1 + w)
+    d_inner: int = 0  # Mamba
+    d_state: int = 0  # Mamba
+
+
+@dataclass
+class RunResult:
+    """Logits (None when the run stopped early), the captured activations, and the residual
+    stream where the run ended (before the final norm)."""
+
+    logits: Tensor | None
+    cache: dict[str, Tensor]
+    resid: Tensor
+    taps: dict[str, Tensor] = field(default_factory=dict)
+
+
+def exec_device(module: nn.Module) -> torch.device:
+    """The device a module computes on, also when accelerate has offloaded its weights."""
+    hook = getattr(module, "_hf_hook", None)
+    if hook is not None and getattr(hook, "execution_device", None) is not None:
+        dev = hook.execution_device
+        return torch.device(dev if not isinstance(dev, int) else f"cuda:{dev}")
+    for sub in module.modules():
+        sub_hook = getattr(sub, "_hf_hook", None)
+        if sub_hook is not None and getattr(sub_hook, "execution_device", None) is not None:
+            return exec_device(sub)
+    for p in module.parameters():
+        if p.device.type != "meta":
+            return p.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def materialized(*modules: nn.Module) -> Iterator[None]:
+    """Within the block, offloaded weights of these modules (and their children) are real tensors
+    on their execution device. A no-op for models that accelerate did not dispatch."""
+    offloaded = [
+        m
+        for mod in modules
+        for m in mod.modules()
+        if getattr(getattr(m, "_hf_hook", None), "offload", False)
+    ]
+    if not offloaded:
+        yield
+        return
+    from accelerate.utils import align_module_device
+
+    with contextlib.ExitStack() as stack:
+        for m in offloaded:
+            stack.enter_context(align_module_device(m))
+        yield
+
+
+class HookedModel:
+    """A causal LM with named hook points. Subclasses implement one family each."""
+
+    shape: ModelShape
+    model: nn.Module
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        model.eval()
+        model.requires_grad_(False)
+
+    # ---- what subclasses provide -------------------------------------------------------------
+
+    def hook_names(self) -> list[str]:
+        """Every hook name this model has, in forward order."""
+        raise NotImplementedError
+
+    def _embed(self, tokens: Tensor, hooks: Hooks) -> Tensor:
+        raise NotImplementedError
+
+    def _block(self, layer: int, x: Tensor, ctx: dict, hooks: Hooks) -> Tensor:
+        raise NotImplementedError
+
+    def _context(self, tokens: Tensor, attention_mask: Tensor | None, hooks: Hooks) -> dict:
+        """Per-run tensors every block needs (masks, rotary tables)."""
+        return {}
+
+    def final_norm_module(self) -> nn.Module:
+        raise NotImplementedError
+
+    def unembed_module(self) -> nn.Linear:
+        raise NotImplementedError
+
+    def blocks(self) -> Sequence[nn.Module]:
+        raise NotImplementedError
+
+    # ---- running -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        tokens: Tensor,
+        *,
+        attention_mask: Tensor | None = None,
+        capture: Capture = None,
+        interventions: Sequence[Intervention] = (),
+        start_at_layer: int = 0,
+        resid: Tensor | None = None,
+        stop_at_layer: int | None = None,
+        grad_names: Sequence[str] = (),
+    ) -> RunResult:
+        """Run ``tokens`` [batch, pos] (right-padded where ``attention_mask`` is given).
+
+        ``capture``: names (or a predicate on names) to keep. ``start_at_layer`` with ``resid``
+        (the cached ``blocks.{l}.hook_resid_pre``) resumes a run there; ``stop_at_layer`` ends
+        before that block and returns no logits. Without ``grad_names`` runs under no_grad.
+        """
+        hooks = Hooks(capture, interventions, grad_names, detach=not grad_names)
+        self._check_names(hooks)
+        with torch.set_grad_enabled(bool(grad_names)):
+            return self._forward(tokens, attention_mask, hooks, start_at_layer, resid, stop_at_layer)
+
+    def gradients(
+        self,
+        tokens: Tensor,
+        metric: Callable[[Tensor], Tensor],
+        names: Sequence[str],
+        *,
+        attention_mask: Tensor | None = None,
+        capture: Capture = None,
+        interventions: Sequence[Intervention] = (),
+    ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+        """d metric(logits) / d activation for each of ``names`` in one backward pass.
+
+        Returns (metric value, gradients by name, captured activations).
+        """
+        if not names:
+            raise BadInput("gradients: name at least one activation")
+        result = self.run(
+            tokens,
+            attention_mask=attention_mask,
+            capture=capture,
+            interventions=interventions,
+            grad_names=names,
+        )
+        value = metric(result.logits)
+        if value.numel() != 1:
+            raise BadInput("gradients: the metric must return a scalar")
+        taps = [result.taps[n] for n in names]
+        grads = torch.autograd.grad(value, taps, allow_unused=True)
+        out = {n: (torch.zeros_like(t) if g is None else g) for n, t, g in zip(names, taps, grads)}
+        return value.detach(), out, {k: v.detach() for k, v in result.cache.items()}
+
+    def _check_names(self, hooks: Hooks) -> None:
+        unknown = hooks.names_used() - set(self.hook_names())
+        if unknown:
+            raise BadInput(
+                f"unknown hook name(s) for {self.shape.family}: {', '.join(sorted(unknown))}"
+                " (see docs/hooks.md for the names each family has)"
+            )
+
+    def _forward(
+        self,
+        tokens: Tensor,
+        attention_mask: Tensor | None,
+        hooks: Hooks,
+        start_at_layer: int,
+        resid: Tensor | None,
+        stop_at_layer: int | None,
+    ) -> RunResult:
+        n = self.shape.n_layers
+        stop = n if stop_at_layer is None else stop_at_layer
+        if not 0 <= start_at_layer <= stop <= n:
+            raise BadInput(f"layers must satisfy 0 <= start ({start_at_layer}) <= stop ({stop}) <= {n}")
+        tokens = tokens.to(self.input_device())
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(tokens.device)
+        ctx = self._context(tokens, attention_mask, hooks)
+        if start_at_layer == 0 and resid is None:
+            x = self._embed(tokens, hooks)
+        elif resid is None:
+            raise BadInput("start_at_layer needs the cached residual stream (resid)")
+        else:
+            x = resid
+        blocks = self.blocks()
+        for layer in range(start_at_layer, stop):
+            x = x.to(exec_device(blocks[layer]))
+            with materialized(blocks[layer]):
+                x = self._block(layer, x, ctx, hooks)
+        if stop < n:
+            return RunResult(None, hooks.cache, x, hooks.taps)
+        logits = self._unembed(x, hooks)
+        return RunResult(logits, hooks.cache, x, hooks.taps)
+
+    def input_device(self) -> torch.device:
+        return exec_device(self.blocks()[0])
+
+    def unembed(self, resid: Tensor) -> Tensor:
+        """Final norm (its scale recomputed from ``resid``) and unembedding: the logit lens."""
+        with torch.no_grad():
+            return self._unembed(resid, Hooks())
+
+    def _unembed(self, x: Tensor, hooks: Hooks) -> Tensor:
+        norm, head = self.final_norm_module(), self.unembed_module()
+        x = x.to(exec_device(norm))
+        with materialized(norm):
+            x = self._norm(norm, x, "ln_final", hooks)
+        x = x.to(exec_device(head))
+        with materialized(head):
+            logits = nn.functional.linear(x, head.weight, head.bias)
+        return hooks("hook_logits", logits) if hooks.active("hook_logits") else logits
+
+    # ---- norms, written out so that their scale is a hook point -------------------------------
+
+    def _norm(self, module: nn.Module, x: Tensor, prefix: str, hooks: Hooks) -> Tensor:
+        """LayerNorm / RMSNorm with ``{prefix}.hook_scale`` [.., 1] and ``hook_normalized``.
+
+        Computed in fp32 like HF's RMSNorm; the scale divides, so a frozen scale can be patched in.
+        """
+        eps = getattr(module, "eps", None) or getattr(module, "variance_epsilon", None) or 1e-5
+        xf = x.float()
+        if self.shape.norm == "layernorm":
+            xf = xf - xf.mean(-1, keepdim=True)
+        scale = (xf.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+        scale = hooks(f"{prefix}.hook_scale", scale)
+        normed = hooks(f"{prefix}.hook_normalized", (xf / scale).to(x.dtype))
+        w = module.weight
+        if self.shape.norm_offset:
+            w = w + self.shape.norm_offset
+        out = normed * w
+        bias = getattr(module, "bias", None)
+        return out + bias if bias is not None else out
+
+    # ---- weights, for analyses that read them (DLA, composition) ------------------------------
+
+    def final_norm_params(self) -> tuple[Tensor, Tensor | None]:
+        """(effective weight, bias) of the final norm, offset applied."""
+        norm = self.final_norm_module()
+        with materialized(norm):
+            w = norm.weight.detach().clone() + self.shape.norm_offset
+            b = getattr(norm, "bias", None)
+            return w, None if b is None else b.detach().clone()
+
+    def unembed_columns(self, token_ids: Sequence[int]) -> tuple[Tensor, Tensor | None]:
+        """(W_U[:, ids] as [d_model, k], b_U[ids] or None) without materialising all of W_U."""
+        head = self.unembed_module()
+        with materialized(head):
+            idx = torch.as_tensor(list(token_ids), device=head.weight.device)
+            cols = head.weight.detach()[idx].T.clone()
+            b = None if head.bias is None else head.bias.detach()[idx].clone()
+        return cols, b

@@ -1,0 +1,94 @@
+"""Small, deterministic HF checkpoints with a word-level tokenizer.
+
+They are real checkpoints (config.json + safetensors + tokenizer files) written to a directory and
+loaded through the same loader as any user checkpoint: the built-in random toys use them, and so
+do the tests for every family.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+SPECIALS = ["[UNK]", "[PAD]", "[BOS]", "[EOS]"]
+
+# Words of the IOI templates (seed-papers.md §4.2) and of a few other short prompts, so that the
+# default prompt tokenizes to whole words.
+NAMES = (
+    "Mary John Alice Bob Tom Anna James Sarah Paul Lisa Mark Emma David Kate Peter Laura "
+    "Isaac Lucas Lauren Nora Ryan Grace Adam Julia"
+).split()
+WORDS = (
+    "When Then Afterwards Friends While After and the a an went to store office park school "
+    "restaurant garden station hospital arrived at gave drink book ring bone kiss necklace "
+    "snack basket computer apple had lot of fun , . : ; The cat sat on mat dog ran in is was "
+    "of 0 1 2 = ? yes no list items question answer which item first second last"
+).split()
+
+
+def word_tokenizer(words: list[str], bos: bool = False) -> Tokenizer:
+    """A word-level tokenizer over SPECIALS + words; ``bos`` prepends [BOS] like Llama's does."""
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(SPECIALS + words))}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    if bos:
+        tok.post_processor = processors.TemplateProcessing(
+            single="[BOS] $A", pair="[BOS] $A $B", special_tokens=[("[BOS]", vocab["[BOS]"])]
+        )
+    return tok
+
+
+def _config(family: str, vocab: int, **kw):
+    from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig, MambaConfig, MistralConfig, Qwen2Config
+
+    ids = dict(bos_token_id=2, eos_token_id=3, pad_token_id=1)
+    d, layers, heads, ctx = kw.pop("d_model", 32), kw.pop("n_layers", 2), kw.pop("n_heads", 4), kw.pop("n_ctx", 64)
+    if family == "gpt2":
+        base = dict(n_embd=d, n_layer=layers, n_head=heads, n_positions=ctx, activation_function="gelu_new")
+        return GPT2Config(vocab_size=vocab, **base, **ids, **kw)
+    if family == "gpt_neox":
+        rope = {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": kw.pop("rotary_pct", 0.25)}
+        base = dict(hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=4 * d)
+        return GPTNeoXConfig(vocab_size=vocab, max_position_embeddings=ctx, rope_parameters=rope, **base, **ids, **kw)
+    if family in ("llama", "mistral", "qwen2"):
+        cls = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config}[family]
+        base = dict(hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=3 * d)
+        kw.setdefault("num_key_value_heads", max(1, heads // 2))
+        return cls(vocab_size=vocab, max_position_embeddings=ctx, **base, **ids, **kw)
+    if family == "mamba":
+        return MambaConfig(vocab_size=vocab, hidden_size=d, num_hidden_layers=layers, state_size=8, **ids, **kw)
+    raise ValueError(f"no toy config for family {family!r}")
+
+
+def build_checkpoint(
+    out_dir: str | Path,
+    family: str,
+    *,
+    words: list[str] | None = None,
+    seed: int = 0,
+    bos: bool | None = None,
+    **shape,
+) -> Path:
+    """Write a randomly initialised checkpoint of ``family`` to ``out_dir`` and return the path.
+
+    ``shape`` overrides sizes (d_model, n_layers, n_heads, n_ctx) or passes config fields.
+    The same arguments always give the same weights.
+    """
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    words = words if words is not None else NAMES + WORDS
+    bos = family in ("llama", "mistral", "qwen2") if bos is None else bos
+    tok = word_tokenizer(words, bos=bos)
+    config = _config(family, tok.get_vocab_size(), **shape)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(out)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", bos_token="[BOS]", eos_token="[EOS]"
+    )
+    fast.save_pretrained(out)
+    return out

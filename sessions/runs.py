@@ -1,0 +1,69 @@
+"""Analyses as the analyst asks for them: prompt text and token spellings in, a result out.
+
+The CLI and the TUI both call ``run_analysis``, so a number seen in the TUI is the number
+``workbench run`` prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from analyses.errors import BadInput
+from analyses.results import Table
+from analyses.tokens import encode_prompt, resolve_token, token_strings
+from sessions.loading import LoadedModel
+
+
+def _prepare(loaded: LoadedModel, prompt: str, answer: str, distractor: str | None, prepend_bos: bool | None):
+    tok, shape = loaded.tokenizer, loaded.hooked.shape
+    ids = encode_prompt(tok, prompt, prepend_bos, shape.n_ctx)
+    a = resolve_token(tok, answer)
+    d = resolve_token(tok, distractor) if distractor else None
+    if d is not None and d == a:
+        raise BadInput(f"answer and distractor are the same token ({answer!r})")
+    meta = {"prompt_tokens": token_strings(tok, ids), "answer": answer, "distractor": distractor}
+    return ids, a, d, meta
+
+
+def run_dla(
+    loaded: LoadedModel,
+    prompt: str,
+    answer: str,
+    distractor: str | None = None,
+    by: str = "layer",
+    pos: int = -1,
+    prepend_bos: bool | None = None,
+) -> Table:
+    from analyses.dla import dla
+
+    ids, a, d, meta = _prepare(loaded, prompt, answer, distractor, prepend_bos)
+    table = dla(loaded.hooked, ids, a, d, by=by, pos=pos)
+    table.meta = {**meta, **table.meta}
+    return table
+
+
+def run_logit_lens(
+    loaded: LoadedModel,
+    prompt: str,
+    answer: str,
+    distractor: str | None = None,
+    pos: int = -1,
+    prepend_bos: bool | None = None,
+) -> Table:
+    from analyses.dla import logit_lens
+
+    ids, a, d, meta = _prepare(loaded, prompt, answer, distractor, prepend_bos)
+    decode = lambda i: loaded.tokenizer.decode([i], clean_up_tokenization_spaces=False)  # noqa: E731
+    table = logit_lens(loaded.hooked, ids, a, d, pos=pos, decode=decode)
+    table.meta = {**meta, **table.meta}
+    return table
+
+
+ANALYSES: dict[str, Callable[..., Table]] = {"dla": run_dla, "logit-lens": run_logit_lens}
+
+
+def run_analysis(loaded: LoadedModel, name: str, **params: Any) -> Table:
+    if name not in ANALYSES:
+        raise BadInput(f"unknown analysis {name!r}; available: {', '.join(ANALYSES)}")
+    return ANALYSES[name](loaded, **params)

@@ -1,0 +1,1 @@
+"""The front door: the `workbench` CLI and the Textual app."""

@@ -1,0 +1,158 @@
+"""The `workbench` command: the TUI by default, `run ANALYSIS` and `models` headless.
+
+Exit codes (SPEC.md): 0 success, 2 bad input (message on stderr), 1 internal failure.
+Heavy imports (torch, transformers) happen inside the commands, so the TUI's first frame and
+`--help` do not wait for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from typing import Any
+
+from analyses.errors import BadInput
+from analyses.toys import DEFAULT_MODEL
+
+TEXT_ROW_LIMIT = 60  # above this many rows, text output shows the largest by default
+
+
+def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--model", required=required, default=None if required else DEFAULT_MODEL,
+                   help="checkpoint dir, cached hub id, or toy:NAME")
+    p.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
+    p.add_argument("--dtype", default="float32", help="float32 (default) | bfloat16 | float16")
+    p.add_argument("--device-map", default=None, help="'auto': spread layers over GPUs/CPU/disk (accelerate)")
+
+
+def _prompt_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--answer", required=True, help="the answer token as the tokenizer spells it, e.g. ' Mary'")
+    p.add_argument("--distractor", default=None, help="attribute answer - distractor instead")
+    p.add_argument("--pos", type=int, default=-1, help="position to attribute (default: last)")
+    bos = p.add_mutually_exclusive_group()
+    bos.add_argument("--prepend-bos", dest="prepend_bos", action="store_const", const=True, default=None)
+    bos.add_argument("--no-prepend-bos", dest="prepend_bos", action="store_const", const=False)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--top", type=int, default=None, help="text output: show the K rows of largest magnitude")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench", description="Interpretability workbench: the TUI, or headless analyses."
+    )
+    parser.add_argument("--model", dest="tui_model", default=DEFAULT_MODEL, help="model to open in the TUI")
+    parser.add_argument("--device", dest="tui_device", default="auto")
+    parser.add_argument("--dtype", dest="tui_dtype", default="float32")
+    parser.add_argument("--session", dest="tui_session", default=None, help="session file to open")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run an analysis without the TUI")
+    analyses = run.add_subparsers(dest="analysis", required=True)
+    dla = analyses.add_parser("dla", help="direct logit attribution")
+    _model_args(dla)
+    _prompt_args(dla)
+    dla.add_argument("--by", default="layer", choices=["layer", "head", "neuron"])
+    lens = analyses.add_parser("logit-lens", help="residual stream after each layer, unembedded")
+    _model_args(lens)
+    _prompt_args(lens)
+
+    models = sub.add_parser("models", help="list built-in and locally cached models")
+    models.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "models":
+            return _models(args)
+        from workbench.app import run_tui
+
+        return run_tui(args.tui_model, args.tui_device, args.tui_dtype, args.tui_session)
+    except BadInput as e:
+        print(f"workbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # an internal failure: say so, with the traceback for the bug report
+        traceback.print_exc()
+        print("workbench: internal error (exit 1); the traceback above is for a bug report", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sessions.loading import load, quiet_hf
+
+    quiet_hf()
+    from sessions.runs import run_analysis
+
+    loaded = load(args.model, device=args.device, dtype=args.dtype, device_map=args.device_map)
+    params: dict[str, Any] = dict(
+        prompt=args.prompt, answer=args.answer, distractor=args.distractor, pos=args.pos, prepend_bos=args.prepend_bos
+    )
+    if args.analysis == "dla":
+        params["by"] = args.by
+    table = run_analysis(loaded, args.analysis, **params)
+    if args.json:
+        print(json.dumps({"model": loaded.info, **table.to_json()}))
+    else:
+        print(format_table(table, args.top, loaded.info))
+    return 0
+
+
+def format_table(table, top: int | None, info: dict | None = None) -> str:
+    """A readable, aligned text table of a result; large tables show their largest rows."""
+    meta = table.meta
+    lines = []
+    if info:
+        lines.append(f"model   {info['spec']} ({info['model_type']}, {info['dtype']}, {info['device']})")
+    if "prompt_tokens" in meta:
+        lines.append("tokens  " + " ".join(f"[{t}]" for t in meta["prompt_tokens"]))
+    if "logit" in meta:
+        target = repr(meta.get("answer"))
+        if meta.get("distractor"):
+            target += f" - {meta['distractor']!r}"
+        lines.append(f"logit   {meta['logit']:+.6f}  ({target} at position {meta.get('pos')})")
+    n = len(table.labels)
+    if top is None and n > TEXT_ROW_LIMIT:
+        top = 30
+    shown = sorted(table.top(top)) if top else range(n)
+    names = list(table.columns)
+    width = max([5] + [len(table.labels[i]) for i in shown])
+    lines.append("")
+    lines.append(f"{'label':<{width}}  " + "  ".join(f"{c:>12}" for c in names))
+    for i in shown:
+        cells = [table.columns[c][i] for c in names]
+        lines.append(f"{table.labels[i]:<{width}}  " + "  ".join(_cell(v) for v in cells))
+    if top and n > len(shown):
+        lines.append(f"... {n - len(shown)} more rows (largest |value| shown; --top 0 or --json for all)")
+    return "\n".join(lines)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:>+12.6f}"
+    return f"{v!s:>12}"
+
+
+def _models(args: argparse.Namespace) -> int:
+    from sessions.catalogue import list_models
+
+    models = list_models()
+    if args.json:
+        print(json.dumps({"models": models}))
+        return 0
+    width = max(len(m["spec"]) for m in models)
+    for m in models:
+        mark = "" if m.get("supported", True) else "  (unsupported architecture)"
+        print(f"{m['spec']:<{width}}  {m['family'] or '?':<9}  {m['about']}{mark}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
