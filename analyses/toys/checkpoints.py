@@ -69,12 +69,15 @@ def build_checkpoint(
     words: list[str] | None = None,
     seed: int = 0,
     bos: bool | None = None,
+    jitter: float = 0.0,
     **shape,
 ) -> Path:
     """Write a randomly initialised checkpoint of ``family`` to ``out_dir`` and return the path.
 
     ``shape`` overrides sizes (d_model, n_layers, n_heads, n_ctx) or passes config fields.
-    The same arguments always give the same weights.
+    ``jitter`` adds N(0, jitter^2) noise to every parameter, so biases and norm weights are not
+    the zeros and ones of a fresh init (tests need them non-trivial). The same arguments always
+    give the same weights.
     """
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
@@ -86,6 +89,10 @@ def build_checkpoint(
     config = _config(family, tok.get_vocab_size(), **shape)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
+    if jitter:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * jitter)
     model.save_pretrained(out)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", bos_token="[BOS]", eos_token="[EOS]"

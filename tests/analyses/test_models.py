@@ -1,0 +1,178 @@
+"""The hooked forward pass against the plain HF forward, for every family and variant."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import CORRUPT, TRANSFORMERS, VARIANTS, encode
+
+from analyses.errors import BadInput
+from analyses.models import Intervention
+
+ALL = list(VARIANTS)
+
+
+def _hf_logits(hf_model, name, ids, mask=None):
+    with torch.no_grad():
+        return hf_model(name)(ids, attention_mask=mask).logits
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_unhooked_run_matches_hf(name, loaded, hf_model):
+    lm = loaded(name)
+    ids = encode(lm)
+    ref = _hf_logits(hf_model, name, ids)
+    plain = lm.hooked.run(ids).logits
+    assert (plain - ref).abs().max() < 1e-5
+    # Capturing everything switches attention to the explicit (eager) path: still the same.
+    everything = lm.hooked.run(ids, capture=lambda n: True)
+    assert (everything.logits - ref).abs().max() < 1e-5
+    assert set(everything.cache) == set(lm.hooked.hook_names())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_right_padded_batch_matches_hf(name, loaded, hf_model):
+    lm = loaded(name)
+    long, short = encode(lm)[0], encode(lm, "Then Mary went to the park")[0]
+    ids = torch.full((2, len(long)), lm.tokenizer.pad_token_id)
+    ids[0], ids[1, : len(short)] = long, short
+    mask = (torch.arange(len(long))[None] < torch.tensor([[len(long)], [len(short)]])).long()
+    ours = lm.hooked.run(ids, attention_mask=mask).logits
+    ref = _hf_logits(hf_model, name, ids, mask)
+    assert (ours[0] - ref[0]).abs().max() < 1e-5
+    assert (ours[1, : len(short)] - ref[1, : len(short)]).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_start_at_layer_equals_full_run(name, loaded):
+    hm = loaded(name).hooked
+    ids = encode(loaded(name))
+    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(hm.shape.n_layers)]
+    full = hm.run(ids, capture=names)
+    for layer in range(hm.shape.n_layers):
+        resumed = hm.run(ids, start_at_layer=layer, resid=full.cache[names[layer]])
+        assert (resumed.logits - full.logits).abs().max() < 1e-6
+    stopped = hm.run(ids, stop_at_layer=1)
+    assert stopped.logits is None
+    assert torch.equal(stopped.resid, full.cache[names[1]])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_patching_every_position_restores_clean(name, loaded):
+    """Denoising: a clean activation written at every position of the corrupted run gives back
+    the clean logits, at any layer of the residual stream and for all sublayer outputs at once."""
+    lm = loaded(name)
+    hm = lm.hooked
+    clean, corrupt = encode(lm), encode(lm, CORRUPT)
+    assert clean.shape == corrupt.shape
+    is_mamba = hm.shape.family == "mamba"
+    writers = ["mixer.hook_out_proj"] if is_mamba else ["hook_attn_out", "hook_mlp_out"]
+    sites = [f"blocks.{layer}.{w}" for layer in range(hm.shape.n_layers) for w in writers]
+    resid = [f"blocks.{layer}.hook_resid_pre" for layer in range(hm.shape.n_layers)]
+    run = hm.run(clean, capture=sites + resid)
+    corrupted = hm.run(corrupt).logits
+    assert (corrupted - run.logits).abs().max() > 1e-3  # the corruption matters
+    for name_ in resid:
+        patched = hm.run(corrupt, interventions=[Intervention(name_, value=run.cache[name_])])
+        assert (patched.logits - run.logits).abs().max() < 1e-5
+    # Sublayer outputs alone do not carry the embeddings: patch the embedding too.
+    embed = hm.run(clean, capture=["hook_embed"] + (["hook_pos_embed"] if hm.shape.has_pos_embed else []))
+    ivs = [Intervention(n, value=run.cache[n]) for n in sites]
+    ivs += [Intervention(n, value=t) for n, t in embed.cache.items()]
+    assert (hm.run(corrupt, interventions=ivs).logits - run.logits).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama-gqa", "mamba"])
+def test_gradients_match_autograd_through_hf(name, loaded, hf_model):
+    """d logit / d hook_embed equals the gradient HF computes w.r.t. inputs_embeds."""
+    lm = loaded(name)
+    ids = encode(lm)
+    answer = lm.tokenizer.convert_tokens_to_ids("Mary")
+    metric = lambda logits: logits[0, -1, answer]  # noqa: E731
+    value, grads, _ = lm.hooked.gradients(ids, metric, ["hook_embed", "blocks.1.hook_resid_pre"])
+    hf = hf_model(name)
+    embeds = hf.get_input_embeddings()(ids).detach().requires_grad_(True)
+    ref_value = hf(inputs_embeds=embeds).logits[0, -1, answer]
+    ref_value.backward()
+    assert abs(float(value) - float(ref_value.detach())) < 1e-5
+    assert (grads["hook_embed"] - embeds.grad).abs().max() < 1e-5
+    # A later tap does not cut the graph for the earlier one, and is itself non-trivial.
+    assert grads["blocks.1.hook_resid_pre"].abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", TRANSFORMERS)
+def test_zeroing_a_head_removes_exactly_its_output(name, loaded):
+    lm = loaded(name)
+    hm = lm.hooked
+    ids = encode(lm)
+    site, z = "blocks.1.hook_attn_out", "blocks.1.attn.hook_z"
+    base = hm.run(ids, capture=[site, z])
+    ablated = hm.run(ids, capture=[site], interventions=[Intervention(z, op="zero", head=2)])
+    w_o = hm.writer_weights(1)[0]  # [heads, d_head, d_model]
+    expected = base.cache[site] - base.cache[z][0, :, 2] @ w_o[2]
+    assert (ablated.cache[site] - expected).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("name", TRANSFORMERS)
+def test_pattern_hooks_are_consistent(name, loaded):
+    lm = loaded(name)
+    hm = lm.hooked
+    ids = encode(lm)
+    c = hm.run(ids, capture=["blocks.0.attn.hook_pattern", "blocks.0.attn.hook_v", "blocks.0.attn.hook_z"]).cache
+    pattern, v, z = c["blocks.0.attn.hook_pattern"], c["blocks.0.attn.hook_v"], c["blocks.0.attn.hook_z"]
+    assert torch.allclose(pattern.sum(-1), torch.ones(()), atol=1e-6)
+    assert torch.all(pattern.triu(1) == 0)  # causal
+    v = v.repeat_interleave(hm.shape.n_heads // hm.shape.n_kv_heads, dim=2)
+    assert torch.allclose(torch.einsum("bhqk,bkhd->bqhd", pattern, v), z, atol=1e-6)
+    if name == "mistral-window":
+        assert torch.all(pattern[0, :, 6, :3] == 0)  # keys 4 or more back fall outside the window
+
+
+def test_mamba_internals_recompose(loaded):
+    """The captured internals satisfy the model's equations: y = C.h + D u and the SSM input is
+    SiLU(conv); patching the conv output everywhere restores the clean run."""
+    lm = loaded("mamba")
+    hm = lm.hooked
+    ids = encode(lm)
+    p = "blocks.1.mixer."
+    c = hm.run(ids, capture=[p + n for n in ("hook_conv", "hook_ssm_in", "hook_h", "hook_C", "hook_y")]).cache
+    mixer = hm.model.backbone.layers[1].mixer
+    assert torch.allclose(c[p + "hook_ssm_in"], torch.nn.functional.silu(c[p + "hook_conv"]))
+    y = torch.einsum("bsen,bsn->bse", c[p + "hook_h"], c[p + "hook_C"]) + c[p + "hook_ssm_in"] * mixer.D
+    assert torch.allclose(c[p + "hook_y"], y, atol=1e-5)
+    assert c[p + "hook_h"].shape == (1, ids.shape[1], hm.shape.d_inner, hm.shape.d_state)
+    clean, corrupt = ids, encode(lm, CORRUPT)
+    run = hm.run(clean, capture=[p + "hook_conv", "blocks.0.hook_resid_post"])
+    ivs = [Intervention("blocks.1.hook_resid_pre", value=run.cache["blocks.0.hook_resid_post"])]
+    patched = hm.run(corrupt, interventions=ivs)
+    assert (patched.logits - run.logits).abs().max() < 1e-5
+    # hook_layer_in feeds only its own layer: patching it at the last layer changes the output
+    # but leaves that layer's residual input as it was.
+    ivs = [Intervention("blocks.1.hook_layer_in", value=run.cache["blocks.0.hook_resid_post"])]
+    edited = hm.run(corrupt, interventions=ivs, capture=["blocks.1.hook_resid_pre"])
+    plain = hm.run(corrupt, capture=["blocks.1.hook_resid_pre"])
+    assert torch.equal(edited.cache["blocks.1.hook_resid_pre"], plain.cache["blocks.1.hook_resid_pre"])
+    assert (edited.logits - plain.logits).abs().max() > 1e-4
+
+
+def test_hook_name_sets_follow_the_architecture(loaded):
+    gpt2, neox, neox_seq, llama = (loaded(n).hooked.hook_names() for n in ("gpt2", "neox", "neox-seq", "llama-gqa"))
+    assert "blocks.0.hook_resid_mid" in gpt2 and "hook_pos_embed" in gpt2
+    assert "blocks.0.hook_resid_mid" not in neox  # parallel attention + MLP
+    assert "blocks.0.hook_resid_mid" in neox_seq
+    assert "blocks.0.attn.hook_rot_q" in llama and "blocks.0.mlp.hook_pre_linear" in llama
+    mamba = loaded("mamba").hooked.hook_names()
+    assert not any("attn" in n or "mlp" in n for n in mamba)
+    assert "blocks.1.mixer.hook_ssm_in" in mamba
+
+
+def test_gqa_key_value_heads(loaded):
+    lm = loaded("llama-gqa")
+    c = lm.hooked.run(encode(lm), capture=["blocks.0.attn.hook_k", "blocks.0.attn.hook_q"]).cache
+    assert c["blocks.0.attn.hook_q"].shape[2] == 4 and c["blocks.0.attn.hook_k"].shape[2] == 2
+
+
+def test_unknown_hook_name_is_a_clear_error(loaded):
+    lm = loaded("neox")
+    with pytest.raises(BadInput, match="blocks.0.hook_resid_mid"):
+        lm.hooked.run(encode(lm), capture=["blocks.0.hook_resid_mid"])

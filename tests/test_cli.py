@@ -1,0 +1,96 @@
+"""The public CLI contract (SPEC.md): JSON shapes, labels, and exit code 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import PROMPT
+
+from workbench.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _dla(capsys, model, *extra):
+    return _run(capsys, "run", "dla", "--model", str(model), "--prompt", PROMPT, "--answer", " Mary", *extra)
+
+
+@pytest.mark.parametrize("by", ["layer", "head", "neuron"])
+def test_dla_json_contract(capsys, checkpoints, by):
+    code, out, err = _dla(capsys, checkpoints["gpt2"], "--distractor", " John", "--by", by, "--json", "--device", "cpu")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["prompt_tokens"][:3] == ["When", "Mary", "and"]
+    labels = [r["label"] for r in data["rows"]]
+    assert labels[:2] == ["embed", "pos_embed"] and labels[-1] == "bias"
+    expected = {"layer": "L1ATTN", "head": "L1H3", "neuron": "L1N127"}[by]
+    assert expected in labels and ("L0MLP" in labels) == (by != "neuron")
+    total = sum(r["value"] for r in data["rows"])
+    assert abs(total - data["logit"]) <= 1e-4 * max(1, abs(data["logit"]))
+
+
+def test_dla_mamba_labels_and_text_output(capsys, checkpoints):
+    code, out, _ = _dla(capsys, checkpoints["mamba"], "--json")
+    assert code == 0
+    assert [r["label"] for r in json.loads(out)["rows"]] == ["embed", "L0", "L1", "bias"]
+    code, out, _ = _dla(capsys, checkpoints["gpt2"], "--by", "neuron")
+    assert code == 0 and "logit" in out and "more rows" in out  # large tables show their top rows
+
+
+def test_logit_lens_and_models(capsys, checkpoints):
+    code, out, _ = _run(capsys, "run", "logit-lens", "--model", str(checkpoints["neox"]), "--prompt", PROMPT,
+                        "--answer", " Mary", "--json")
+    assert code == 0 and [r["label"] for r in json.loads(out)["rows"]] == ["embed", "L0", "L1"]
+    code, out, _ = _run(capsys, "models", "--json")
+    specs = [m["spec"] for m in json.loads(out)["models"]]
+    assert code == 0 and "toy:ioi" in specs
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "nobody/missing"], "unknown model"),
+        (["--model", "toy:nope"], "unknown toy"),
+        (["--prompt", ""], "empty"),
+        (["--answer", " Zorro"], "not in the model's vocabulary"),
+        (["--answer", "Mary John"], "2 tokens"),
+        (["--prompt", "Mary " * 80], "context is 64"),
+        (["--distractor", " Mary"], "same token"),
+        (["--by", "head", "--model", "MAMBA"], "Mamba has no heads"),
+        (["--pos", "99"], "outside"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_problem(capsys, checkpoints, args, message):
+    argv = {"--model": str(checkpoints["gpt2"]), "--prompt": PROMPT, "--answer": " Mary"}
+    for flag, value in zip(args[::2], args[1::2]):
+        argv[flag] = str(checkpoints["mamba"]) if value == "MAMBA" else value
+    code, out, err = _run(capsys, "run", "dla", *[x for kv in argv.items() for x in kv])
+    assert code == 2 and out == ""
+    assert message in err and err.startswith("workbench: error:")
+
+
+def test_unsupported_architecture_exits_2(capsys, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "t5"}))
+    code, _, err = _dla(capsys, tmp_path)
+    assert code == 2 and "unsupported architecture 't5'" in err
+
+
+def test_the_installed_console_script(checkpoints):
+    """The real `workbench` binary, as scripts outside the repo call it."""
+    exe = os.path.join(os.path.dirname(sys.executable), "workbench")
+    cmd = [exe, "run", "dla", "--model", str(checkpoints["llama-gqa"]), "--prompt", PROMPT, "--answer", " Mary",
+           "--distractor", " John", "--by", "head", "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["prompt_tokens"][0] == "[BOS]" and data["rows"][0]["label"] == "embed"
+    bad = subprocess.run(cmd[:-1] + ["--prompt", ""], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "empty" in bad.stderr
