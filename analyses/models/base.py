@@ -233,8 +233,8 @@ class HookedModel:
         x = x.to(exec_device(norm))
         with materialized(norm):
             x = self._norm(norm, x, "ln_final", hooks)
-        x = x.to(exec_device(head))
         with materialized(head):
+            x = x.to(exec_device(head), head.weight.dtype)
             logits = nn.functional.linear(x, head.weight, head.bias)
         return hooks("hook_logits", logits) if hooks.active("hook_logits") else logits
 

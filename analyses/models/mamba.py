@@ -79,7 +79,9 @@ class MambaAdapter(HookedModel):
         x = hooks(p + "hook_resid_pre", x)
         # hook_layer_in is this layer's private copy of the residual: patching it changes what
         # this mixer reads and nothing else.
-        h = self._norm(block.norm, hooks(p + "hook_layer_in", x), p + "norm", hooks)
+        # As HF: the (possibly fp32) residual is cast to the model's dtype before the norm.
+        layer_in = hooks(p + "hook_layer_in", x).to(block.norm.weight.dtype)
+        h = self._norm(block.norm, layer_in, p + "norm", hooks)
         out = hooks(p + "mixer.hook_out_proj", self._mixer(block.mixer, h, ctx["mask"], p + "mixer.", hooks))
         residual = x.float() if self._residual_fp32 else x
         return hooks(p + "hook_resid_post", residual + out)

@@ -176,3 +176,25 @@ def test_unknown_hook_name_is_a_clear_error(loaded):
     lm = loaded("neox")
     with pytest.raises(BadInput, match="blocks.0.hook_resid_mid"):
         lm.hooked.run(encode(lm), capture=["blocks.0.hook_resid_mid"])
+
+
+@pytest.mark.parametrize("name", ["gpt2", "neox", "llama-gqa", "mamba"])
+def test_bfloat16_runs_match_hf_bfloat16(name, checkpoints):
+    """Reduced precision follows HF's own casts (Mamba keeps an fp32 residual): agreement to bf16
+    rounding, and DLA (computed in fp32 from bf16 activations) still sums to the logit."""
+    from transformers import AutoModelForCausalLM
+
+    from analyses.dla import dla
+    from sessions.loading import load
+
+    lm = load(str(checkpoints[name]), device="cpu", dtype="bfloat16")
+    kw = {} if VARIANTS[name][0] == "mamba" else {"attn_implementation": "eager"}
+    hf = AutoModelForCausalLM.from_pretrained(checkpoints[name], dtype=torch.bfloat16, **kw).eval()
+    ids = encode(lm)
+    with torch.no_grad():
+        ref = hf(ids).logits.float()
+    ours = lm.hooked.run(ids).logits.float()
+    assert ours.dtype == torch.float32 and (ours - ref).abs().max() <= 0.02 * ref.abs().max()
+    tok = lm.tokenizer
+    table = dla(lm.hooked, ids[0].tolist(), tok.convert_tokens_to_ids("Mary"), tok.convert_tokens_to_ids("John"))
+    assert sum(table.values) == pytest.approx(table.meta["logit"], abs=0.02 * max(1, abs(table.meta["logit"])))
