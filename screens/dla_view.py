@@ -5,6 +5,7 @@ Renders results it is handed; it does no tensor math and never touches the model
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
@@ -63,7 +64,8 @@ class ErrorDialog(ModalScreen[None]):
         self.message = message
 
     def compose(self) -> ComposeResult:
-        yield Static(f"[b]Error[/b]\n\n{self.message}\n\n(Escape or Enter to close)", markup=True)
+        # A Text, not markup: messages name tokens such as [BOS] that markup would swallow.
+        yield Static(Text.assemble(("Error", "bold"), f"\n\n{self.message}\n\n(Escape or Enter to close)"))
 
     def action_dismiss(self) -> None:
         self.dismiss()

@@ -34,3 +34,16 @@ async def test_a_model_that_fails_to_load_shows_a_dialog():
     async with app.run_test(size=(80, 24)) as pilot:
         await _wait(pilot, lambda: isinstance(app.screen, ErrorDialog))
         assert "unknown toy" in app.screen.message
+
+
+async def test_token_brackets_are_shown_literally(checkpoints):
+    """Tokens are shown as [tok]; they must not be parsed as markup (nor the errors naming them)."""
+    app = WorkbenchApp(str(checkpoints["llama-gqa"]), device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _wait(pilot, lambda: app.query_one(ResultTable).row_count > 0)
+        status = str(app.query_one("#status").render())
+        assert "[[BOS]] [When] [Mary]" in status
+        app.query_one("#answer").value = "[BOS] Mary"
+        await pilot.press("ctrl+r")
+        await _wait(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert "'[BOS]'" in str(app.screen.query_one("Static").render())

@@ -43,7 +43,7 @@ class WorkbenchApp(App):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(f"loading {self.spec} ...", id="status")
+        yield Static(f"loading {self.spec} ...", id="status", markup=False)  # tokens look like [tags]
         yield PromptBar(DEFAULT_PROMPT, DEFAULT_ANSWER, DEFAULT_DISTRACTOR)
         yield ResultTable(id="result")
         yield Footer()
