@@ -19,9 +19,8 @@ from analyses.toys import DEFAULT_MODEL
 TEXT_ROW_LIMIT = 60  # above this many rows, text output shows the largest by default
 
 
-def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--model", required=required, default=None if required else DEFAULT_MODEL,
-                   help="checkpoint dir, cached hub id, or toy:NAME")
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="checkpoint dir, cached hub id, or toy:NAME")
     p.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
     p.add_argument("--dtype", default="float32", help="float32 (default) | bfloat16 | float16")
     p.add_argument("--device-map", default=None, help="'auto': spread layers over GPUs/CPU/disk (accelerate)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from torch import nn
 
 from analyses.errors import BadInput
@@ -30,8 +32,6 @@ def hooked(model: nn.Module) -> HookedModel:
     """Wrap a loaded HF causal LM (in place, no weight copy) in its family's adapter."""
     model_type = model.config.model_type
     check_supported(model_type)
-    import importlib
-
     module, cls = FAMILIES[model_type]
     return getattr(importlib.import_module(module), cls)(model)
 

@@ -118,7 +118,7 @@ class HookedModel:
         raise NotImplementedError
 
     def unembed_module(self) -> nn.Linear:
-        raise NotImplementedError
+        return self.model.lm_head  # every supported HF *ForCausalLM names its head so
 
     def blocks(self) -> Sequence[nn.Module]:
         raise NotImplementedError

@@ -37,9 +37,6 @@ class GPT2Adapter(TransformerAdapter):
     def final_norm_module(self) -> nn.Module:
         return self._body.ln_f
 
-    def unembed_module(self) -> nn.Linear:
-        return self.model.lm_head
-
     def _embedding(self) -> nn.Embedding:
         return self._body.wte
 

@@ -39,9 +39,6 @@ class LlamaAdapter(TransformerAdapter):
     def final_norm_module(self) -> nn.Module:
         return self._body.norm
 
-    def unembed_module(self) -> nn.Linear:
-        return self.model.lm_head
-
     def _embedding(self) -> nn.Embedding:
         return self._body.embed_tokens
 
@@ -80,10 +77,6 @@ class LlamaAdapter(TransformerAdapter):
         post = hooks(p + "hook_post", mlp.act_fn(gate) * up)
         return F.linear(post, mlp.down_proj.weight, mlp.down_proj.bias)
 
-    def _rotary_tables(self, tokens: Tensor, position_ids: Tensor):
-        probe = self._body.embed_tokens.weight
-        dtype = probe.dtype if probe.device.type != "meta" else self.model.dtype
-        return self._body.rotary_emb(probe.new_empty(0, dtype=dtype, device=tokens.device), position_ids)
 
     def _rotate(self, q: Tensor, k: Tensor, cos: Tensor, sin: Tensor):
         return modeling_llama.apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=2)

@@ -59,9 +59,6 @@ class MambaAdapter(HookedModel):
     def final_norm_module(self) -> nn.Module:
         return self._body.norm_f
 
-    def unembed_module(self) -> nn.Linear:
-        return self.model.lm_head
-
     def input_device(self) -> torch.device:
         return exec_device(self._body.embeddings)
 

@@ -38,9 +38,6 @@ class NeoXAdapter(TransformerAdapter):
     def final_norm_module(self) -> nn.Module:
         return self._body.final_layer_norm
 
-    def unembed_module(self) -> nn.Linear:
-        return self.model.lm_head
-
     def _embedding(self) -> nn.Embedding:
         return self._body.embed_in
 
@@ -66,10 +63,6 @@ class NeoXAdapter(TransformerAdapter):
         post = hooks(p + "hook_post", mlp.act(pre))
         return F.linear(post, mlp.dense_4h_to_h.weight, mlp.dense_4h_to_h.bias)
 
-    def _rotary_tables(self, tokens: Tensor, position_ids: Tensor):
-        probe = self._body.embed_in.weight
-        dtype = probe.dtype if probe.device.type != "meta" else self.model.dtype
-        return self._body.rotary_emb(probe.new_empty(0, dtype=dtype, device=tokens.device), position_ids)
 
     def _rotate(self, q: Tensor, k: Tensor, cos: Tensor, sin: Tensor):
         # [b, s, h, d] layout, so the tables broadcast over the head axis (2).

@@ -17,10 +17,12 @@ PER_LAYER_ATTN = ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_patter
 
 
 class TransformerAdapter(HookedModel):
-    """Subclasses set ``shape`` and implement the ``_`` methods below the marker."""
+    """Subclasses set ``shape`` and ``_body`` (the HF base model) and implement the methods under
+    "what each family supplies"."""
 
     rotary: bool = False
     conv1d: bool = False  # GPT-2 stores projection weights as [in, out]
+    gated_mlp: bool = False  # Llama-style: act(gate) * up
 
     # ---- hook names ----------------------------------------------------------------------
 
@@ -39,8 +41,6 @@ class TransformerAdapter(HookedModel):
             names += ([] if self.shape.parallel_attn_mlp else [p + "hook_resid_mid"]) + ln2 + mlp
             names.append(p + "hook_resid_post")
         return names + ["ln_final.hook_scale", "ln_final.hook_normalized", "hook_logits"]
-
-    gated_mlp: bool = False
 
     # ---- the forward pass ----------------------------------------------------------------
 
@@ -164,7 +164,10 @@ class TransformerAdapter(HookedModel):
         return None
 
     def _rotary_tables(self, tokens: Tensor, position_ids: Tensor) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        """(cos, sin) from the model's own rotary module (scaling variants included)."""
+        probe = self._embedding().weight
+        dtype = probe.dtype if probe.device.type != "meta" else self.model.dtype
+        return self._body.rotary_emb(probe.new_empty(0, dtype=dtype, device=tokens.device), position_ids)
 
     def _rotate(self, q: Tensor, k: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
