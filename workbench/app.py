@@ -36,9 +36,9 @@ class WorkbenchApp(App):
             super().__init__()
             self.text = text
 
-    def __init__(self, model: str, device: str = "auto", dtype: str = "float32") -> None:
+    def __init__(self, model: str, device: str = "auto", dtype: str = "float32", device_map: str | None = None) -> None:
         super().__init__()
-        self.spec, self.device, self.dtype = model, device, dtype
+        self.spec, self.device, self.dtype, self.device_map = model, device, dtype, device_map
         self.loaded = None
 
     def compose(self) -> ComposeResult:
@@ -57,7 +57,7 @@ class WorkbenchApp(App):
 
         quiet_hf()
         try:
-            self.post_message(self.Loaded(load(self.spec, self.device, self.dtype)))
+            self.post_message(self.Loaded(load(self.spec, self.device, self.dtype, self.device_map)))
         except Exception as e:  # shown in a dialog; the app keeps running
             self.post_message(self.Failed(_message(e)))
 
@@ -99,8 +99,8 @@ def _message(e: Exception) -> str:
     return str(e) if isinstance(e, BadInput) else f"internal error: {type(e).__name__}: {e}"
 
 
-def run_tui(model: str, device: str, dtype: str, session: str | None) -> int:
+def run_tui(model: str, device: str, dtype: str, device_map: str | None, session: str | None) -> int:
     if session is not None:
         raise BadInput("session files are not supported yet (the session store is the next milestone)")
-    WorkbenchApp(model, device, dtype).run()
+    WorkbenchApp(model, device, dtype, device_map).run()
     return 0

@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", dest="tui_model", default=DEFAULT_MODEL, help="model to open in the TUI")
     parser.add_argument("--device", dest="tui_device", default="auto")
     parser.add_argument("--dtype", dest="tui_dtype", default="float32")
+    parser.add_argument("--device-map", dest="tui_device_map", default=None)
     parser.add_argument("--session", dest="tui_session", default=None, help="session file to open")
     sub = parser.add_subparsers(dest="command")
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             return _models(args)
         from workbench.app import run_tui
 
-        return run_tui(args.tui_model, args.tui_device, args.tui_dtype, args.tui_session)
+        return run_tui(args.tui_model, args.tui_device, args.tui_dtype, args.tui_device_map, args.tui_session)
     except BadInput as e:
         print(f"workbench: error: {e}", file=sys.stderr)
         return 2
