@@ -57,3 +57,16 @@ def resolve_token(tokenizer, text: str) -> int:
         pieces = ", ".join(repr(s) for s in token_strings(tokenizer, ids))
         raise BadInput(f"{text!r} is {len(ids)} tokens ({pieces}); an answer must be a single token")
     raise BadInput(f"{text!r} is not in the model's vocabulary")
+
+
+def pad_batch(seqs: list[list[int]], pad_id: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Right-pad token lists into (ids [b, s], attention_mask [b, s])."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, : len(s)] = 1
+    return ids, mask

@@ -6,13 +6,19 @@ import json
 from pathlib import Path
 
 from analyses.models import FAMILIES
-from analyses.toys import TOYS
+from analyses.toys import RANDOM_TOYS, SHIPPED
+from analyses.toys.train import RECIPES
 
 
 def list_models() -> list[dict]:
     models = [
+        {"spec": f"toy:{name}", "kind": "toy", "family": r.family, "supported": True,
+         "about": r.about + ("" if (SHIPPED / name / "config.json").is_file() else " (not shipped: workbench train)")}
+        for name, r in RECIPES.items()
+    ]
+    models += [
         {"spec": f"toy:{name}", "kind": "toy", "family": toy.family, "supported": True, "about": toy.about}
-        for name, toy in TOYS.items()
+        for name, toy in RANDOM_TOYS.items()
     ]
     return models + _cached_hub_models()
 

@@ -60,7 +60,23 @@ def run_logit_lens(
     return table
 
 
-ANALYSES: dict[str, Callable[..., Table]] = {"dla": run_dla, "logit-lens": run_logit_lens}
+def run_eval(
+    loaded: LoadedModel, task: str | None = None, pairs: str | None = None, n: int = 500, seed: int = 0, split: str = "test"
+) -> Table:
+    """Accuracy on a built-in task, or on the clean prompts of a prompt-pair file."""
+    from analyses.evaluate import evaluate
+    from analyses.tasks import Example, task_examples
+    from analyses.tasks.pair_files import read_pairs
+
+    if pairs is not None:
+        examples = [Example(p.clean, p.answer, p.distractor, p.variant or "pairs") for p in read_pairs(pairs)]
+        return evaluate(loaded.hooked, loaded.tokenizer, str(pairs), examples)
+    if task is None:
+        raise BadInput("eval needs --task or --pairs")
+    return evaluate(loaded.hooked, loaded.tokenizer, task, task_examples(task, n, seed, split))
+
+
+ANALYSES: dict[str, Callable[..., Table]] = {"dla": run_dla, "logit-lens": run_logit_lens, "eval": run_eval}
 
 
 def run_analysis(loaded: LoadedModel, name: str, **params: Any) -> Table:

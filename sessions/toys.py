@@ -1,4 +1,5 @@
-"""Where built-in toy checkpoints live on disk: built once into the user cache, then reused."""
+"""Where built-in toy checkpoints live on disk: trained ones ship in the package; random ones are
+built once into the user cache, then reused."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from analyses.errors import BadInput
-from analyses.toys import TOYS
+from analyses.toys import RANDOM_TOYS, SHIPPED, toy_names
 
 BUILD_VERSION = 1  # bump when build_checkpoint changes what it writes
 
@@ -23,11 +24,20 @@ def cache_root() -> Path:
 
 
 def toy_checkpoint(name: str) -> Path:
-    """The directory of built-in toy ``name``, built on first use (atomically, so two processes
-    racing to build it both end up with a complete checkpoint)."""
-    if name not in TOYS:
-        raise BadInput(f"unknown toy {name!r}; built-in toys: {', '.join('toy:' + t for t in TOYS)}")
-    toy = TOYS[name]
+    """The directory of built-in toy ``name``."""
+    if (SHIPPED / name / "config.json").is_file():
+        return SHIPPED / name
+    if name in RANDOM_TOYS:
+        return _random_toy(name)
+    if name in toy_names():
+        raise BadInput(f"toy:{name} is not shipped with this install; `workbench train {name} --out DIR` builds it")
+    raise BadInput(f"unknown toy {name!r}; built-in toys: {', '.join('toy:' + t for t in toy_names())}")
+
+
+def _random_toy(name: str) -> Path:
+    """Built on first use, atomically, so two processes racing to build it both end up with a
+    complete checkpoint."""
+    toy = RANDOM_TOYS[name]
     key = json.dumps([BUILD_VERSION, toy.family, toy.shape, toy.seed], sort_keys=True)
     path = cache_root() / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
     if (path / "config.json").is_file():

@@ -94,3 +94,28 @@ def test_the_installed_console_script(checkpoints):
     assert data["prompt_tokens"][0] == "[BOS]" and data["rows"][0]["label"] == "embed"
     bad = subprocess.run(cmd[:-1] + ["--prompt", ""], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "empty" in bad.stderr
+
+
+def test_eval_json_contract_and_pair_files(capsys, tmp_path):
+    code, out, err = _run(capsys, "run", "eval", "--model", "toy:count01", "--task", "count01", "--n", "60", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["task"] == "count01" and data["n"] == 60
+    assert 0 <= data["accuracy"] <= 1 and isinstance(data["mean_logit_diff"], float)
+    assert {r["label"] for r in data["rows"]} >= {"len4", "len16", "all"}
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"clean": "1 1 0 =", "corrupt": "1 0 0 =", "answer": " yes", "distractor": " no"}\n{oops\n')
+    code, out, err = _run(capsys, "run", "eval", "--model", "toy:count01", "--pairs", str(pairs))
+    assert code == 2 and "pairs.jsonl:2" in err and out == ""
+    code, _, err = _run(capsys, "run", "eval", "--model", "toy:count01", "--task", "sorting")
+    assert code == 2 and "unknown task 'sorting'" in err
+
+
+def test_train_writes_a_loadable_checkpoint(capsys, tmp_path):
+    out_dir = tmp_path / "c01"
+    code, out, err = _run(capsys, "train", "count01", "--steps", "20", "--out", str(out_dir))
+    assert code == 0 and "20/20" in err and str(out_dir) in out
+    code, out, _ = _run(capsys, "run", "eval", "--model", str(out_dir), "--task", "count01", "--n", "20", "--json")
+    assert code == 0 and json.loads(out)["n"] == 20
+    code, _, err = _run(capsys, "train", "nope")
+    assert code == 2 and "no training recipe" in err

@@ -59,8 +59,23 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(lens)
     _prompt_args(lens)
 
+    ev = analyses.add_parser("eval", help="task accuracy, overall and per variant")
+    _model_args(ev)
+    what = ev.add_mutually_exclusive_group(required=True)
+    what.add_argument("--task", help="ioi | ioi-abc | count01 | recall")
+    what.add_argument("--pairs", help="a JSONL file of {clean, corrupt, answer, distractor}: scores the clean prompts")
+    ev.add_argument("--n", type=int, default=500, help="number of prompts (default 500)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--split", default="test", help="test (held out from training; default) | train | all")
+    ev.add_argument("--json", action="store_true")
+
     models = sub.add_parser("models", help="list built-in and locally cached models")
     models.add_argument("--json", action="store_true")
+
+    train = sub.add_parser("train", help="train a built-in toy model from scratch (CPU, minutes)")
+    train.add_argument("name", help="ioi | ioi-mamba | count01 | recall")
+    train.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recipe's)")
+    train.add_argument("--out", default=None, help="output checkpoint directory (default ./toy-NAME)")
     return parser
 
 
@@ -71,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "models":
             return _models(args)
+        if args.command == "train":
+            return _train(args)
         from workbench.app import run_tui
 
         return run_tui(args.tui_model, args.tui_device, args.tui_dtype, args.tui_device_map, args.tui_session)
@@ -92,16 +109,18 @@ def _run(args: argparse.Namespace) -> int:
     from sessions.runs import run_analysis
 
     loaded = load(args.model, device=args.device, dtype=args.dtype, device_map=args.device_map)
-    params: dict[str, Any] = dict(
-        prompt=args.prompt, answer=args.answer, distractor=args.distractor, pos=args.pos, prepend_bos=args.prepend_bos
-    )
+    if args.analysis == "eval":
+        params: dict[str, Any] = dict(task=args.task, pairs=args.pairs, n=args.n, seed=args.seed, split=args.split)
+    else:
+        params = dict(prompt=args.prompt, answer=args.answer, distractor=args.distractor, pos=args.pos,
+                      prepend_bos=args.prepend_bos)
     if args.analysis == "dla":
         params["by"] = args.by
     table = run_analysis(loaded, args.analysis, **params)
     if args.json:
         print(json.dumps({"model": loaded.info, **table.to_json()}))
     else:
-        print(format_table(table, args.top, loaded.info))
+        print(format_table(table, getattr(args, "top", None), loaded.info))
     return 0
 
 
@@ -118,6 +137,11 @@ def format_table(table, top: int | None, info: dict | None = None) -> str:
         if meta.get("distractor"):
             target += f" - {meta['distractor']!r}"
         lines.append(f"logit   {meta['logit']:+.6f}  ({target} at position {meta.get('pos')})")
+    if "accuracy" in meta:
+        lines.append(f"task    {meta['task']}: accuracy {meta['accuracy']:.4f}, mean logit diff "
+                     f"{meta['mean_logit_diff']:+.4f} over {meta['n']} prompts")
+        if "target_accuracy" in meta:
+            lines.append(f"        end-of-sequence token after the answer: accuracy {meta['target_accuracy']:.4f}")
     n = len(table.labels)
     if top is None and n > TEXT_ROW_LIMIT:
         top = 30
@@ -138,6 +162,29 @@ def _cell(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:>+12.6f}"
     return f"{v!s:>12}"
+
+
+def _train(args: argparse.Namespace) -> int:
+    import time
+
+    from sessions.loading import quiet_hf
+
+    quiet_hf()
+    from analyses.toys.train import train
+
+    out = args.out or f"toy-{args.name}"
+    start = time.monotonic()
+
+    def bar(step: int, total: int, loss: float) -> None:
+        filled = int(30 * step / total)
+        sys.stderr.write(f"\rtraining {args.name} [{'#' * filled}{'.' * (30 - filled)}] {step}/{total} "
+                         f"loss {loss:.3f} {time.monotonic() - start:.0f}s")
+        sys.stderr.flush()
+
+    path = train(args.name, out, steps=args.steps, progress=bar)
+    sys.stderr.write("\n")
+    print(f"wrote {path}; load it with --model {path}")
+    return 0
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -79,14 +79,14 @@ def build_checkpoint(
     the zeros and ones of a fresh init (tests need them non-trivial). The same arguments always
     give the same weights.
     """
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+    from transformers import AutoModelForCausalLM
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     words = words if words is not None else NAMES + WORDS
     bos = family in ("llama", "mistral", "qwen2") if bos is None else bos
-    tok = word_tokenizer(words, bos=bos)
-    config = _config(family, tok.get_vocab_size(), **shape)
+    fast = fast_tokenizer(words, bos)
+    config = _config(family, fast.backend_tokenizer.get_vocab_size(), **shape)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     if jitter:
@@ -94,8 +94,18 @@ def build_checkpoint(
             for p in model.parameters():
                 p.add_(torch.randn_like(p) * jitter)
     model.save_pretrained(out)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", bos_token="[BOS]", eos_token="[EOS]"
-    )
     fast.save_pretrained(out)
     return out
+
+
+def fast_tokenizer(words: list[str], bos: bool = False):
+    """The HF tokenizer object around ``word_tokenizer`` (what a checkpoint saves and loads)."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=word_tokenizer(words, bos=bos),
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        bos_token="[BOS]",
+        eos_token="[EOS]",
+    )

@@ -1,0 +1,42 @@
+"""What every task generator returns: prompts with their answer, and equal-length prompt pairs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# The word-level toy tokenizers split like `tokenizers`' Whitespace pre-tokenizer.
+_WORD = re.compile(r"\w+|[^\w\s]+")
+
+
+def words_of(texts: list[str]) -> list[str]:
+    """The distinct words of some templates (``{X}`` placeholders dropped), in first-seen order."""
+    return list(dict.fromkeys(w for t in texts for w in _WORD.findall(re.sub(r"\{\w\}", " ", t))))
+
+
+@dataclass(frozen=True)
+class Example:
+    """A prompt whose next token should be ``answer`` rather than ``distractor``.
+
+    ``variant`` names the template variant (e.g. ``ABBA``, ``slot2``, ``len7``) so accuracy can be
+    reported per variant; ``target`` is an optional token that should follow the answer (Count01's
+    end-of-sequence rule).
+    """
+
+    prompt: str
+    answer: str
+    distractor: str
+    variant: str
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A clean / corrupted prompt pair of equal token length. ``answer`` is the clean run's answer
+    and ``distractor`` the corrupted run's (the normalized-logit-difference convention)."""
+
+    clean: str
+    corrupt: str
+    answer: str
+    distractor: str
+    variant: str = ""

@@ -1,0 +1,40 @@
+"""Toy models: training lowers the loss; every shipped checkpoint loads and meets its bar."""
+
+from __future__ import annotations
+
+import pytest
+
+from analyses.toys import SHIPPED
+from analyses.toys.train import RECIPES, train
+from sessions.loading import load
+from sessions.runs import run_eval
+
+
+def test_a_short_training_run_lowers_the_loss(tmp_path):
+    losses = []
+    path = train("count01", tmp_path / "c01", steps=60, progress=lambda s, n, loss: losses.append(loss))
+    assert (path / "config.json").is_file() and (path / "tokenizer.json").is_file()
+    assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3
+    lm = load(str(path), device="cpu")  # the loader accepts what training writes
+    assert lm.info["model_type"] == "gpt2"
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_shipped_checkpoint_meets_its_bar(name):
+    assert (SHIPPED / name / "model.safetensors").is_file(), f"toy:{name} is not shipped"
+    lm = load(f"toy:{name}", device="cpu")
+    table = run_eval(lm, RECIPES[name].task, n=300, seed=7, split="test")
+    assert table.meta["accuracy"] >= RECIPES[name].bar, table.meta
+    by = table.meta["by_variant"]
+    if name == "recall":  # accuracy must visibly fall with list length
+        assert by["len2"]["accuracy"] - by["len10"]["accuracy"] >= 0.2
+    else:  # no variant may be solved by a shortcut that fails another
+        assert min(v["accuracy"] for v in by.values()) >= RECIPES[name].bar - 0.05
+    if name == "count01":
+        assert table.meta["target_accuracy"] >= 0.95
+        assert lm.hooked.model.transformer.h[0].mlp.c_fc.weight.abs().sum() == 0  # attention only
+
+
+def test_shipped_package_stays_small():
+    total = sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file())
+    assert total < 4 * 2**20, total
