@@ -53,6 +53,11 @@ class GPT2Adapter(TransformerAdapter):
         shape = (b, s, self.shape.n_heads, self.shape.d_head)
         return q.view(shape), k.view(shape), v.view(shape)
 
+    def _qkv_weights(self, attn: nn.Module):
+        d, heads, dh = self.shape.d_model, self.shape.n_heads, self.shape.d_head
+        w, b = attn.c_attn.weight, attn.c_attn.bias  # [d, 3d], [3d]
+        return [(w[:, i * d : (i + 1) * d].reshape(d, heads, dh), b[i * d : (i + 1) * d].reshape(heads, dh)) for i in range(3)]
+
     def _attn_out_proj(self, attn: nn.Module) -> nn.Module:
         return attn.c_proj
 

@@ -20,7 +20,7 @@ Index = int | Sequence[int] | slice | Tensor | None
 # Activations whose axes are [batch, head, query_pos, key_pos]; every other per-head activation
 # is [batch, pos, head, d_head], and the rest are [batch, pos, ...].
 _HEAD_FIRST = ("hook_pattern", "hook_attn_scores")
-_PER_HEAD = ("hook_q", "hook_k", "hook_v", "hook_z", "hook_rot_q", "hook_rot_k") + _HEAD_FIRST
+_PER_HEAD = ("hook_q", "hook_k", "hook_v", "hook_z", "hook_rot_q", "hook_rot_k", "hook_q_input", "hook_k_input", "hook_v_input") + _HEAD_FIRST
 
 OPS = ("replace", "add", "zero", "mean", "fn")
 

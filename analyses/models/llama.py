@@ -64,6 +64,14 @@ class LlamaAdapter(TransformerAdapter):
         v = F.linear(h, attn.v_proj.weight, attn.v_proj.bias).view(b, s, -1, d)
         return q, k, v
 
+    def _qkv_weights(self, attn: nn.Module):
+        dh = self.shape.d_head
+        out = []
+        for proj in (attn.q_proj, attn.k_proj, attn.v_proj):
+            w = proj.weight.view(-1, dh, proj.weight.shape[1]).permute(2, 0, 1)
+            out.append((w, None if proj.bias is None else proj.bias.view(-1, dh)))
+        return out
+
     def _attn_out_proj(self, attn: nn.Module) -> nn.Module:
         return attn.o_proj
 

@@ -51,6 +51,13 @@ class NeoXAdapter(TransformerAdapter):
         # NeoX interleaves per head: [head, (q k v), d_head].
         return qkv.view(b, s, self.shape.n_heads, 3 * self.shape.d_head).chunk(3, dim=-1)
 
+    def _qkv_weights(self, attn: nn.Module):
+        heads, dh = self.shape.n_heads, self.shape.d_head
+        w = attn.query_key_value.weight.view(heads, 3, dh, -1)  # out features are [head, (q k v), d_head]
+        b = attn.query_key_value.bias
+        b = None if b is None else b.view(heads, 3, dh)
+        return [(w[:, i].permute(2, 0, 1), None if b is None else b[:, i]) for i in range(3)]
+
     def _attn_out_proj(self, attn: nn.Module) -> nn.Module:
         return attn.dense
 

@@ -14,6 +14,9 @@ from analyses.models.base import HookedModel, exec_device, materialized
 from analyses.models.hooks import Hooks
 
 PER_LAYER_ATTN = ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z")
+# Per-head copies of the residual stream read by each head's q, k and v projections [b, s, heads, d]:
+# computed only when a run asks for them (edge attribution and path patching do).
+SPLIT_INPUTS = ("hook_q_input", "hook_k_input", "hook_v_input")
 
 
 class TransformerAdapter(HookedModel):
@@ -37,8 +40,8 @@ class TransformerAdapter(HookedModel):
             ln2 = [p + "ln2.hook_scale", p + "ln2.hook_normalized"]
             mlp = [p + "mlp.hook_pre"] + ([p + "mlp.hook_pre_linear"] if self.gated_mlp else [])
             mlp += [p + "mlp.hook_post", p + "hook_mlp_out"]
-            names += [p + "hook_resid_pre"] + ln1 + attn + [p + "hook_attn_out"]
-            names += ([] if self.shape.parallel_attn_mlp else [p + "hook_resid_mid"]) + ln2 + mlp
+            names += [p + "hook_resid_pre"] + [p + h for h in SPLIT_INPUTS] + ln1 + attn + [p + "hook_attn_out"]
+            names += ([] if self.shape.parallel_attn_mlp else [p + "hook_resid_mid"]) + [p + "hook_mlp_in"] + ln2 + mlp
             names.append(p + "hook_resid_post")
         return names + ["ln_final.hook_scale", "ln_final.hook_normalized", "hook_logits"]
 
@@ -65,33 +68,36 @@ class TransformerAdapter(HookedModel):
         p = f"blocks.{layer}."
         ln1, attn, ln2, mlp = self._parts(layer)
         x = hooks(p + "hook_resid_pre", x)
-        attn_out = self._attention(layer, attn, self._norm(ln1, x, p + "ln1", hooks), ctx, hooks)
-        attn_out = hooks(p + "hook_attn_out", attn_out)
+        attn_out = hooks(p + "hook_attn_out", self._attention(layer, attn, ln1, x, ctx, hooks))
         if self.shape.parallel_attn_mlp:
-            mlp_out = self._mlp(layer, mlp, self._norm(ln2, x, p + "ln2", hooks), hooks)
-            mlp_out = hooks(p + "hook_mlp_out", mlp_out)
+            mlp_in = hooks(p + "hook_mlp_in", x)
+            mlp_out = hooks(p + "hook_mlp_out", self._mlp(layer, mlp, self._norm(ln2, mlp_in, p + "ln2", hooks), hooks))
             x = mlp_out + attn_out + x
         else:
             x = hooks(p + "hook_resid_mid", attn_out + x)
-            mlp_out = self._mlp(layer, mlp, self._norm(ln2, x, p + "ln2", hooks), hooks)
+            mlp_in = hooks(p + "hook_mlp_in", x)  # the MLP's private copy of the residual
+            mlp_out = self._mlp(layer, mlp, self._norm(ln2, mlp_in, p + "ln2", hooks), hooks)
             x = x + hooks(p + "hook_mlp_out", mlp_out)
         return hooks(p + "hook_resid_post", x)
 
-    def _attention(self, layer: int, attn: nn.Module, h: Tensor, ctx: dict, hooks: Hooks) -> Tensor:
+    def _attention(self, layer: int, attn: nn.Module, ln1: nn.Module, x: Tensor, ctx: dict, hooks: Hooks) -> Tensor:
         p = f"blocks.{layer}.attn."
-        b, s, _ = h.shape
+        b, s, _ = x.shape
         n_heads, n_kv = self.shape.n_heads, self.shape.n_kv_heads
-        q, k, v = self._qkv(attn, h)  # [b, s, heads, d_head]
+        if any(hooks.active(f"blocks.{layer}.{name}") for name in SPLIT_INPUTS):
+            q, k, v = self._split_qkv(layer, attn, ln1, x, hooks)
+        else:
+            q, k, v = self._qkv(attn, self._norm(ln1, x, f"blocks.{layer}.ln1", hooks))  # [b, s, heads, d_head]
         q, k, v = hooks(p + "hook_q", q), hooks(p + "hook_k", k), hooks(p + "hook_v", v)
         if self.rotary:
-            cos, sin = (t.to(h.device) for t in ctx["rotary"])
+            cos, sin = (t.to(x.device) for t in ctx["rotary"])
             q, k = self._rotate(q, k, cos, sin)
             q, k = hooks(p + "hook_rot_q", q), hooks(p + "hook_rot_k", k)
         qh, kh, vh = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         if n_kv != n_heads:
             kh = kh.repeat_interleave(n_heads // n_kv, dim=1)
             vh = vh.repeat_interleave(n_heads // n_kv, dim=1)
-        mask = ctx["masks"][layer].to(h.device)
+        mask = ctx["masks"][layer].to(x.device)
         scale = attn.scaling
         if hooks.active(p + "hook_attn_scores") or hooks.active(p + "hook_pattern"):
             scores = (qh @ kh.transpose(-1, -2)) * scale
@@ -103,6 +109,19 @@ class TransformerAdapter(HookedModel):
             z = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, scale=scale)
         z = hooks(p + "hook_z", z.transpose(1, 2))
         return self._linear(self._attn_out_proj(attn), z.reshape(b, s, n_heads * self.shape.d_head))
+
+    def _split_qkv(self, layer: int, attn: nn.Module, ln1: nn.Module, x: Tensor, hooks: Hooks):
+        """q, k, v with each head reading its own copy of the residual (``hook_{q,k,v}_input``), so
+        an edit or a gradient can reach one head's query, key or value input alone."""
+        p = f"blocks.{layer}."
+        if hooks.active(p + "ln1.hook_scale") or hooks.active(p + "ln1.hook_normalized"):
+            self._norm(ln1, x, p + "ln1", hooks)  # so that ln1's own hooks still see [b, s, d]
+        out = []
+        for name, (w, bias) in zip(SPLIT_INPUTS, self._qkv_weights(attn)):
+            xi = hooks(p + name, x[:, :, None, :].expand(-1, -1, w.shape[1], -1))
+            y = torch.einsum("bshd,dhe->bshe", self._norm(ln1, xi, "", Hooks()), w)
+            out.append(y if bias is None else y + bias)
+        return tuple(out)
 
     def _embed(self, tokens: Tensor, hooks: Hooks) -> Tensor:
         wte = self._embedding()
@@ -146,6 +165,10 @@ class TransformerAdapter(HookedModel):
         raise NotImplementedError
 
     def _attn_out_proj(self, attn: nn.Module) -> nn.Module:
+        raise NotImplementedError
+
+    def _qkv_weights(self, attn: nn.Module) -> list[tuple[Tensor, Tensor | None]]:
+        """[(W, b)] for q, k, v with W as [d_model, heads, d_head] and b as [heads, d_head]."""
         raise NotImplementedError
 
     def _mlp_out_proj(self, mlp: nn.Module) -> nn.Module:

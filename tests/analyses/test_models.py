@@ -198,3 +198,22 @@ def test_bfloat16_runs_match_hf_bfloat16(name, checkpoints):
     tok = lm.tokenizer
     table = dla(lm.hooked, ids[0].tolist(), tok.convert_tokens_to_ids("Mary"), tok.convert_tokens_to_ids("John"))
     assert sum(table.values) == pytest.approx(table.meta["logit"], abs=0.02 * max(1, abs(table.meta["logit"])))
+
+
+@pytest.mark.parametrize("name", TRANSFORMERS)
+def test_split_qkv_inputs_reproduce_the_run_and_reach_one_head(name, loaded):
+    """With per-head q/k/v inputs switched on the run is unchanged; editing one head's key input
+    changes only that (key/value) head's keys."""
+    lm = loaded(name)
+    hm = lm.hooked
+    ids = encode(lm)
+    names = [f"blocks.1.hook_{x}_input" for x in "qkv"] + ["blocks.1.ln1.hook_scale", "blocks.1.hook_mlp_in"]
+    split = hm.run(ids, capture=names + ["blocks.1.attn.hook_k"])
+    plain = hm.run(ids, capture=["blocks.1.attn.hook_k", "blocks.1.ln1.hook_scale"])
+    assert (split.logits - plain.logits).abs().max() < 1e-5
+    assert split.cache["blocks.1.hook_k_input"].shape[2] == hm.shape.n_kv_heads
+    assert split.cache["blocks.1.ln1.hook_scale"].shape == plain.cache["blocks.1.ln1.hook_scale"].shape
+    edited = hm.run(ids, capture=["blocks.1.attn.hook_k"], interventions=[
+        Intervention("blocks.1.hook_k_input", op="add", value=torch.randn(hm.shape.d_model), head=1)])
+    delta = (edited.cache["blocks.1.attn.hook_k"] - plain.cache["blocks.1.attn.hook_k"]).abs().amax(dim=(0, 1, 3))
+    assert delta[1] > 1e-3 and all(delta[h] < 1e-6 for h in range(len(delta)) if h != 1)
