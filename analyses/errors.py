@@ -7,3 +7,7 @@ class BadInput(ValueError):
     The CLI turns it into exit code 2 with its message; the TUI into an error dialog.
     Anything else escaping an analysis is an internal failure.
     """
+
+
+class Cancelled(Exception):
+    """A long analysis stopped between batches because the user asked (Escape in the TUI)."""

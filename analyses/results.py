@@ -39,3 +39,21 @@ class Table:
         """Row indices of the k largest main values by magnitude."""
         order = sorted(range(len(self.labels)), key=lambda i: -abs(self.values[i]))
         return order[:k]
+
+
+@dataclass
+class Grid:
+    """Values on named axes (layer x pos x head ...), with a label for every index of every axis.
+
+    ``values`` is nested lists (rows of the first axis); ``meta`` holds run-level facts
+    (metric, clean and corrupted baselines, tokens).
+    """
+
+    analysis: str
+    axes: list[str]
+    labels: dict[str, list[str]]
+    values: list
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"analysis": self.analysis, **self.meta, "grid": self.values, "axes": self.axes, "axis_labels": self.labels}

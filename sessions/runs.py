@@ -76,10 +76,86 @@ def run_eval(
     return evaluate(loaded.hooked, loaded.tokenizer, task, task_examples(task, n, seed, split))
 
 
-ANALYSES: dict[str, Callable[..., Table]] = {"dla": run_dla, "logit-lens": run_logit_lens, "eval": run_eval}
+def encode_pairs(
+    loaded: LoadedModel,
+    clean: str | None = None,
+    corrupt: str | None = None,
+    answer: str | None = None,
+    distractor: str | None = None,
+    pairs: str | None = None,
+    prepend_bos: bool | None = None,
+) -> dict[str, Any]:
+    """Token tensors for one clean/corrupt pair or a pair file; every prompt must have the same
+    token length, since patching compares position by position."""
+    import torch
+
+    from analyses.tasks import Pair
+    from analyses.tasks.pair_files import read_pairs
+
+    if pairs is not None:
+        items = read_pairs(pairs)
+    elif clean is None or corrupt is None or answer is None or distractor is None:
+        raise BadInput("give --clean, --corrupt, --answer and --distractor, or --pairs FILE")
+    else:
+        items = [Pair(clean, corrupt, answer, distractor)]
+    tok, n_ctx = loaded.tokenizer, loaded.hooked.shape.n_ctx
+    rows_clean, rows_corrupt, answers, distractors = [], [], [], []
+    for i, p in enumerate(items, 1):
+        c = encode_prompt(tok, p.clean, prepend_bos, n_ctx)
+        r = encode_prompt(tok, p.corrupt, prepend_bos, n_ctx)
+        where = f"pair {i}: " if pairs is not None else ""
+        if len(c) != len(r):
+            raise BadInput(
+                f"{where}clean and corrupt prompts differ in token length ({len(c)} vs {len(r)}): "
+                f"{token_strings(tok, c)} vs {token_strings(tok, r)}"
+            )
+        if rows_clean and len(c) != len(rows_clean[0]):
+            raise BadInput(f"{where}all pairs must have the same token length ({len(rows_clean[0])}), got {len(c)}")
+        a, d = resolve_token(tok, p.answer), resolve_token(tok, p.distractor)
+        if a == d:
+            raise BadInput(f"{where}answer and distractor are the same token ({p.answer!r})")
+        rows_clean.append(c), rows_corrupt.append(r), answers.append(a), distractors.append(d)
+    return {
+        "clean": torch.tensor(rows_clean),
+        "corrupt": torch.tensor(rows_corrupt),
+        "answer": torch.tensor(answers),
+        "distractor": torch.tensor(distractors),
+        "tokens": token_strings(tok, rows_clean[0]),
+        "n_pairs": len(items),
+    }
 
 
-def run_analysis(loaded: LoadedModel, name: str, **params: Any) -> Table:
+def run_patch(
+    loaded: LoadedModel,
+    site: str,
+    metric: str = "logit_diff",
+    direction: str = "denoise",
+    all_pos: bool = False,
+    progress=None,
+    should_stop=None,
+    **pair_args: Any,
+):
+    from analyses.patching import activation_patching
+
+    enc = encode_pairs(loaded, **pair_args)
+    grid = activation_patching(
+        loaded.hooked, enc["clean"], enc["corrupt"], enc["answer"], enc["distractor"], site,
+        metric=metric, method=direction, by_pos=not all_pos, progress=progress, should_stop=should_stop,
+        token_labels=enc["tokens"],
+    )
+    grid.meta = {"prompt_tokens": enc["tokens"], "n_pairs": enc["n_pairs"], **grid.meta}
+    return grid
+
+
+ANALYSES: dict[str, Callable[..., Any]] = {
+    "dla": run_dla,
+    "logit-lens": run_logit_lens,
+    "eval": run_eval,
+    "patch": run_patch,
+}
+
+
+def run_analysis(loaded: LoadedModel, name: str, **params: Any):
     if name not in ANALYSES:
         raise BadInput(f"unknown analysis {name!r}; available: {', '.join(ANALYSES)}")
     return ANALYSES[name](loaded, **params)

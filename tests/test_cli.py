@@ -119,3 +119,32 @@ def test_train_writes_a_loadable_checkpoint(capsys, tmp_path):
     assert code == 0 and json.loads(out)["n"] == 20
     code, _, err = _run(capsys, "train", "nope")
     assert code == 2 and "no training recipe" in err
+
+
+def test_patch_json_contract(capsys, checkpoints):
+    base = ["run", "patch", "--model", str(checkpoints["gpt2"]), "--clean", PROMPT,
+            "--corrupt", PROMPT.replace("John gave", "Mary gave"), "--answer", " Mary", "--distractor", " John"]
+    code, out, err = _run(capsys, *base, "--site", "head_out", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["site"] == "head_out" and data["metric"] == "logit_diff"
+    assert data["axes"] == ["layer", "pos", "head"] and isinstance(data["clean"], float)
+    n_tokens = len(data["prompt_tokens"])
+    assert len(data["grid"]) == 2 and len(data["grid"][0]) == n_tokens and len(data["grid"][0][0]) == 4
+    code, out, _ = _run(capsys, *base, "--site", "resid_pre", "--json")
+    assert json.loads(out)["axes"] == ["layer", "pos"]
+    code, out, _ = _run(capsys, *base, "--site", "mlp_out")
+    assert code == 0 and "L1" in out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--site", "resid_pre", "--corrupt", "When Mary went to the store, John gave a drink to"], "differ in token length"),
+    (["--site", "conv"], "not available for gpt2"),
+    (["--site", "resid_pre", "--distractor", " Zorro"], "not in the model's vocabulary"),
+])
+def test_bad_patch_requests_exit_2(capsys, checkpoints, extra, message):
+    argv = {"--model": str(checkpoints["gpt2"]), "--clean": PROMPT, "--corrupt": PROMPT.replace("John gave", "Mary gave"),
+            "--answer": " Mary", "--distractor": " John"}
+    argv.update(dict(zip(extra[::2], extra[1::2])))
+    code, out, err = _run(capsys, "run", "patch", *[x for kv in argv.items() for x in kv])
+    assert code == 2 and message in err and out == ""

@@ -14,6 +14,7 @@ import traceback
 from typing import Any
 
 from analyses.errors import BadInput
+from analyses.results import Grid
 from analyses.toys import DEFAULT_MODEL
 
 TEXT_ROW_LIMIT = 60  # above this many rows, text output shows the largest by default
@@ -36,6 +37,19 @@ def _prompt_args(p: argparse.ArgumentParser) -> None:
     bos.add_argument("--no-prepend-bos", dest="prepend_bos", action="store_const", const=False)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--top", type=int, default=None, help="text output: show the K rows of largest magnitude")
+
+
+def _pair_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--clean", help="clean prompt")
+    p.add_argument("--corrupt", help="corrupted prompt (same token length)")
+    p.add_argument("--answer", help="the clean prompt's answer token")
+    p.add_argument("--distractor", help="the corrupted prompt's answer token")
+    p.add_argument("--pairs", help="JSONL file of {clean, corrupt, answer, distractor} (aligned prompts)")
+    p.add_argument("--metric", default="logit_diff", choices=["logit_diff", "nld", "prob"])
+    bos = p.add_mutually_exclusive_group()
+    bos.add_argument("--prepend-bos", dest="prepend_bos", action="store_const", const=True, default=None)
+    bos.add_argument("--no-prepend-bos", dest="prepend_bos", action="store_const", const=False)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--split", default="test", help="test (held out from training; default) | train | all")
     ev.add_argument("--json", action="store_true")
+
+    patch = analyses.add_parser("patch", help="activation patching sweep over layer x position (x head)")
+    _model_args(patch)
+    _pair_args(patch)
+    patch.add_argument("--site", required=True,
+                       help="resid_pre | attn_out | mlp_out | head_out | head_q | head_k | head_v | head_pattern; "
+                            "Mamba: resid_pre | layer_in | out_proj | conv | ssm_in")
+    patch.add_argument("--direction", default="denoise", choices=["denoise", "noise", "resample", "mean"])
+    patch.add_argument("--all-pos", action="store_true", help="patch all positions at once (grid over layers)")
 
     models = sub.add_parser("models", help="list built-in and locally cached models")
     models.add_argument("--json", action="store_true")
@@ -111,17 +134,50 @@ def _run(args: argparse.Namespace) -> int:
     loaded = load(args.model, device=args.device, dtype=args.dtype, device_map=args.device_map)
     if args.analysis == "eval":
         params: dict[str, Any] = dict(task=args.task, pairs=args.pairs, n=args.n, seed=args.seed, split=args.split)
+    elif args.analysis == "patch":
+        params = dict(clean=args.clean, corrupt=args.corrupt, answer=args.answer, distractor=args.distractor,
+                      pairs=args.pairs, prepend_bos=args.prepend_bos, site=args.site, metric=args.metric,
+                      direction=args.direction, all_pos=args.all_pos)
     else:
         params = dict(prompt=args.prompt, answer=args.answer, distractor=args.distractor, pos=args.pos,
                       prepend_bos=args.prepend_bos)
     if args.analysis == "dla":
         params["by"] = args.by
-    table = run_analysis(loaded, args.analysis, **params)
+    result = run_analysis(loaded, args.analysis, **params)
     if args.json:
-        print(json.dumps({"model": loaded.info, **table.to_json()}))
+        print(json.dumps({"model": loaded.info, **result.to_json()}))
+    elif isinstance(result, Grid):
+        print(format_grid(result, loaded.info))
     else:
-        print(format_table(table, getattr(args, "top", None), loaded.info))
+        print(format_table(result, getattr(args, "top", None), loaded.info))
     return 0
+
+
+def format_grid(grid: Grid, info: dict | None = None) -> str:
+    """A grid as text: one line per layer (and head), one column per position."""
+    meta = grid.meta
+    lines = [f"model   {info['spec']} ({info['model_type']}, {info['dtype']}, {info['device']})"] if info else []
+    if "prompt_tokens" in meta:
+        lines.append("tokens  " + " ".join(f"[{t}]" for t in meta["prompt_tokens"]))
+    lines.append(f"{grid.analysis} {meta.get('site', '')}  metric {meta.get('metric')}  "
+                 f"clean {meta.get('clean', float('nan')):+.4f}  corrupt {meta.get('corrupt', float('nan')):+.4f}")
+    rows: list[tuple[str, list[float]]] = []
+    if grid.axes[-1] == "head" and "pos" in grid.axes:  # layer x pos x head: a row per (layer, head)
+        for li, layer in enumerate(grid.values):
+            for hi, head in enumerate(grid.labels["head"]):
+                rows.append((f"{grid.labels['layer'][li]}{head}", [cell[hi] for cell in layer]))
+        columns = grid.labels["pos"]
+    elif len(grid.axes) == 2:
+        rows = list(zip(grid.labels[grid.axes[0]], grid.values))
+        columns = grid.labels[grid.axes[1]]
+    else:
+        rows = [(label, [v]) for label, v in zip(grid.labels[grid.axes[0]], grid.values)]
+        columns = ["value"]
+    width = max(len(r[0]) for r in rows)
+    lines.append(" " * width + "  " + " ".join(f"{c[:9]:>9}" for c in columns))
+    for label, values in rows:
+        lines.append(f"{label:<{width}}  " + " ".join(f"{v:>+9.3f}" for v in values))
+    return "\n".join(lines)
 
 
 def format_table(table, top: int | None, info: dict | None = None) -> str:

@@ -136,17 +136,21 @@ class HookedModel:
         resid: Tensor | None = None,
         stop_at_layer: int | None = None,
         grad_names: Sequence[str] = (),
+        logit_pos: Tensor | None = None,
     ) -> RunResult:
         """Run ``tokens`` [batch, pos] (right-padded where ``attention_mask`` is given).
 
         ``capture``: names (or a predicate on names) to keep. ``start_at_layer`` with ``resid``
         (the cached ``blocks.{l}.hook_resid_pre``) resumes a run there; ``stop_at_layer`` ends
-        before that block and returns no logits. Without ``grad_names`` runs under no_grad.
+        before that block and returns no logits. ``logit_pos`` [batch] unembeds only that position
+        of each row (logits [batch, 1, vocab]): sweeps need only the last token's logits, and on
+        large vocabularies the unembedding costs as much as the layers. Without ``grad_names``
+        runs under no_grad.
         """
         hooks = Hooks(capture, interventions, grad_names, detach=not grad_names)
         self._check_names(hooks)
         with torch.set_grad_enabled(bool(grad_names)):
-            return self._forward(tokens, attention_mask, hooks, start_at_layer, resid, stop_at_layer)
+            return self._forward(tokens, attention_mask, hooks, start_at_layer, resid, stop_at_layer, logit_pos)
 
     def gradients(
         self,
@@ -195,6 +199,7 @@ class HookedModel:
         start_at_layer: int,
         resid: Tensor | None,
         stop_at_layer: int | None,
+        logit_pos: Tensor | None = None,
     ) -> RunResult:
         n = self.shape.n_layers
         stop = n if stop_at_layer is None else stop_at_layer
@@ -217,6 +222,8 @@ class HookedModel:
                 x = self._block(layer, x, ctx, hooks)
         if stop < n:
             return RunResult(None, hooks.cache, x, hooks.taps)
+        if logit_pos is not None:
+            x = x[torch.arange(x.shape[0], device=x.device), logit_pos.to(x.device)][:, None]
         logits = self._unembed(x, hooks)
         return RunResult(logits, hooks.cache, x, hooks.taps)
 

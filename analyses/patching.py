@@ -1,0 +1,172 @@
+"""Activation patching sweeps over (layer, position[, head]), batched.
+
+Denoising (the default): run the corrupted prompts and write in the clean activation at one site
+and cell; ``noise`` does the reverse; ``resample`` writes another prompt's clean activation (the
+batch rolled by one) into the clean run, and ``mean`` the batch mean. Each grid cell is the metric
+of that patched run.
+
+Fast path: every cell of one layer becomes a group of rows of one batch (k patched copies of the
+prompts in one forward), and each forward starts at the patched layer from the cached residual
+stream of the unpatched run. Metrics stay on the device until the sweep ends. ``batched=False``
+is the one-forward-per-cell reference loop the fast path is tested against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from analyses.errors import BadInput, Cancelled
+from analyses.metrics import Metric, logit_diff
+from analyses.models.base import HookedModel
+from analyses.models.hooks import Intervention, axes_of
+from analyses.results import Grid
+
+TRANSFORMER_SITES = {
+    "resid_pre": "hook_resid_pre",
+    "attn_out": "hook_attn_out",
+    "mlp_out": "hook_mlp_out",
+    "head_out": "attn.hook_z",
+    "head_q": "attn.hook_q",
+    "head_k": "attn.hook_k",
+    "head_v": "attn.hook_v",
+    "head_pattern": "attn.hook_pattern",
+}
+MAMBA_SITES = {
+    "resid_pre": "hook_resid_pre",
+    "layer_in": "hook_layer_in",
+    "out_proj": "mixer.hook_out_proj",
+    "conv": "mixer.hook_conv",
+    "ssm_in": "mixer.hook_ssm_in",
+}
+METHODS = ("denoise", "noise", "resample", "mean")
+
+Progress = Callable[[int, int], None]
+
+
+def sites_for(model: HookedModel) -> dict[str, str]:
+    return MAMBA_SITES if model.shape.family == "mamba" else TRANSFORMER_SITES
+
+
+def _n_heads(model: HookedModel, hook: str) -> int | None:
+    if axes_of(hook)[1] is None:
+        return None
+    kv = hook.endswith(("hook_k", "hook_v"))
+    return model.shape.n_kv_heads if kv else model.shape.n_heads
+
+
+def _patch_fn(cells: list[tuple[int | None, int | None]], src: Tensor, n: int, hook: str) -> Callable[[Tensor], Tensor]:
+    """Rows [i*n, (i+1)*n) of the activation get ``src`` at cell i's position and head."""
+    pos_axis, head_axis = axes_of(hook)
+
+    def fn(act: Tensor) -> Tensor:
+        out = act.clone()
+        for i, (pos, head) in enumerate(cells):
+            dst = [slice(i * n, (i + 1) * n)] + [slice(None)] * (act.ndim - 1)
+            from_ = [slice(None)] * act.ndim
+            for axis, index in ((pos_axis, pos), (head_axis, head)):
+                if index is not None:
+                    dst[axis] = from_[axis] = index
+            out[tuple(dst)] = src[tuple(from_)].to(out.dtype)
+        return out
+
+    return fn
+
+
+def activation_patching(
+    model: HookedModel,
+    clean: Tensor,
+    corrupt: Tensor,
+    answer: Tensor,
+    distractor: Tensor,
+    site: str,
+    metric: str = "logit_diff",
+    method: str = "denoise",
+    by_pos: bool = True,
+    token_set: Tensor | None = None,
+    batched: bool = True,
+    rows_per_forward: int = 256,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    token_labels: list[str] | None = None,
+) -> Grid:
+    """Patch ``site`` cell by cell. ``clean``/``corrupt`` are [n, pos] token ids of equal shape
+    (aligned prompt pairs); ``answer``/``distractor`` [n] token ids (the clean and the corrupted
+    answers)."""
+    sites = sites_for(model)
+    if site not in sites:
+        raise BadInput(f"site {site!r} is not available for {model.shape.family}; sites: {', '.join(sites)}")
+    if method not in METHODS:
+        raise BadInput(f"--direction must be one of {', '.join(METHODS)}")
+    if clean.shape != corrupt.shape:
+        raise BadInput(f"clean and corrupted prompts differ in token length: {clean.shape[1]} vs {corrupt.shape[1]}")
+    if method == "resample" and clean.shape[0] < 2:
+        raise BadInput("resample ablation needs at least two prompts")
+    n, seq = clean.shape
+    hook = sites[site]
+    n_layers = model.shape.n_layers
+    names = [f"blocks.{layer}.{hook}" for layer in range(n_layers)]
+    resid_names = [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)]
+    last = torch.full((n,), seq - 1)
+    clean_run = model.run(clean, capture=names + resid_names)
+    corrupt_run = model.run(corrupt, capture=names + resid_names)
+    ld_clean = logit_diff(clean_run.logits, last, answer, distractor)
+    ld_corrupt = logit_diff(corrupt_run.logits, last, answer, distractor)
+    m = Metric(metric, last, answer, distractor, token_set, clean=ld_clean, corrupt=ld_corrupt)
+    at_last = Metric(metric, torch.zeros(n, dtype=torch.long), answer, distractor, token_set, ld_clean, ld_corrupt)
+    base_ids, base, source = (corrupt, corrupt_run, clean_run) if method == "denoise" else (clean, clean_run, corrupt_run)
+    if method in ("resample", "mean"):
+        source = clean_run
+
+    def src(layer: int) -> Tensor:
+        act = source.cache[names[layer]]
+        if method == "resample":
+            return act.roll(1, dims=0)
+        if method == "mean":
+            return act.mean(0, keepdim=True).expand_as(act)
+        return act
+
+    heads = _n_heads(model, hook)
+    positions = list(range(seq)) if by_pos else [None]
+    cells = [(p, h) for p in positions for h in (range(heads) if heads else [None])]
+    per_forward = max(1, rows_per_forward // n) if batched else 1
+    total, done = n_layers * len(cells), 0
+    results: list[Tensor] = []
+    for layer in range(n_layers):
+        source_act = src(layer)
+        for start in range(0, len(cells), per_forward):
+            if should_stop is not None and should_stop():
+                raise Cancelled("patching sweep cancelled")
+            chunk = cells[start : start + per_forward]
+            k = len(chunk)
+            edit = [Intervention(names[layer], op="fn", fn=_patch_fn(chunk, source_act, n, hook))]
+            if batched:
+                resid = base.cache[resid_names[layer]].repeat(k, *[1] * (base_ids.ndim))
+                out = model.run(base_ids.repeat(k, 1), start_at_layer=layer, resid=resid, interventions=edit,
+                                logit_pos=last.repeat(k))
+                results.append(at_last(out.logits))
+            else:
+                results.append(m(model.run(base_ids, interventions=edit).logits))
+            done += k
+            if progress is not None:
+                progress(done, total)
+    values = torch.cat(results).float().cpu().view(n_layers, len(positions), -1)
+    axes = ["layer"] + (["pos"] if by_pos else []) + (["head"] if heads else [])
+    if not by_pos:
+        values = values[:, 0]
+    if not heads:
+        values = values[..., 0]
+    tokens = token_labels or [str(i) for i in range(seq)]
+    labels = {"layer": [f"L{i}" for i in range(n_layers)], "pos": [f"{i}:{t}" for i, t in enumerate(tokens)]}
+    if heads:
+        labels["head"] = [f"H{h}" for h in range(heads)]
+    meta = {
+        "site": site,
+        "metric": metric,
+        "method": method,
+        "clean": float(m(clean_run.logits)),
+        "corrupt": float(m(corrupt_run.logits)),
+    }
+    return Grid("patch", axes, {a: labels[a] for a in axes}, values.tolist(), meta)
