@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from analyses.errors import BadInput
+
+if TYPE_CHECKING:
+    import torch
 
 
 def token_strings(tokenizer, ids: list[int]) -> list[str]:

@@ -51,9 +51,9 @@ def main() -> None:
     # The naive loop, on a sample of cells: one full forward per cell, as TransformerLens does.
     from analyses.models.hooks import Intervention
 
-    base = hm.run(clean.to(args.device), capture=[f"blocks.{l}.attn.hook_z" for l in range(config.n_layer)])
+    base = hm.run(clean.to(args.device), capture=[f"blocks.{layer}.attn.hook_z" for layer in range(config.n_layer)])
     rng = random.Random(0)
-    sample = rng.sample([(l, p, h) for l in range(config.n_layer) for p in range(args.tokens) for h in range(config.n_head)], args.sample)
+    sample = rng.sample([(layer, p, h) for layer in range(config.n_layer) for p in range(args.tokens) for h in range(config.n_head)], args.sample)
     worst = 0.0
     sync()
     t0 = time.perf_counter()

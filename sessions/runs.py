@@ -147,7 +147,63 @@ def run_patch(
     return grid
 
 
+def run_attrib(loaded: LoadedModel, site: str, metric: str = "logit_diff", all_pos: bool = False, **pair_args: Any):
+    from analyses.attribution import attribution_patching
+
+    enc = encode_pairs(loaded, **pair_args)
+    (grid,) = attribution_patching(
+        loaded.hooked, enc["clean"], enc["corrupt"], enc["answer"], enc["distractor"], [site],
+        metric=metric, by_pos=not all_pos, token_labels=enc["tokens"],
+    )
+    grid.meta = {"prompt_tokens": enc["tokens"], "n_pairs": enc["n_pairs"], **grid.meta}
+    return grid
+
+
+def run_eap(
+    loaded: LoadedModel,
+    ig: int = 0,
+    positional: bool = False,
+    top: int | None = None,
+    metric: str = "logit_diff",
+    **pair_args: Any,
+) -> Table:
+    """Edge scores, largest magnitude first; with ``top``, the faithfulness of those edges alone,
+    measured by running the model with every other edge corrupted."""
+    from analyses.attribution import EdgeGraph, edge_attribution, faithfulness, select_edges
+
+    enc = encode_pairs(loaded, **pair_args)
+    args = (loaded.hooked, enc["clean"], enc["corrupt"], enc["answer"], enc["distractor"])
+    table = edge_attribution(*args, metric=metric, ig_steps=ig, positional=positional, token_labels=enc["tokens"])
+    meta = {"prompt_tokens": enc["tokens"], "n_pairs": enc["n_pairs"], **table.meta}
+    if top is not None:
+        if top <= 0:
+            raise BadInput("--top must be positive")
+        keep = select_edges(table, EdgeGraph(loaded.hooked), top=top)
+        meta["circuit"] = faithfulness(*args, keep, metric=metric)
+    order = table.top(len(table.labels))
+    return Table(
+        "eap", [table.labels[i] for i in order], {c: [v[i] for i in order] for c, v in table.columns.items()}, meta
+    )
+
+
+def run_path_patch(
+    loaded: LoadedModel, senders: str, receivers: str, metric: str = "logit_diff", **pair_args: Any
+) -> Table:
+    from analyses.attribution import path_patching
+
+    enc = encode_pairs(loaded, **pair_args)
+    split = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
+    out = path_patching(loaded.hooked, enc["clean"], enc["corrupt"], enc["answer"], enc["distractor"],
+                        split(senders), split(receivers), metric=metric)
+    meta = {"prompt_tokens": enc["tokens"], "n_pairs": enc["n_pairs"], "metric": metric, "senders": split(senders),
+            "receivers": split(receivers), "edges": out["edges"]}
+    return Table("path_patch", ["clean", "corrupt", "patched"], {"value": [out["clean"], out["corrupt"], out["patched"]]}, meta)
+
+
 ANALYSES: dict[str, Callable[..., Any]] = {
+    "attrib": run_attrib,
+    "eap": run_eap,
+    "path-patch": run_path_patch,
     "dla": run_dla,
     "logit-lens": run_logit_lens,
     "eval": run_eval,

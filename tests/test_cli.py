@@ -148,3 +148,21 @@ def test_bad_patch_requests_exit_2(capsys, checkpoints, extra, message):
     argv.update(dict(zip(extra[::2], extra[1::2])))
     code, out, err = _run(capsys, "run", "patch", *[x for kv in argv.items() for x in kv])
     assert code == 2 and message in err and out == ""
+
+
+def test_attrib_eap_and_path_patch_commands(capsys, checkpoints):
+    base = ["--model", str(checkpoints["gpt2"]), "--clean", PROMPT, "--corrupt", PROMPT.replace("John gave", "Mary gave"),
+            "--answer", " Mary", "--distractor", " John", "--json"]
+    code, out, err = _run(capsys, "run", "attrib", *base, "--site", "head_out")
+    assert code == 0, err
+    assert json.loads(out)["axes"] == ["layer", "pos", "head"]
+    code, out, err = _run(capsys, "run", "eap", *base, "--ig", "2", "--top", "5")
+    data = json.loads(out)
+    assert code == 0 and data["method"] == "EAP-IG (2 steps)" and data["circuit"]["edges_kept"] == 5
+    scores = [abs(r["score"]) for r in data["rows"]]
+    assert scores == sorted(scores, reverse=True) and "->" in data["rows"][0]["label"]
+    code, out, _ = _run(capsys, "run", "path-patch", *base, "--senders", "", "--receivers", "logits")
+    rows = {r["label"]: r["value"] for r in json.loads(out)["rows"]}
+    assert code == 0 and rows["patched"] == pytest.approx(rows["corrupt"], abs=1e-5)
+    code, _, err = _run(capsys, "run", "path-patch", *base, "--senders", "L7H0", "--receivers", "logits")
+    assert code == 2 and "unknown node" in err

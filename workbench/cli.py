@@ -92,6 +92,23 @@ def build_parser() -> argparse.ArgumentParser:
     patch.add_argument("--direction", default="denoise", choices=["denoise", "noise", "resample", "mean"])
     patch.add_argument("--all-pos", action="store_true", help="patch all positions at once (grid over layers)")
 
+    attrib = analyses.add_parser("attrib", help="attribution patching: the linear estimate of a patching sweep")
+    _model_args(attrib)
+    _pair_args(attrib)
+    attrib.add_argument("--site", required=True, help="as for 'run patch'")
+    attrib.add_argument("--all-pos", action="store_true")
+    eap = analyses.add_parser("eap", help="edge attribution patching (EAP, EAP-IG) over the whole edge graph")
+    _model_args(eap)
+    _pair_args(eap)
+    eap.add_argument("--ig", type=int, default=0, metavar="STEPS", help="EAP-IG with this many interpolation steps")
+    eap.add_argument("--positional", action="store_true", help="one score per (edge, position)")
+    eap.add_argument("--top", type=int, default=None, help="keep the top K edges and measure their faithfulness")
+    path = analyses.add_parser("path-patch", help="senders' clean outputs into receivers' inputs only")
+    _model_args(path)
+    _pair_args(path)
+    path.add_argument("--senders", required=True, help="comma list of writers: input, L0H1, L0MLP (Mamba: L3)")
+    path.add_argument("--receivers", required=True, help="comma list of readers: L1H2.q, L1H2.k, L1MLP, logits")
+
     models = sub.add_parser("models", help="list built-in and locally cached models")
     models.add_argument("--json", action="store_true")
 
@@ -134,10 +151,17 @@ def _run(args: argparse.Namespace) -> int:
     loaded = load(args.model, device=args.device, dtype=args.dtype, device_map=args.device_map)
     if args.analysis == "eval":
         params: dict[str, Any] = dict(task=args.task, pairs=args.pairs, n=args.n, seed=args.seed, split=args.split)
-    elif args.analysis == "patch":
+    elif args.analysis in ("patch", "attrib", "eap", "path-patch"):
         params = dict(clean=args.clean, corrupt=args.corrupt, answer=args.answer, distractor=args.distractor,
-                      pairs=args.pairs, prepend_bos=args.prepend_bos, site=args.site, metric=args.metric,
-                      direction=args.direction, all_pos=args.all_pos)
+                      pairs=args.pairs, prepend_bos=args.prepend_bos, metric=args.metric)
+        if args.analysis == "patch":
+            params.update(site=args.site, direction=args.direction, all_pos=args.all_pos)
+        elif args.analysis == "attrib":
+            params.update(site=args.site, all_pos=args.all_pos)
+        elif args.analysis == "eap":
+            params.update(ig=args.ig, positional=args.positional, top=args.top)
+        else:
+            params.update(senders=args.senders, receivers=args.receivers)
     else:
         params = dict(prompt=args.prompt, answer=args.answer, distractor=args.distractor, pos=args.pos,
                       prepend_bos=args.prepend_bos)
@@ -193,6 +217,10 @@ def format_table(table, top: int | None, info: dict | None = None) -> str:
         if meta.get("distractor"):
             target += f" - {meta['distractor']!r}"
         lines.append(f"logit   {meta['logit']:+.6f}  ({target} at position {meta.get('pos')})")
+    if "circuit" in meta:
+        c = meta["circuit"]
+        lines.append(f"circuit {c['edges_kept']} of {c['edges_total']} edges: faithfulness {c['faithfulness']:.4f} "
+                     f"(metric {c['circuit']:+.4f}; clean {c['clean']:+.4f}, corrupt {c['corrupt']:+.4f})")
     if "accuracy" in meta:
         lines.append(f"task    {meta['task']}: accuracy {meta['accuracy']:.4f}, mean logit diff "
                      f"{meta['mean_logit_diff']:+.4f} over {meta['n']} prompts")

@@ -1,0 +1,392 @@
+"""Attribution patching (nodes), edge attribution patching (EAP, EAP-IG, positional), and runs
+with chosen edges patched: circuit faithfulness, exact edge scores and path patching.
+
+The edge graph (seed-papers.md §6). Writers: ``input`` (token + position embeddings), every head
+``L{l}H{h}`` (its output ``z_h W_O[h]``), every MLP ``L{l}MLP``, and for Mamba every layer ``L{l}``
+(its out_proj output). Readers: every head's query, key and value inputs (``L{l}H{h}.q/.k/.v``;
+key/value heads under GQA), every MLP's input, every Mamba layer's input, and ``logits`` (the
+final residual stream). Because the residual stream is a sum, the part of a reader's input that
+comes from writer u is exactly u's output, so an edge can be patched alone: the reader's input
+gets ``e_u(source) - e_u(current)`` added. Output biases are constant and belong to no edge.
+
+Sign conventions: node attribution is denoising (corrupted run, clean activation), reported as
+the estimated patched metric, in the same units as activation patching. EAP / EAP-IG score an
+edge as ``(e_u^corr - e_u^clean) . dM/d input_v`` with the gradient on the clean run (averaged
+over the interpolation steps for IG): the estimated change of the metric when that edge alone is
+corrupted. Edges are ranked by magnitude.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from analyses.errors import BadInput
+from analyses.metrics import Metric, logit_diff
+from analyses.models.base import HookedModel
+from analyses.models.hooks import Intervention
+from analyses.patching import sites_for
+from analyses.results import Grid, Table
+
+# ---- node attribution patching ---------------------------------------------------------------
+
+
+def attribution_patching(
+    model: HookedModel,
+    clean: Tensor,
+    corrupt: Tensor,
+    answer: Tensor,
+    distractor: Tensor,
+    sites: Iterable[str],
+    metric: str = "logit_diff",
+    by_pos: bool = True,
+    token_labels: list[str] | None = None,
+) -> list[Grid]:
+    """``M(corrupt) + (a_clean - a_corr) . dM/da`` for every cell of every site, from two forward
+    passes and one backward pass in all: the linear estimate of each activation-patching cell."""
+    sites = list(sites)
+    table = sites_for(model)
+    for site in sites:
+        if site not in table:
+            raise BadInput(f"site {site!r} is not available for {model.shape.family}; sites: {', '.join(table)}")
+    if clean.shape != corrupt.shape:
+        raise BadInput(f"clean and corrupted prompts differ in token length: {clean.shape[1]} vs {corrupt.shape[1]}")
+    n, seq = clean.shape
+    layers = range(model.shape.n_layers)
+    names = {site: [f"blocks.{layer}.{table[site]}" for layer in layers] for site in sites}
+    flat = [name for site in sites for name in names[site]]
+    last = torch.full((n,), seq - 1)
+    clean_run = model.run(clean, capture=flat)
+    ld_clean = logit_diff(clean_run.logits, last, answer, distractor)
+    ld_corrupt = logit_diff(model.run(corrupt).logits, last, answer, distractor)
+    m = Metric(metric, last, answer, distractor, clean=ld_clean, corrupt=ld_corrupt)
+    value, grads, cache = model.gradients(corrupt, lambda logits: m(logits)[0], flat, capture=flat)
+    grids = []
+    for site in sites:
+        cells = []
+        for name in names[site]:
+            attr = (clean_run.cache[name] - cache[name]).float() * grads[name].float()
+            if name.endswith("hook_pattern"):  # [b, head, query, key] -> [b, query, head]
+                attr = attr.sum(-1).transpose(1, 2)
+            elif attr.ndim == 4:  # [b, pos, head, d_head]
+                attr = attr.sum(-1)
+            else:  # [b, pos, d]
+                attr = attr.sum(-1)
+            attr = attr.sum(0)  # over prompts: the batch-mean metric's gradient already carries 1/n
+            cells.append(attr if by_pos else attr.sum(0))
+        values = (torch.stack(cells) + float(value)).cpu()
+        axes = ["layer"] + (["pos"] if by_pos else []) + (["head"] if values.ndim == (3 if by_pos else 2) else [])
+        tokens = token_labels or [str(i) for i in range(seq)]
+        labels = {"layer": [f"L{layer}" for layer in layers], "pos": [f"{i}:{t}" for i, t in enumerate(tokens)],
+                  "head": [f"H{h}" for h in range(values.shape[-1])]}
+        meta = {"site": site, "metric": metric, "clean": float(m(clean_run.logits)), "corrupt": float(value)}
+        grids.append(Grid("attrib", axes, {a: labels[a] for a in axes}, values.tolist(), meta))
+    return grids
+
+
+# ---- the edge graph --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Writer:
+    label: str
+    layer: int  # -1 for the input
+    kind: str  # input | head | mlp | mamba
+    index: int = 0  # head index
+
+
+@dataclass(frozen=True)
+class Reader:
+    label: str
+    layer: int  # n_layers for logits
+    hook: str  # the hook point holding this reader's input
+    head: int | None = None  # head slice of a split q/k/v input
+    reads_same_layer_heads: bool = False  # an MLP after its layer's attention (sequential residual)
+
+
+class EdgeGraph:
+    """Writers, readers and the edges between them for one model."""
+
+    def __init__(self, model: HookedModel) -> None:
+        s = model.shape
+        self.model = model
+        self.n_layers = s.n_layers
+        self.writers: list[Writer] = [Writer("input", -1, "input")]
+        self.readers: list[Reader] = []
+        for layer in range(s.n_layers):
+            if s.family == "mamba":
+                self.writers.append(Writer(f"L{layer}", layer, "mamba"))
+                self.readers.append(Reader(f"L{layer}", layer, f"blocks.{layer}.hook_layer_in"))
+                continue
+            self.writers += [Writer(f"L{layer}H{h}", layer, "head", h) for h in range(s.n_heads)]
+            self.writers.append(Writer(f"L{layer}MLP", layer, "mlp"))
+            for x, count in (("q", s.n_heads), ("k", s.n_kv_heads), ("v", s.n_kv_heads)):
+                self.readers += [Reader(f"L{layer}H{h}.{x}", layer, f"blocks.{layer}.hook_{x}_input", h) for h in range(count)]
+            self.readers.append(Reader(f"L{layer}MLP", layer, f"blocks.{layer}.hook_mlp_in", None, not s.parallel_attn_mlp))
+        self.readers.append(Reader("logits", s.n_layers, f"blocks.{s.n_layers - 1}.hook_resid_post"))
+        allowed = torch.zeros(len(self.writers), len(self.readers), dtype=torch.bool)
+        for i, w in enumerate(self.writers):
+            for j, r in enumerate(self.readers):
+                allowed[i, j] = w.layer < r.layer or (
+                    w.layer == r.layer and w.kind == "head" and r.reads_same_layer_heads
+                )
+        self.allowed = allowed
+        self.writer_index = {w.label: i for i, w in enumerate(self.writers)}
+        self.reader_index = {r.label: j for j, r in enumerate(self.readers)}
+
+    def edges(self) -> list[tuple[int, int]]:
+        return [tuple(e) for e in self.allowed.nonzero().tolist()]
+
+    def edge_label(self, i: int, j: int) -> str:
+        return f"{self.writers[i].label}->{self.readers[j].label}"
+
+    def writer_hooks(self) -> list[str]:
+        names = ["hook_embed"] + (["hook_pos_embed"] if self.model.shape.has_pos_embed else [])
+        for layer in range(self.n_layers):
+            if self.model.shape.family == "mamba":
+                names.append(f"blocks.{layer}.mixer.hook_out_proj")
+            else:
+                names += [f"blocks.{layer}.attn.hook_z", f"blocks.{layer}.hook_mlp_out"]
+        return names
+
+    def reader_hooks(self) -> list[str]:
+        return list(dict.fromkeys(r.hook for r in self.readers))
+
+    def writer_outputs(self, acts: dict[str, Tensor]) -> Tensor:
+        """[writers, b, s, d]: each writer's output (biases excluded) from captured activations."""
+        out = [acts["hook_embed"] + acts.get("hook_pos_embed", 0)]
+        for layer in range(self.n_layers):
+            if self.model.shape.family == "mamba":
+                out.append(acts[f"blocks.{layer}.mixer.hook_out_proj"] - _bias(self.model.writer_bias(layer)))
+                continue
+            w_o, _, _, b_out = self.model.writer_weights(layer)
+            z = acts[f"blocks.{layer}.attn.hook_z"]
+            out += list(torch.einsum("bshe,hed->hbsd", z, w_o.to(z.device, z.dtype)))
+            out.append(acts[f"blocks.{layer}.hook_mlp_out"] - _bias(b_out))
+        return torch.stack([o.float() for o in out])
+
+    def reader_grads(self, grads: dict[str, Tensor]) -> Tensor:
+        """[readers, b, s, d]: dM / d(each reader's input)."""
+        out = []
+        for r in self.readers:
+            g = grads[r.hook]
+            out.append(g[:, :, r.head] if r.head is not None else g)
+        return torch.stack([o.float() for o in out])
+
+
+def _bias(b: Tensor | None) -> Tensor | float:
+    return 0.0 if b is None else b
+
+
+# ---- EAP and EAP-IG ---------------------------------------------------------------------------
+
+
+def edge_attribution(
+    model: HookedModel,
+    clean: Tensor,
+    corrupt: Tensor,
+    answer: Tensor,
+    distractor: Tensor,
+    metric: str = "logit_diff",
+    ig_steps: int = 0,
+    positional: bool = False,
+    token_labels: list[str] | None = None,
+) -> Table:
+    """Scores of every edge in one backward pass (EAP), or in ``ig_steps`` (EAP-IG: gradients
+    averaged over inputs interpolated between the corrupted and clean embeddings, k/m for
+    k = 0..m-1). ``positional`` keeps one score per (edge, position), over aligned prompts."""
+    if clean.shape != corrupt.shape:
+        raise BadInput(f"clean and corrupted prompts differ in token length: {clean.shape[1]} vs {corrupt.shape[1]}")
+    if ig_steps < 0:
+        raise BadInput("--ig must be a positive number of steps")
+    graph = EdgeGraph(model)
+    n, seq = clean.shape
+    last = torch.full((n,), seq - 1)
+    writers = graph.writer_hooks()
+    clean_run = model.run(clean, capture=writers)
+    corrupt_run = model.run(corrupt, capture=writers)
+    ld_clean = logit_diff(clean_run.logits, last, answer, distractor)
+    ld_corrupt = logit_diff(corrupt_run.logits, last, answer, distractor)
+    m = Metric(metric, last, answer, distractor, clean=ld_clean, corrupt=ld_corrupt)
+    diff = graph.writer_outputs(corrupt_run.cache) - graph.writer_outputs(clean_run.cache)  # [W, b, s, d]
+    readers = graph.reader_hooks()
+    grads_sum = None
+    steps = max(1, ig_steps)
+    for k in range(steps):
+        edits = []
+        if ig_steps:
+            alpha = k / ig_steps
+            e_clean, e_corr = clean_run.cache["hook_embed"], corrupt_run.cache["hook_embed"]
+            edits.append(Intervention("hook_embed", value=e_corr + alpha * (e_clean - e_corr)))
+        _, grads, _ = model.gradients(clean, lambda logits: m(logits)[0], readers, interventions=edits)
+        g = graph.reader_grads(grads)
+        grads_sum = g if grads_sum is None else grads_sum + g
+    grad = grads_sum / steps
+    # Summed over prompts: the metric is a batch mean, so its gradient already carries the 1/n.
+    if positional:
+        scores = torch.einsum("wbsd,rbsd->wrs", diff, grad)
+    else:
+        scores = torch.einsum("wbsd,rbsd->wr", diff, grad)
+    edges = graph.edges()
+    labels = [graph.edge_label(i, j) for i, j in edges]
+    meta = {"method": f"EAP-IG ({ig_steps} steps)" if ig_steps else "EAP", "metric": metric,
+            "clean": float(m(clean_run.logits)), "corrupt": float(m(corrupt_run.logits)),
+            "n_writers": len(graph.writers), "n_readers": len(graph.readers)}
+    if positional:
+        tokens = token_labels or [str(i) for i in range(seq)]
+        columns = {f"{p}:{t}": [float(scores[i, j, p]) for i, j in edges] for p, t in enumerate(tokens)}
+        return Table("eap", labels, {"score": [float(scores[i, j].sum()) for i, j in edges], **columns}, meta)
+    return Table("eap", labels, {"score": [float(scores[i, j]) for i, j in edges]}, meta)
+
+
+# ---- runs with chosen edges patched ------------------------------------------------------------
+
+
+def run_with_edges_patched(
+    model: HookedModel,
+    tokens: Tensor,
+    source_acts: dict[str, Tensor],
+    patched: Tensor,
+    graph: EdgeGraph | None = None,
+) -> Tensor:
+    """Logits of a run on ``tokens`` in which every edge marked in ``patched`` [writers, readers]
+    carries the writer's output from the source run instead of the current one."""
+    graph = graph or EdgeGraph(model)
+    src = graph.writer_outputs(source_acts)  # [W, b, s, d]
+    current: dict[str, Tensor] = {}
+    edits = []
+
+    def record(name: str) -> Callable[[Tensor], Tensor]:
+        def fn(act: Tensor) -> Tensor:
+            current[name] = act
+            return act
+        return fn
+
+    for name in graph.writer_hooks():
+        edits.append(Intervention(name, op="fn", fn=record(name)))
+
+    def edit(hook: str, idx: list[int]) -> Callable[[Tensor], Tensor]:
+        readers = [graph.readers[j] for j in idx]
+
+        def fn(act: Tensor) -> Tensor:
+            upto = 1 + sum(1 for w in graph.writers[1:] if w.layer <= readers[0].layer)
+            cur = graph.writer_outputs(_complete(current, source_acts))[:upto]
+            delta = (src[:upto] - cur).to(act.dtype)  # [w, b, s, d]
+            mask = patched[:upto][:, idx].to(act.device, act.dtype)  # [w, r]
+            add = torch.einsum("wbsd,wr->bsrd", delta, mask)
+            if readers[0].head is None:
+                return act + add[:, :, 0]
+            heads = [r.head for r in readers]
+            out = act.clone()
+            out[:, :, heads] = act[:, :, heads] + add
+            return out
+        return fn
+
+    for hook in graph.reader_hooks():
+        idx = [j for j, r in enumerate(graph.readers) if r.hook == hook and bool(patched[:, j].any())]
+        if idx:
+            edits.append(Intervention(hook, op="fn", fn=edit(hook, idx)))
+    return model.run(tokens, interventions=edits).logits
+
+
+def _complete(current: dict[str, Tensor], source: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The current run's writer activations, with the not-yet-computed (later) ones taken from
+    the source run so the stack has a fixed shape; only earlier writers are ever used."""
+    return {k: current.get(k, v) for k, v in source.items()}
+
+
+def faithfulness(
+    model: HookedModel,
+    clean: Tensor,
+    corrupt: Tensor,
+    answer: Tensor,
+    distractor: Tensor,
+    keep: Tensor,
+    metric: str = "logit_diff",
+) -> dict[str, float]:
+    """Run the clean prompts with every edge *not* in ``keep`` [writers, readers] patched to its
+    corrupted value: ``(M(circuit) - M(corrupt)) / (M(clean) - M(corrupt))``."""
+    graph = EdgeGraph(model)
+    n, seq = clean.shape
+    last = torch.full((n,), seq - 1)
+    writers = graph.writer_hooks()
+    clean_run = model.run(clean, capture=writers)
+    corrupt_run = model.run(corrupt, capture=writers)
+    ld_clean = logit_diff(clean_run.logits, last, answer, distractor)
+    ld_corrupt = logit_diff(corrupt_run.logits, last, answer, distractor)
+    m = Metric(metric, last, answer, distractor, clean=ld_clean, corrupt=ld_corrupt)
+    logits = run_with_edges_patched(model, clean, corrupt_run.cache, graph.allowed & ~keep, graph)
+    value, lo, hi = float(m(logits)), float(m(corrupt_run.logits)), float(m(clean_run.logits))
+    return {"circuit": value, "clean": hi, "corrupt": lo, "faithfulness": (value - lo) / ((hi - lo) or 1.0),
+            "edges_kept": int((keep & graph.allowed).sum()), "edges_total": int(graph.allowed.sum())}
+
+
+def exact_edge_scores(
+    model: HookedModel, clean: Tensor, corrupt: Tensor, answer: Tensor, distractor: Tensor, metric: str = "logit_diff"
+) -> Table:
+    """M(clean with one edge corrupted) - M(clean), edge by edge: what EAP approximates."""
+    graph = EdgeGraph(model)
+    n, seq = clean.shape
+    last = torch.full((n,), seq - 1)
+    writers = graph.writer_hooks()
+    clean_run = model.run(clean, capture=writers)
+    corrupt_run = model.run(corrupt, capture=writers)
+    m = Metric(metric, last, answer, distractor, clean=logit_diff(clean_run.logits, last, answer, distractor),
+               corrupt=logit_diff(corrupt_run.logits, last, answer, distractor))
+    base = float(m(clean_run.logits))
+    edges = graph.edges()
+    scores = []
+    for i, j in edges:
+        one = torch.zeros_like(graph.allowed)
+        one[i, j] = True
+        scores.append(float(m(run_with_edges_patched(model, clean, corrupt_run.cache, one, graph))) - base)
+    return Table("exact_edges", [graph.edge_label(i, j) for i, j in edges], {"score": scores}, {"metric": metric})
+
+
+def select_edges(table: Table, graph: EdgeGraph, top: int | None = None, threshold: float | None = None) -> Tensor:
+    """The kept edge set [writers, readers]: the ``top`` edges by |score|, or all with
+    |score| >= ``threshold``."""
+    keep = torch.zeros_like(graph.allowed)
+    order = table.top(len(table.labels))
+    chosen = order[:top] if top is not None else [i for i in order if abs(table.values[i]) >= (threshold or 0.0)]
+    for idx in chosen:
+        w, r = table.labels[idx].split("->")
+        keep[graph.writer_index[w], graph.reader_index[r]] = True
+    return keep
+
+
+def path_patching(
+    model: HookedModel,
+    clean: Tensor,
+    corrupt: Tensor,
+    answer: Tensor,
+    distractor: Tensor,
+    senders: list[str],
+    receivers: list[str],
+    metric: str = "logit_diff",
+) -> dict[str, float]:
+    """The corrupted run with the senders' clean outputs reaching the receivers' inputs directly
+    (every other path frozen at its corrupted value): the metric, and its baselines."""
+    graph = EdgeGraph(model)
+    unknown = [s for s in senders if s not in graph.writer_index] + [r for r in receivers if r not in graph.reader_index]
+    if unknown:
+        raise BadInput(f"unknown node(s): {', '.join(unknown)}; writers are like L0H1, L0MLP, input; "
+                       "readers like L1H2.q, L1MLP, logits")
+    n, seq = clean.shape
+    last = torch.full((n,), seq - 1)
+    writers = graph.writer_hooks()
+    clean_run = model.run(clean, capture=writers)
+    corrupt_run = model.run(corrupt, capture=writers)
+    m = Metric(metric, last, answer, distractor, clean=logit_diff(clean_run.logits, last, answer, distractor),
+               corrupt=logit_diff(corrupt_run.logits, last, answer, distractor))
+    patched = torch.zeros_like(graph.allowed)
+    for s in senders:
+        for r in receivers:
+            patched[graph.writer_index[s], graph.reader_index[r]] = True
+    patched &= graph.allowed
+    logits = run_with_edges_patched(model, corrupt, clean_run.cache, patched, graph)
+    return {"patched": float(m(logits)), "clean": float(m(clean_run.logits)), "corrupt": float(m(corrupt_run.logits)),
+            "edges": int(patched.sum())}

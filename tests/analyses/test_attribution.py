@@ -1,0 +1,129 @@
+"""Attribution patching and edge attribution: exact where the metric is linear, invariants of
+edge patching, and agreement with exact edge patching on the trained toy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import CORRUPT, PROMPT, encode
+from test_patching import _pair
+
+from analyses.attribution import (
+    EdgeGraph,
+    attribution_patching,
+    edge_attribution,
+    exact_edge_scores,
+    faithfulness,
+    path_patching,
+    select_edges,
+)
+from analyses.errors import BadInput
+from analyses.patching import activation_patching
+from sessions.loading import load
+
+
+@pytest.fixture(scope="module")
+def linear_lm(tmp_path_factory):
+    """GPT-2 whose metric is linear in the last layer's head outputs and MLP output: MLPs zeroed,
+    and LayerNorms whose huge epsilon makes their scale a constant (weights scaled up to keep
+    activations of order one)."""
+    from transformers import AutoModelForCausalLM
+
+    from analyses.toys.checkpoints import build_checkpoint
+
+    path = build_checkpoint(tmp_path_factory.mktemp("linear"), "gpt2", jitter=0.1, seed=3, layer_norm_epsilon=1e6)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    with torch.no_grad():
+        for block in model.transformer.h:
+            for p in block.mlp.parameters():
+                p.zero_()
+        for norm in [model.transformer.ln_f] + [n for b in model.transformer.h for n in (b.ln_1, b.ln_2)]:
+            norm.weight.mul_(1000.0)
+    model.save_pretrained(path)
+    return load(str(path), device="cpu")
+
+
+def test_attribution_patching_is_exact_where_the_metric_is_linear(linear_lm):
+    args = _pair(linear_lm)
+    last = linear_lm.hooked.shape.n_layers - 1
+    head, mlp = attribution_patching(linear_lm.hooked, *args, ["head_out", "mlp_out"])
+    exact = activation_patching(linear_lm.hooked, *args, "head_out")
+    got, want = torch.tensor(head.values[last]), torch.tensor(exact.values[last])
+    assert (want - exact.meta["corrupt"]).abs().max() > 1e-3  # the cells do move the metric
+    assert torch.allclose(got, want, atol=1e-4 * max(1.0, float(want.abs().max())))
+    assert head.axes == exact.axes and mlp.axes == ["layer", "pos"]
+
+
+def test_eap_is_exact_on_edges_into_a_linear_metric(linear_lm):
+    args = _pair(linear_lm)
+    eap = dict(zip(*(lambda t: (t.labels, t.values))(edge_attribution(linear_lm.hooked, *args))))
+    exact = dict(zip(*(lambda t: (t.labels, t.values))(exact_edge_scores(linear_lm.hooked, *args))))
+    last = linear_lm.hooked.shape.n_layers - 1
+    for h in range(4):
+        label = f"L{last}H{h}->logits"
+        assert eap[label] == pytest.approx(exact[label], rel=1e-3, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "neox", "llama-gqa", "mamba"])
+def test_edge_patching_invariants(name, loaded):
+    lm = loaded(name)
+    args = _pair(lm)
+    graph = EdgeGraph(lm.hooked)
+    full = faithfulness(lm.hooked, *args, graph.allowed.clone())
+    assert full["faithfulness"] == pytest.approx(1.0, abs=1e-5) and full["circuit"] == pytest.approx(full["clean"], abs=1e-4)
+    empty = faithfulness(lm.hooked, *args, torch.zeros_like(graph.allowed))
+    assert empty["circuit"] == pytest.approx(empty["corrupt"], abs=1e-4)
+    nothing = path_patching(lm.hooked, *args, [], ["logits"])
+    assert nothing["patched"] == pytest.approx(nothing["corrupt"], abs=1e-5)
+    writers = [w.label for w in graph.writers]
+    readers = [r.label for r in graph.readers]
+    everything = path_patching(lm.hooked, *args, writers, readers)
+    assert everything["patched"] == pytest.approx(everything["clean"], abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama-gqa", "mamba"])
+def test_eap_shapes_positional_and_ig(name, loaded):
+    lm = loaded(name)
+    args = _pair(lm)
+    graph = EdgeGraph(lm.hooked)
+    eap = edge_attribution(lm.hooked, *args)
+    assert len(eap.labels) == int(graph.allowed.sum()) and eap.meta["method"] == "EAP"
+    pos = edge_attribution(lm.hooked, *args, positional=True)
+    per_pos = torch.tensor([pos.columns[c] for c in list(pos.columns)[1:]])  # [pos, edges]
+    assert torch.allclose(per_pos.sum(0), torch.tensor(eap.values), atol=1e-5)
+    ig = edge_attribution(lm.hooked, *args, ig_steps=3)
+    assert ig.meta["method"] == "EAP-IG (3 steps)" and len(ig.values) == len(eap.values)
+    if name == "llama-gqa":  # key/value readers are the key/value heads
+        assert "L1H1.k" in graph.reader_index and "L1H2.k" not in graph.reader_index
+
+
+def test_eap_ig_tracks_exact_edge_patching_on_the_trained_ioi_toy():
+    from analyses.tasks import ioi
+    from sessions.runs import encode_pairs
+
+    lm = load("toy:ioi", device="cpu")
+    pairs = [p for p in ioi.pairs(200, seed=5) if p.clean.startswith("When")][:16]
+    from analyses.tasks.pair_files import write_pairs
+    import tempfile, os  # noqa: E401
+
+    path = os.path.join(tempfile.mkdtemp(), "pairs.jsonl")
+    write_pairs(path, pairs)
+    enc = encode_pairs(lm, pairs=path)
+    args = (lm.hooked, enc["clean"], enc["corrupt"], enc["answer"], enc["distractor"])
+    ig = edge_attribution(*args, ig_steps=20)
+    exact = exact_edge_scores(*args)
+    rank = lambda v: torch.tensor(v).argsort().argsort().float()  # noqa: E731
+    rho = float(torch.corrcoef(torch.stack([rank(ig.values), rank(exact.values)]))[0, 1])
+    assert rho > 0.8, rho
+    graph = EdgeGraph(lm.hooked)
+    assert faithfulness(*args, select_edges(ig, graph, top=len(ig.labels)))["faithfulness"] == pytest.approx(1.0)
+
+
+def test_bad_edge_requests(loaded):
+    lm = loaded("gpt2")
+    args = _pair(lm)
+    with pytest.raises(BadInput, match="unknown node"):
+        path_patching(lm.hooked, *args, ["L9H9"], ["logits"])
+    with pytest.raises(BadInput, match="differ in token length"):
+        edge_attribution(lm.hooked, args[0], args[1][:, 1:], args[2], args[3])
+    assert encode(lm).shape == encode(lm, CORRUPT).shape and PROMPT
