@@ -25,10 +25,9 @@ import torch
 from torch import Tensor
 
 from analyses.errors import BadInput
-from analyses.metrics import Metric, logit_diff
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
-from analyses.patching import sites_for
+from analyses.patching import baselines, sites_for
 from analyses.results import Grid, Table
 
 # ---- node attribution patching ---------------------------------------------------------------
@@ -44,6 +43,7 @@ def attribution_patching(
     metric: str = "logit_diff",
     by_pos: bool = True,
     token_labels: list[str] | None = None,
+    token_set: Tensor | None = None,
 ) -> list[Grid]:
     """``M(corrupt) + (a_clean - a_corr) . dM/da`` for every cell of every site, from two forward
     passes and one backward pass in all: the linear estimate of each activation-patching cell."""
@@ -52,17 +52,11 @@ def attribution_patching(
     for site in sites:
         if site not in table:
             raise BadInput(f"site {site!r} is not available for {model.shape.family}; sites: {', '.join(table)}")
-    if clean.shape != corrupt.shape:
-        raise BadInput(f"clean and corrupted prompts differ in token length: {clean.shape[1]} vs {corrupt.shape[1]}")
-    n, seq = clean.shape
+    seq = clean.shape[1]
     layers = range(model.shape.n_layers)
     names = {site: [f"blocks.{layer}.{table[site]}" for layer in layers] for site in sites}
     flat = [name for site in sites for name in names[site]]
-    last = torch.full((n,), seq - 1)
-    clean_run = model.run(clean, capture=flat)
-    ld_clean = logit_diff(clean_run.logits, last, answer, distractor)
-    ld_corrupt = logit_diff(model.run(corrupt).logits, last, answer, distractor)
-    m = Metric(metric, last, answer, distractor, clean=ld_clean, corrupt=ld_corrupt)
+    clean_run, _, m = baselines(model, clean, corrupt, answer, distractor, metric, token_set, flat)
     value, grads, cache = model.gradients(corrupt, lambda logits: m(logits)[0], flat, capture=flat)
     grids = []
     for site in sites:
@@ -194,23 +188,16 @@ def edge_attribution(
     ig_steps: int = 0,
     positional: bool = False,
     token_labels: list[str] | None = None,
+    token_set: Tensor | None = None,
 ) -> Table:
     """Scores of every edge in one backward pass (EAP), or in ``ig_steps`` (EAP-IG: gradients
     averaged over inputs interpolated between the corrupted and clean embeddings, k/m for
     k = 0..m-1). ``positional`` keeps one score per (edge, position), over aligned prompts."""
-    if clean.shape != corrupt.shape:
-        raise BadInput(f"clean and corrupted prompts differ in token length: {clean.shape[1]} vs {corrupt.shape[1]}")
     if ig_steps < 0:
         raise BadInput("--ig must be a positive number of steps")
     graph = EdgeGraph(model)
-    n, seq = clean.shape
-    last = torch.full((n,), seq - 1)
-    writers = graph.writer_hooks()
-    clean_run = model.run(clean, capture=writers)
-    corrupt_run = model.run(corrupt, capture=writers)
-    ld_clean = logit_diff(clean_run.logits, last, answer, distractor)
-    ld_corrupt = logit_diff(corrupt_run.logits, last, answer, distractor)
-    m = Metric(metric, last, answer, distractor, clean=ld_clean, corrupt=ld_corrupt)
+    seq = clean.shape[1]
+    clean_run, corrupt_run, m = baselines(model, clean, corrupt, answer, distractor, metric, token_set, graph.writer_hooks())
     diff = graph.writer_outputs(corrupt_run.cache) - graph.writer_outputs(clean_run.cache)  # [W, b, s, d]
     readers = graph.reader_hooks()
     grads_sum = None
@@ -306,18 +293,12 @@ def faithfulness(
     distractor: Tensor,
     keep: Tensor,
     metric: str = "logit_diff",
+    token_set: Tensor | None = None,
 ) -> dict[str, float]:
     """Run the clean prompts with every edge *not* in ``keep`` [writers, readers] patched to its
     corrupted value: ``(M(circuit) - M(corrupt)) / (M(clean) - M(corrupt))``."""
     graph = EdgeGraph(model)
-    n, seq = clean.shape
-    last = torch.full((n,), seq - 1)
-    writers = graph.writer_hooks()
-    clean_run = model.run(clean, capture=writers)
-    corrupt_run = model.run(corrupt, capture=writers)
-    ld_clean = logit_diff(clean_run.logits, last, answer, distractor)
-    ld_corrupt = logit_diff(corrupt_run.logits, last, answer, distractor)
-    m = Metric(metric, last, answer, distractor, clean=ld_clean, corrupt=ld_corrupt)
+    clean_run, corrupt_run, m = baselines(model, clean, corrupt, answer, distractor, metric, token_set, graph.writer_hooks())
     logits = run_with_edges_patched(model, clean, corrupt_run.cache, graph.allowed & ~keep, graph)
     value, lo, hi = float(m(logits)), float(m(corrupt_run.logits)), float(m(clean_run.logits))
     return {"circuit": value, "clean": hi, "corrupt": lo, "faithfulness": (value - lo) / ((hi - lo) or 1.0),
@@ -325,17 +306,17 @@ def faithfulness(
 
 
 def exact_edge_scores(
-    model: HookedModel, clean: Tensor, corrupt: Tensor, answer: Tensor, distractor: Tensor, metric: str = "logit_diff"
+    model: HookedModel,
+    clean: Tensor,
+    corrupt: Tensor,
+    answer: Tensor,
+    distractor: Tensor,
+    metric: str = "logit_diff",
+    token_set: Tensor | None = None,
 ) -> Table:
     """M(clean with one edge corrupted) - M(clean), edge by edge: what EAP approximates."""
     graph = EdgeGraph(model)
-    n, seq = clean.shape
-    last = torch.full((n,), seq - 1)
-    writers = graph.writer_hooks()
-    clean_run = model.run(clean, capture=writers)
-    corrupt_run = model.run(corrupt, capture=writers)
-    m = Metric(metric, last, answer, distractor, clean=logit_diff(clean_run.logits, last, answer, distractor),
-               corrupt=logit_diff(corrupt_run.logits, last, answer, distractor))
+    clean_run, corrupt_run, m = baselines(model, clean, corrupt, answer, distractor, metric, token_set, graph.writer_hooks())
     base = float(m(clean_run.logits))
     edges = graph.edges()
     scores = []
@@ -367,6 +348,7 @@ def path_patching(
     senders: list[str],
     receivers: list[str],
     metric: str = "logit_diff",
+    token_set: Tensor | None = None,
 ) -> dict[str, float]:
     """The corrupted run with the senders' clean outputs reaching the receivers' inputs directly
     (every other path frozen at its corrupted value): the metric, and its baselines."""
@@ -375,13 +357,7 @@ def path_patching(
     if unknown:
         raise BadInput(f"unknown node(s): {', '.join(unknown)}; writers are like L0H1, L0MLP, input; "
                        "readers like L1H2.q, L1MLP, logits")
-    n, seq = clean.shape
-    last = torch.full((n,), seq - 1)
-    writers = graph.writer_hooks()
-    clean_run = model.run(clean, capture=writers)
-    corrupt_run = model.run(corrupt, capture=writers)
-    m = Metric(metric, last, answer, distractor, clean=logit_diff(clean_run.logits, last, answer, distractor),
-               corrupt=logit_diff(corrupt_run.logits, last, answer, distractor))
+    clean_run, corrupt_run, m = baselines(model, clean, corrupt, answer, distractor, metric, token_set, graph.writer_hooks())
     patched = torch.zeros_like(graph.allowed)
     for s in senders:
         for r in receivers:

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from analyses.errors import BadInput, Cancelled
 from analyses.metrics import Metric, logit_diff
-from analyses.models.base import HookedModel
+from analyses.models.base import HookedModel, RunResult
 from analyses.models.hooks import Intervention, axes_of
 from analyses.results import Grid
 
@@ -48,6 +48,28 @@ Progress = Callable[[int, int], None]
 
 def sites_for(model: HookedModel) -> dict[str, str]:
     return MAMBA_SITES if model.shape.family == "mamba" else TRANSFORMER_SITES
+
+
+def baselines(
+    model: HookedModel,
+    clean: Tensor,
+    corrupt: Tensor,
+    answer: Tensor,
+    distractor: Tensor,
+    metric: str,
+    token_set: Tensor | None = None,
+    capture: list[str] | None = None,
+) -> tuple[RunResult, RunResult, Metric]:
+    """The unpatched clean and corrupted runs (capturing ``capture``) and the metric, whose
+    normalisation (for ``nld``) comes from their logit differences at the last token."""
+    if clean.shape != corrupt.shape:
+        raise BadInput(f"clean and corrupted prompts differ in token length: {clean.shape[1]} vs {corrupt.shape[1]}")
+    last = torch.full((clean.shape[0],), clean.shape[1] - 1)
+    clean_run = model.run(clean, capture=capture)
+    corrupt_run = model.run(corrupt, capture=capture)
+    ld_clean = logit_diff(clean_run.logits, last, answer, distractor)
+    ld_corrupt = logit_diff(corrupt_run.logits, last, answer, distractor)
+    return clean_run, corrupt_run, Metric(metric, last, answer, distractor, token_set, ld_clean, ld_corrupt)
 
 
 def _n_heads(model: HookedModel, hook: str) -> int | None:
@@ -100,8 +122,6 @@ def activation_patching(
         raise BadInput(f"site {site!r} is not available for {model.shape.family}; sites: {', '.join(sites)}")
     if method not in METHODS:
         raise BadInput(f"--direction must be one of {', '.join(METHODS)}")
-    if clean.shape != corrupt.shape:
-        raise BadInput(f"clean and corrupted prompts differ in token length: {clean.shape[1]} vs {corrupt.shape[1]}")
     if method == "resample" and clean.shape[0] < 2:
         raise BadInput("resample ablation needs at least two prompts")
     n, seq = clean.shape
@@ -109,13 +129,9 @@ def activation_patching(
     n_layers = model.shape.n_layers
     names = [f"blocks.{layer}.{hook}" for layer in range(n_layers)]
     resid_names = [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)]
-    last = torch.full((n,), seq - 1)
-    clean_run = model.run(clean, capture=names + resid_names)
-    corrupt_run = model.run(corrupt, capture=names + resid_names)
-    ld_clean = logit_diff(clean_run.logits, last, answer, distractor)
-    ld_corrupt = logit_diff(corrupt_run.logits, last, answer, distractor)
-    m = Metric(metric, last, answer, distractor, token_set, clean=ld_clean, corrupt=ld_corrupt)
-    at_last = Metric(metric, torch.zeros(n, dtype=torch.long), answer, distractor, token_set, ld_clean, ld_corrupt)
+    clean_run, corrupt_run, m = baselines(model, clean, corrupt, answer, distractor, metric, token_set, names + resid_names)
+    last = m.last
+    at_last = Metric(metric, torch.zeros(n, dtype=torch.long), answer, distractor, token_set, m.clean, m.corrupt)
     base_ids, base, source = (corrupt, corrupt_run, clean_run) if method == "denoise" else (clean, clean_run, corrupt_run)
     if method in ("resample", "mean"):
         source = clean_run

@@ -84,9 +84,11 @@ def encode_pairs(
     distractor: str | None = None,
     pairs: str | None = None,
     prepend_bos: bool | None = None,
+    tokens: str | None = None,
 ) -> dict[str, Any]:
-    """Token tensors for one clean/corrupt pair or a pair file; every prompt must have the same
-    token length, since patching compares position by position."""
+    """Token tensors for one clean/corrupt pair or a pair file (and the metric's token set, a
+    comma list); every prompt must have the same token length, since patching compares position
+    by position."""
     import torch
 
     from analyses.tasks import Pair
@@ -122,6 +124,7 @@ def encode_pairs(
         "distractor": torch.tensor(distractors),
         "tokens": token_strings(tok, rows_clean[0]),
         "n_pairs": len(items),
+        "token_set": None if not tokens else torch.tensor([resolve_token(tok, t) for t in tokens.split(",")]),
     }
 
 
@@ -141,7 +144,7 @@ def run_patch(
     grid = activation_patching(
         loaded.hooked, enc["clean"], enc["corrupt"], enc["answer"], enc["distractor"], site,
         metric=metric, method=direction, by_pos=not all_pos, progress=progress, should_stop=should_stop,
-        token_labels=enc["tokens"],
+        token_labels=enc["tokens"], token_set=enc["token_set"],
     )
     grid.meta = {"prompt_tokens": enc["tokens"], "n_pairs": enc["n_pairs"], **grid.meta}
     return grid
@@ -153,7 +156,7 @@ def run_attrib(loaded: LoadedModel, site: str, metric: str = "logit_diff", all_p
     enc = encode_pairs(loaded, **pair_args)
     (grid,) = attribution_patching(
         loaded.hooked, enc["clean"], enc["corrupt"], enc["answer"], enc["distractor"], [site],
-        metric=metric, by_pos=not all_pos, token_labels=enc["tokens"],
+        metric=metric, by_pos=not all_pos, token_labels=enc["tokens"], token_set=enc["token_set"],
     )
     grid.meta = {"prompt_tokens": enc["tokens"], "n_pairs": enc["n_pairs"], **grid.meta}
     return grid
@@ -165,6 +168,7 @@ def run_eap(
     positional: bool = False,
     top: int | None = None,
     metric: str = "logit_diff",
+    threshold: float | None = None,
     **pair_args: Any,
 ) -> Table:
     """Edge scores, largest magnitude first; with ``top``, the faithfulness of those edges alone,
@@ -173,13 +177,14 @@ def run_eap(
 
     enc = encode_pairs(loaded, **pair_args)
     args = (loaded.hooked, enc["clean"], enc["corrupt"], enc["answer"], enc["distractor"])
-    table = edge_attribution(*args, metric=metric, ig_steps=ig, positional=positional, token_labels=enc["tokens"])
+    table = edge_attribution(*args, metric=metric, ig_steps=ig, positional=positional, token_labels=enc["tokens"],
+                             token_set=enc["token_set"])
     meta = {"prompt_tokens": enc["tokens"], "n_pairs": enc["n_pairs"], **table.meta}
-    if top is not None:
-        if top <= 0:
+    if top is not None or threshold is not None:
+        if top is not None and top <= 0:
             raise BadInput("--top must be positive")
-        keep = select_edges(table, EdgeGraph(loaded.hooked), top=top)
-        meta["circuit"] = faithfulness(*args, keep, metric=metric)
+        keep = select_edges(table, EdgeGraph(loaded.hooked), top=top, threshold=threshold)
+        meta["circuit"] = faithfulness(*args, keep, metric=metric, token_set=enc["token_set"])
     order = table.top(len(table.labels))
     return Table(
         "eap", [table.labels[i] for i in order], {c: [v[i] for i in order] for c, v in table.columns.items()}, meta
@@ -194,7 +199,7 @@ def run_path_patch(
     enc = encode_pairs(loaded, **pair_args)
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
     out = path_patching(loaded.hooked, enc["clean"], enc["corrupt"], enc["answer"], enc["distractor"],
-                        split(senders), split(receivers), metric=metric)
+                        split(senders), split(receivers), metric=metric, token_set=enc["token_set"])
     meta = {"prompt_tokens": enc["tokens"], "n_pairs": enc["n_pairs"], "metric": metric, "senders": split(senders),
             "receivers": split(receivers), "edges": out["edges"]}
     return Table("path_patch", ["clean", "corrupt", "patched"], {"value": [out["clean"], out["corrupt"], out["patched"]]}, meta)

@@ -166,3 +166,17 @@ def test_attrib_eap_and_path_patch_commands(capsys, checkpoints):
     assert code == 0 and rows["patched"] == pytest.approx(rows["corrupt"], abs=1e-5)
     code, _, err = _run(capsys, "run", "path-patch", *base, "--senders", "L7H0", "--receivers", "logits")
     assert code == 2 and "unknown node" in err
+
+
+def test_token_set_metric_and_threshold_circuits(capsys, checkpoints):
+    base = ["--model", str(checkpoints["gpt2"]), "--clean", PROMPT, "--corrupt", PROMPT.replace("John gave", "Mary gave"),
+            "--answer", " Mary", "--distractor", " John", "--json"]
+    code, out, err = _run(capsys, "run", "patch", *base, "--site", "resid_pre", "--all-pos", "--metric", "tokens",
+                          "--tokens", " Mary, Alice")
+    data = json.loads(out)
+    assert code == 0, err
+    assert data["grid"] == pytest.approx([data["clean"]] * 2, abs=1e-5) and 0 < data["clean"] < 1
+    code, out, err = _run(capsys, "run", "eap", *base, "--threshold", "0")
+    assert code == 0 and json.loads(out)["circuit"]["faithfulness"] == pytest.approx(1.0, abs=1e-5)
+    code, _, err = _run(capsys, "run", "patch", *base, "--site", "resid_pre", "--metric", "tokens")
+    assert code == 2 and "token set" in err

@@ -45,7 +45,9 @@ def _pair_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--answer", help="the clean prompt's answer token")
     p.add_argument("--distractor", help="the corrupted prompt's answer token")
     p.add_argument("--pairs", help="JSONL file of {clean, corrupt, answer, distractor} (aligned prompts)")
-    p.add_argument("--metric", default="logit_diff", choices=["logit_diff", "nld", "prob"])
+    p.add_argument("--metric", default="logit_diff", choices=["logit_diff", "nld", "prob", "tokens"],
+                   help="nld: normalized logit difference; tokens: total probability of --tokens")
+    p.add_argument("--tokens", default=None, help="comma list of tokens for --metric tokens, e.g. ' Mary, John'")
     bos = p.add_mutually_exclusive_group()
     bos.add_argument("--prepend-bos", dest="prepend_bos", action="store_const", const=True, default=None)
     bos.add_argument("--no-prepend-bos", dest="prepend_bos", action="store_const", const=False)
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     eap.add_argument("--ig", type=int, default=0, metavar="STEPS", help="EAP-IG with this many interpolation steps")
     eap.add_argument("--positional", action="store_true", help="one score per (edge, position)")
     eap.add_argument("--top", type=int, default=None, help="keep the top K edges and measure their faithfulness")
+    eap.add_argument("--threshold", type=float, default=None, help="or keep the edges with |score| >= T")
     path = analyses.add_parser("path-patch", help="senders' clean outputs into receivers' inputs only")
     _model_args(path)
     _pair_args(path)
@@ -153,13 +156,13 @@ def _run(args: argparse.Namespace) -> int:
         params: dict[str, Any] = dict(task=args.task, pairs=args.pairs, n=args.n, seed=args.seed, split=args.split)
     elif args.analysis in ("patch", "attrib", "eap", "path-patch"):
         params = dict(clean=args.clean, corrupt=args.corrupt, answer=args.answer, distractor=args.distractor,
-                      pairs=args.pairs, prepend_bos=args.prepend_bos, metric=args.metric)
+                      pairs=args.pairs, prepend_bos=args.prepend_bos, metric=args.metric, tokens=args.tokens)
         if args.analysis == "patch":
             params.update(site=args.site, direction=args.direction, all_pos=args.all_pos)
         elif args.analysis == "attrib":
             params.update(site=args.site, all_pos=args.all_pos)
         elif args.analysis == "eap":
-            params.update(ig=args.ig, positional=args.positional, top=args.top)
+            params.update(ig=args.ig, positional=args.positional, top=args.top, threshold=args.threshold)
         else:
             params.update(senders=args.senders, receivers=args.receivers)
     else:
