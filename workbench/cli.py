@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from typing import Any
@@ -25,6 +26,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
     p.add_argument("--dtype", default="float32", help="float32 (default) | bfloat16 | float16")
     p.add_argument("--device-map", default=None, help="'auto': spread layers over GPUs/CPU/disk (accelerate)")
+    p.add_argument("--session", default=None, help="append this run to a session file (created if absent)")
 
 
 def _prompt_args(p: argparse.ArgumentParser) -> None:
@@ -150,8 +152,15 @@ def _run(args: argparse.Namespace) -> int:
 
     quiet_hf()
     from sessions.runs import run_analysis
+    from sessions.store import Session, check_same_model
 
+    session = None
+    if args.session is not None and os.path.exists(args.session):
+        session = Session.open(args.session)  # a bad session file fails before the model loads
     loaded = load(args.model, device=args.device, dtype=args.dtype, device_map=args.device_map)
+    if args.session is not None:
+        session = session or Session.create(args.session, loaded.info)
+        check_same_model(session, loaded.info)
     if args.analysis == "eval":
         params: dict[str, Any] = dict(task=args.task, pairs=args.pairs, n=args.n, seed=args.seed, split=args.split)
     elif args.analysis in ("patch", "attrib", "eap", "path-patch"):
@@ -171,6 +180,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.analysis == "dla":
         params["by"] = args.by
     result = run_analysis(loaded, args.analysis, **params)
+    if session is not None:
+        session.append_run(args.analysis, params, result)
+        session.close()
     if args.json:
         print(json.dumps({"model": loaded.info, **result.to_json()}))
     elif isinstance(result, Grid):

@@ -1,0 +1,52 @@
+"""The real `workbench` binary in a real terminal (tmux): run DLA into a new session, quit,
+reopen the session, and see the same numbers without re-running the model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+EXE = os.path.join(os.path.dirname(sys.executable), "workbench")
+
+
+def _tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+
+
+def _screen_when(session: str, needle: str, timeout: float = 180) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        screen = _tmux("capture-pane", "-p", "-t", session)
+        if needle in screen:
+            return screen
+        time.sleep(0.3)
+    raise AssertionError(f"{needle!r} never appeared; screen:\n{screen}")
+
+
+def _table(screen: str) -> list[str]:
+    return [line.strip() for line in screen.splitlines() if line.strip().startswith(("embed", "L0", "L1", "bias"))]
+
+
+def test_run_save_quit_reopen(tmp_path):
+    path = tmp_path / "e2e.wbs"
+    name = f"wb-e2e-{os.getpid()}"
+    env = f"WORKBENCH_CACHE={tmp_path} HF_HUB_OFFLINE=1"
+    try:
+        _tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", f"env {env} {EXE} --session {path}; sleep 60")
+        first = _screen_when(name, "(saved)")
+        _tmux("send-keys", "-t", name, "C-q")
+        time.sleep(1)
+        _tmux("kill-session", "-t", name)
+        _tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", f"env {env} {EXE} --session {path}; sleep 60")
+        again = _screen_when(name, "(stored)")
+    finally:
+        _tmux("kill-session", "-t", name)
+    assert _table(first) and _table(first) == _table(again)
+    assert "logit" in again
