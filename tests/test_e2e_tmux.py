@@ -16,16 +16,22 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 EXE = os.path.join(os.path.dirname(sys.executable), "workbench")
 
 
+SOCKET = f"wb-e2e-{os.getpid()}"  # a tmux server of our own, never shared with the user's
+
+
 def _tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+    return subprocess.run(["tmux", "-L", SOCKET, *args], capture_output=True, text=True, check=False).stdout
 
 
 def _screen_when(session: str, needle: str, timeout: float = 180) -> str:
+    """The screen once ``needle`` is on it and the drawing has settled (two equal captures)."""
     deadline = time.monotonic() + timeout
+    previous = None
     while time.monotonic() < deadline:
         screen = _tmux("capture-pane", "-p", "-t", session)
-        if needle in screen:
+        if needle in screen and screen == previous:
             return screen
+        previous = screen
         time.sleep(0.3)
     raise AssertionError(f"{needle!r} never appeared; screen:\n{screen}")
 
@@ -43,10 +49,10 @@ def test_run_save_quit_reopen(tmp_path):
         first = _screen_when(name, "(saved)")
         _tmux("send-keys", "-t", name, "C-q")
         time.sleep(1)
-        _tmux("kill-session", "-t", name)
-        _tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", f"env {env} {EXE} --session {path}; sleep 60")
+        _tmux("new-window", "-t", name, f"env {env} {EXE} --session {path}; sleep 60")  # same server, new process
+        _tmux("kill-window", "-t", f"{name}:0")
         again = _screen_when(name, "(stored)")
     finally:
-        _tmux("kill-session", "-t", name)
+        _tmux("kill-server")
     assert _table(first) and _table(first) == _table(again)
     assert "logit" in again

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from screens.dla_view import ErrorDialog, ResultTable
+from conftest import PROMPT
+
+from screens.widgets import ErrorDialog, ResultTable
 from workbench.app import WorkbenchApp
+
+PROMPT_CORRUPT = PROMPT.replace("John gave", "Mary gave")
+SNAPSHOT_APP = Path(__file__).parent / "snapshot_app.py"
 
 
 async def _wait(pilot, condition, steps=300):
@@ -43,8 +49,8 @@ async def test_token_brackets_are_shown_literally(checkpoints):
     app = WorkbenchApp(str(checkpoints["llama-gqa"]), device="cpu")
     async with app.run_test(size=(120, 40)) as pilot:
         await _wait(pilot, lambda: app.query_one(ResultTable).row_count > 0)
-        status = str(app.query_one("#status").render())
-        assert "[[BOS]] [When] [Mary]" in status
+        preview = str(app.query_one("#tokens").render())
+        assert "[[BOS]][When][Mary]" in preview
         app.query_one("#answer").value = "[BOS] Mary"
         await pilot.press("ctrl+r")
         await _wait(pilot, lambda: isinstance(app.screen, ErrorDialog))
@@ -82,3 +88,93 @@ async def test_a_new_session_file_is_created_for_the_model(checkpoints, tmp_path
         await _wait(pilot, lambda: "(saved)" in str(app.query_one("#status").render()))
     with Session.open(path) as s:
         assert s.model["spec"] == str(checkpoints["gpt2"]) and len(s.runs()) == 1
+
+
+async def _ready(pilot, app):
+    await _wait(pilot, lambda: app.query_one(ResultTable).row_count > 0)
+
+
+async def test_patching_tab_history_and_export(checkpoints, tmp_path, monkeypatch):
+    from textual.widgets import DataTable, ProgressBar, TabbedContent
+
+    from screens.widgets import Heatmap
+
+    monkeypatch.chdir(tmp_path)
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _ready(pilot, app)
+        app.query_one(TabbedContent).active = "patch"
+        app.query_one("#corrupt").value = PROMPT_CORRUPT
+        await pilot.pause()
+        assert "(same length)" in str(app.query_one("#pair_tokens").render())
+        await pilot.press("ctrl+r")
+        heatmap = app.query_one("#patch_map", Heatmap)
+        await _wait(pilot, lambda: heatmap.row_count == 8)  # 2 layers x 4 heads
+        assert app.query_one("#progress", ProgressBar).percentage == 1.0
+        history = app.query_one("#history", DataTable)
+        assert history.row_count == 2
+        app.query_one(TabbedContent).active = "history_tab"
+        history.move_cursor(row=0)
+        await pilot.press("ctrl+e")
+        await pilot.pause()
+        exported = sorted(p.name for p in tmp_path.iterdir())
+        assert exported == ["workbench-dla-2.csv", "workbench-dla-2.json"]
+        app.query_one("#corrupt").value = "When Mary went"
+        await pilot.pause()
+        assert "LENGTHS DIFFER" in str(app.query_one("#pair_tokens").render())
+
+
+async def test_dla_filters_granularity_and_head_map(checkpoints):
+    from textual.widgets import Select
+
+    from screens.widgets import Heatmap
+
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _ready(pilot, app)
+        app.query_one("#by", Select).value = "head"
+        await pilot.press("ctrl+r")
+        table = app.query_one(ResultTable)
+        await _wait(pilot, lambda: table.row_count == 13)
+        app.query_one("#topk").value = "3"
+        await pilot.pause()
+        assert table.row_count == 3
+        values = [abs(float(table.get_row_at(i)[1])) for i in range(3)]
+        assert values == sorted(values, reverse=True)
+        app.query_one("#topk").value = ""
+        app.query_one("#filter").value = "L1H"
+        await pilot.pause()
+        assert table.row_count == 4
+        await pilot.press("ctrl+t")
+        assert app.query_one("#head_map", Heatmap).row_count == 2  # layers x heads
+
+
+async def test_user_keymap_and_help(checkpoints, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    (tmp_path / "workbench").mkdir()
+    (tmp_path / "workbench" / "keymap.toml").write_text('[keymap]\nrun = "f5"\n')
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _ready(pilot, app)
+        app.query_one("#answer").value = " Zorro"
+        await pilot.press("f5")
+        await _wait(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        await pilot.press("escape")
+        await pilot.press("f1")
+        await pilot.pause()
+        from textual.widgets import HelpPanel
+
+        assert app.screen.query(HelpPanel)
+
+
+def test_layout_80x24(snap_compare):
+    assert snap_compare(SNAPSHOT_APP, terminal_size=(80, 24), run_before=_snapshot_ready)
+
+
+def test_layout_120x40(snap_compare):
+    assert snap_compare(SNAPSHOT_APP, terminal_size=(120, 40), run_before=_snapshot_ready)
+
+
+async def _snapshot_ready(pilot):
+    await _ready(pilot, pilot.app)
+    await pilot.pause(0.2)
