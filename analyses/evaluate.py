@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import torch
-
 from analyses.models.base import HookedModel
 from analyses.results import Table
 from analyses.tasks import Example
@@ -53,6 +51,3 @@ def _variant_order(v: str) -> tuple:
     digits = "".join(c for c in v if c.isdigit())
     return (v.rstrip("0123456789"), int(digits) if v[-1:].isdigit() else 0, v)
 
-
-def last_positions(mask: torch.Tensor) -> torch.Tensor:
-    return mask.sum(1) - 1
