@@ -179,7 +179,14 @@ class Session:
 
     def add_prompt(self, prompt: str, corrupt: str | None = None, answer: str | None = None,
                    distractor: str | None = None) -> int:
+        """Store a prompt (or a clean/corrupt pair); one already stored is not stored twice."""
         kind = "pair" if corrupt is not None else "single"
+        same = self._conn.execute(
+            "SELECT id FROM prompts WHERE prompt = ? AND corrupt IS ? AND answer IS ? AND distractor IS ?",
+            (prompt, corrupt, answer, distractor),
+        ).fetchone()
+        if same is not None:
+            return int(same[0])
         with self._conn:
             cur = self._conn.execute(
                 "INSERT INTO prompts (created, kind, prompt, corrupt, answer, distractor) VALUES (?, ?, ?, ?, ?, ?)",

@@ -1,0 +1,103 @@
+"""One open session as the app holds it: the model spec, the runs and prompts, and the session file
+they are saved to (if any). The app can hold several and switch between them; this module has no
+Textual in it, so the bookkeeping is tested on its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from analyses.results import Grid, Table
+from sessions.store import Session, check_same_model
+
+PROMPT_KEYS = ("prompt", "corrupt", "answer", "distractor")
+
+
+@dataclass
+class Entry:
+    """A run as the history lists it; ``id`` is the session's run id (None while unsaved)."""
+
+    id: int | None
+    analysis: str
+    params: dict[str, Any]
+    result: Table | Grid
+
+
+@dataclass
+class Workspace:
+    spec: str
+    session: Session | None = None
+    new_path: Path | None = None  # a session file to create once the model's facts are known
+    runs: list[Entry] = field(default_factory=list)
+    prompts: list[dict[str, Any]] = field(default_factory=list)
+    attached: bool = False  # whether the loaded model has been checked against (or saved to) the file
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Workspace:
+        """Open a session file; its runs and prompts are read at once, the model is not loaded."""
+        return cls.of_session(Session.open(path))
+
+    @classmethod
+    def of_session(cls, session: Session) -> Workspace:
+        runs = [Entry(r.id, r.analysis, r.params, r.result) for r in session.runs()]
+        return cls(session.model.get("spec", ""), session, None, runs, session.prompts())
+
+    @property
+    def name(self) -> str:
+        path = self.session.path if self.session else self.new_path
+        return path.name if path else "unsaved"
+
+    @property
+    def path(self) -> Path | None:
+        return self.session.path.resolve() if self.session else self.new_path
+
+    def attach(self, info: dict[str, Any]) -> None:
+        """The model has loaded: create the pending session file, or check that the open one
+        holds runs of this model (BadInput if not)."""
+        if self.new_path is not None:
+            self.save_as(self.new_path, info)
+        elif self.session is not None:
+            check_same_model(self.session, info)
+        self.attached = True
+
+    def save_as(self, path: str | Path, info: dict[str, Any]) -> None:
+        """Write everything held so far into a new session file, which then takes every run."""
+        session = Session.create(path, info)
+        for prompt in self.prompts:
+            session.add_prompt(*(prompt.get(k) for k in PROMPT_KEYS))
+        for entry in self.runs:
+            entry.id = session.append_run(entry.analysis, entry.params, entry.result)
+        self.session, self.new_path = session, None
+
+    def record(self, analysis: str, params: dict[str, Any], result: Table | Grid) -> Entry:
+        """A finished run: autosaved to the session file at once, its prompt remembered."""
+        run_id = self.session.append_run(analysis, params, result) if self.session else None
+        entry = Entry(run_id, analysis, params, result)
+        self.runs.append(entry)
+        prompt = _prompt_of(params)
+        if prompt is not None:
+            self.remember_prompt(**prompt)
+        return entry
+
+    def remember_prompt(self, prompt: str, corrupt: str | None = None, answer: str | None = None,
+                        distractor: str | None = None) -> None:
+        item = {"prompt": prompt, "corrupt": corrupt, "answer": answer, "distractor": distractor}
+        if any(all(p.get(k) == item[k] for k in PROMPT_KEYS) for p in self.prompts):
+            return
+        item["id"] = self.session.add_prompt(prompt, corrupt, answer, distractor) if self.session else None
+        item["kind"] = "pair" if corrupt is not None else "single"
+        self.prompts.append(item)
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
+
+def _prompt_of(params: dict[str, Any]) -> dict[str, Any] | None:
+    if params.get("prompt"):
+        return {"prompt": params["prompt"], "answer": params.get("answer"), "distractor": params.get("distractor")}
+    if params.get("clean") and params.get("corrupt"):
+        return {"prompt": params["clean"], "corrupt": params["corrupt"], "answer": params.get("answer"),
+                "distractor": params.get("distractor")}
+    return None

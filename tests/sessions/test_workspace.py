@@ -1,0 +1,43 @@
+"""The app's per-session bookkeeping, without Textual: runs and prompts held in memory until the
+session has a file, then written through to it."""
+
+from __future__ import annotations
+
+import pytest
+
+from analyses.errors import BadInput
+from analyses.results import Grid, Table
+from sessions.store import Session
+from sessions.workspace import Workspace
+
+INFO = {"spec": "toy:ioi", "revision": "sha256:abc", "dtype": "float32", "device": "cpu"}
+TABLE = Table("dla", ["embed", "bias"], {"value": [0.5, -0.25]}, {"logit": 0.25})
+GRID = Grid("patch", ["layer", "pos"], {"layer": ["L0"], "pos": ["0:a", "1:b"]}, [[1.0, 2.0]], {"clean": 2.0, "corrupt": 1.0})
+
+
+def test_an_unsaved_workspace_saved_later_keeps_every_run_and_prompt(tmp_path):
+    ws = Workspace("toy:ioi")
+    ws.record("dla", {"prompt": "When Mary", "answer": " Mary", "distractor": None, "by": "layer"}, TABLE)
+    ws.record("dla", {"prompt": "When Mary", "answer": " Mary", "distractor": None, "by": "head"}, TABLE)
+    ws.record("patch", {"clean": "a b", "corrupt": "a c", "answer": " b", "distractor": " c", "site": "resid_pre"}, GRID)
+    assert [e.id for e in ws.runs] == [None, None, None] and len(ws.prompts) == 2  # the same prompt once
+    ws.save_as(tmp_path / "s.wbs", INFO)
+    ws.record("dla", {"prompt": "When John", "answer": " Mary"}, TABLE)  # written through at once
+    with Session.open(tmp_path / "s.wbs") as s:
+        assert [r.analysis for r in s.runs()] == ["dla", "dla", "patch", "dla"]
+        assert [(p["kind"], p["prompt"]) for p in s.prompts()] == [("single", "When Mary"), ("pair", "a b"), ("single", "When John")]
+    assert [e.id for e in ws.runs] == [1, 2, 3, 4]
+    again = Workspace.from_file(tmp_path / "s.wbs")
+    assert again.spec == "toy:ioi" and again.name == "s.wbs" and len(again.runs) == 4 and len(again.prompts) == 3
+    assert again.runs[2].result.values == GRID.values
+
+
+def test_a_pending_file_is_created_when_the_model_is_known_and_a_foreign_model_is_refused(tmp_path):
+    ws = Workspace("toy:ioi", new_path=tmp_path / "new.wbs")
+    assert ws.name == "new.wbs" and not (tmp_path / "new.wbs").exists()
+    ws.attach(INFO)
+    assert ws.attached and Session.open(tmp_path / "new.wbs").model == INFO
+    other = Workspace.from_file(tmp_path / "new.wbs")
+    with pytest.raises(BadInput, match="holds runs of toy:ioi"):
+        other.attach({**INFO, "spec": "toy:count01"})
+    assert not other.attached
