@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from analyses.errors import BadInput
 
 DTYPES = ("float32", "bfloat16", "float16")
+LOAD_STAGES = 4  # the steps ``load`` reports through its progress callback
 DEVICES = ("auto", "cpu", "cuda")
 GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
 
@@ -153,12 +155,16 @@ def load(
     dtype: str = "float32",
     device_map: str | dict | None = None,
     offload_folder: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> LoadedModel:
     """Load a model spec and wrap it in its family's hooked adapter.
 
     ``device_map`` ("auto" or an explicit accelerate map) dispatches layers across devices and
-    CPU/disk; hooks keep working on offloaded layers.
+    CPU/disk; hooks keep working on offloaded layers. ``progress(step, of, what)`` reports each
+    stage, so a screen can show how far loading has got.
     """
+    say = progress or (lambda step, of, what: None)
+    say(0, LOAD_STAGES, "importing torch and transformers")
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -167,6 +173,7 @@ def load(
     if dtype not in DTYPES:
         raise BadInput(f"--dtype must be one of {', '.join(DTYPES)}")
     device = resolve_device(device)
+    say(1, LOAD_STAGES, "finding the checkpoint")
     path, revision = resolve_spec(spec)
     config = read_config(path)
     check_supported(str(config.get("model_type")))
@@ -179,12 +186,14 @@ def load(
             kwargs["offload_folder"] = offload_folder
     else:
         _check_fits(path, config, dtype, device)
+    say(2, LOAD_STAGES, "reading the weights")
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except torch.OutOfMemoryError:
         raise BadInput(f"{spec}: out of memory while loading; try --dtype bfloat16 or --device-map auto") from None
     if device_map is None:
         model.to(device)
+    say(3, LOAD_STAGES, "loading the tokenizer and hooking the model")
     tokenizer = load_tokenizer(path)
     info = {
         "spec": spec,
@@ -194,7 +203,9 @@ def load(
         "dtype": dtype,
         "device": device if device_map is None else f"map:{device_map if isinstance(device_map, str) else 'custom'}",
     }
-    return LoadedModel(hooked(model), tokenizer, info)
+    loaded = LoadedModel(hooked(model), tokenizer, info)
+    say(LOAD_STAGES, LOAD_STAGES, "ready")
+    return loaded
 
 
 def quiet_hf() -> None:

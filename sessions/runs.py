@@ -220,3 +220,27 @@ def run_analysis(loaded: LoadedModel, name: str, **params: Any):
     if name not in ANALYSES:
         raise BadInput(f"unknown analysis {name!r}; available: {', '.join(ANALYSES)}")
     return ANALYSES[name](loaded, **params)
+
+
+def token_candidates(loaded: LoadedModel, prompts: list[str], k: int = 10) -> list[tuple[str, str]]:
+    """Tokens to pick an answer or distractor from: the model's top-k next tokens after the first
+    prompt, then every distinct token of the prompts, each as (spelling, why it is offered)."""
+    import torch
+
+    tok, n_ctx = loaded.tokenizer, loaded.hooked.shape.n_ctx
+    encoded = [encode_prompt(tok, p, None, n_ctx) for p in prompts if p]
+    if not encoded:
+        raise BadInput("type a prompt first: the tokens to pick from come from it")
+    with torch.no_grad():
+        logits = loaded.hooked.run(torch.tensor([encoded[0]])).logits[0, -1]
+    probs = torch.softmax(logits.float(), -1)
+    top = torch.topk(probs, min(k, probs.numel()))
+    out: dict[str, str] = {}
+    for rank, (p, i) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
+        out.setdefault(token_strings(tok, [i])[0], f"prediction #{rank}, p = {p:.3f}")
+    specials = set(tok.all_special_ids)
+    for which, ids in enumerate(encoded):
+        for pos, (i, spelled) in enumerate(zip(ids, token_strings(tok, ids))):
+            if i not in specials:
+                out.setdefault(spelled, f"{'clean' if which == 0 and len(encoded) > 1 else 'corrupt' if which else 'prompt'} token {pos}")
+    return list(out.items())
