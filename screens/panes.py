@@ -1,4 +1,5 @@
-"""The workbench's tabs: DLA, patching and history. Layout only; the app runs the analyses."""
+"""The workbench's tabs: DLA, patching, plot, prompts, history and sessions. Layout only; the app
+runs the analyses. Each pane's HELP is what F1 shows while focus is inside it."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import ContentSwitcher, DataTable, Input, ProgressBar, Select, Static
 
 from analyses.toys import DEFAULT_ANSWER, DEFAULT_DISTRACTOR, DEFAULT_PROMPT
+from screens.plots import ResultPlot
 from screens.widgets import Heatmap, ResultTable
 
 TRANSFORMER_SITES = ["resid_pre", "attn_out", "mlp_out", "head_out", "head_q", "head_k", "head_v", "head_pattern"]
 MAMBA_SITES = ["resid_pre", "layer_in", "out_proj", "conv", "ssm_in"]
 DEFAULT_CORRUPT = DEFAULT_PROMPT.replace("John gave", "Mary gave")
+METHODS = [("act. patching", "patch"), ("attrib. patching", "attrib"), ("EAP", "eap"),
+           ("EAP-IG 5 steps", "eap-ig"), ("path patching", "path-patch")]
+EDGE_METHODS = ("eap", "eap-ig", "path-patch")  # the methods that use the senders / receivers / top-k row
 
 
 def token_preview(tokens: list[str] | None, other: list[str] | None = None) -> str:
@@ -29,6 +34,7 @@ def token_preview(tokens: list[str] | None, other: list[str] | None = None) -> s
 class Controls(Horizontal):
     DEFAULT_CSS = """
     Controls { height: auto; margin-bottom: 1; }
+    PatchPane Controls { margin-bottom: 0; }
     Controls > Input { width: 1fr; margin-right: 1; }
     Controls > Select { width: 1fr; margin-right: 1; }
     Controls > #prompt, Controls > #clean, Controls > #corrupt { width: 3fr; }
@@ -37,6 +43,14 @@ class Controls(Horizontal):
 
 class DLAPane(Vertical):
     """Prompt, answer / distractor, granularity, filters; the result as a table or a head map."""
+
+    HELP = """### Direct logit attribution
+Type a prompt; the token preview shows how the model's tokenizer splits it.
+The answer and distractor are tokens spelled as the tokenizer does (F2 picks one
+from the prompt's tokens and the model's top predictions). With a distractor the
+target is the logit difference. **ctrl+r** runs: by layer, head, neuron, or the
+logit lens. The rows sum to the logit. Filter labels and keep the top k below;
+**s** in the table sorts by |value|, **ctrl+t** shows heads as a layer x head map."""
 
     def compose(self) -> ComposeResult:
         with Controls():
@@ -55,7 +69,16 @@ class DLAPane(Vertical):
 
 
 class PatchPane(Vertical):
-    """A clean/corrupt pair, the site and direction; the sweep as a heatmap."""
+    """A clean/corrupt pair, the method, site and direction; the result as a heatmap or a table."""
+
+    HELP = """### Patching
+A clean and a corrupted prompt of equal token length, the clean answer and the
+corrupted one. Methods: activation patching (a batched sweep over layers x
+positions, or heads, at the chosen site; Escape cancels between batches),
+attribution patching (one backward pass), EAP and EAP-IG edge scores (top k edges
+also get their faithfulness measured), path patching (senders and receivers as
+comma lists: writers L0H1, L0MLP, input; readers L1H2.q, L1MLP, logits). Cells are the patched metric,
+coloured from the corrupted baseline (blue) to the clean one (red)."""
 
     def compose(self) -> ComposeResult:
         with Controls():
@@ -65,21 +88,68 @@ class PatchPane(Vertical):
             yield Input(DEFAULT_ANSWER, placeholder="clean answer", id="p_answer", compact=True)
             yield Input(DEFAULT_DISTRACTOR, placeholder="corrupted answer", id="p_distractor", compact=True)
         with Controls():
+            yield Select(METHODS, value="patch", allow_blank=False, compact=True, id="method")
             yield Select([(s, s) for s in dict.fromkeys(TRANSFORMER_SITES + MAMBA_SITES)], value="head_out",
                          allow_blank=False, compact=True, id="site")
             yield Select([(d, d) for d in ("denoise", "noise", "resample", "mean")], value="denoise",
                          allow_blank=False, compact=True, id="direction")
             yield Select([(m, m) for m in ("logit_diff", "nld", "prob")], value="logit_diff", allow_blank=False, compact=True, id="metric")
+        with Controls(id="edge_controls"):
+            yield Input(placeholder="senders: L0H1,L0MLP", id="senders", compact=True)
+            yield Input(placeholder="receivers: L1H0.q,logits", id="receivers", compact=True)
+            yield Input(placeholder="top k edges", id="edges_top", type="integer", compact=True)
         yield Static(token_preview(None), id="pair_tokens", markup=False)
         yield ProgressBar(id="progress", show_eta=True)
-        yield Heatmap(id="patch_map")
+        with ContentSwitcher(initial="patch_map", id="patch_view"):
+            yield Heatmap(id="patch_map")
+            yield ResultTable(id="patch_table")
+
+
+class PlotPane(Vertical):
+    """The result on show as a chart."""
+
+    def compose(self) -> ComposeResult:
+        yield ResultPlot(id="plot")
+
+
+class PromptsPane(Vertical):
+    """The session's prompts and pairs: every prompt run is remembered; Enter loads one back."""
+
+    HELP = """### Prompts
+Every prompt and clean/corrupt pair this session has run, with its answer and
+distractor, saved in the session file. **Enter** puts the selected one back into
+the DLA tab (a prompt) or the patching tab (a pair)."""
+
+    def compose(self) -> ComposeResult:
+        table = DataTable(id="prompts", cursor_type="row", zebra_stripes=True)
+        table.add_columns("kind", "answer", "distractor", "prompt", "corrupt")
+        yield table
+
+
+class SessionsPane(Vertical):
+    """The open sessions; Enter switches to one, ctrl+o opens another."""
+
+    HELP = """### Sessions
+Every open session, each with its own model, prompts and history. **Enter**
+switches to the selected one, **F3** to the next, **ctrl+o** opens another file
+(or creates one). A session's stored results show without loading its model; the
+model loads in the background when a new run needs it."""
+
+    def compose(self) -> ComposeResult:
+        table = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        table.add_columns("", "session", "model", "runs", "prompts")
+        yield table
 
 
 class HistoryPane(Vertical):
-    """Every run of the session, newest last; Enter reopens one, ctrl+e exports it."""
+    """Every run of the session, newest last; Enter reopens one, F4 exports it."""
+
+    HELP = """### History
+Every run of this session, oldest first, as stored in the session file.
+**Enter** reopens a run's result (no model needed), **F4** exports it to JSON and CSV."""
 
     def compose(self) -> ComposeResult:
-        yield Static("Enter: reopen a run   ctrl+e: export it to JSON and CSV", markup=False)
+        yield Static("Enter: reopen a run   F4: export it to JSON and CSV", markup=False)
         table = DataTable(id="history", cursor_type="row", zebra_stripes=True)
         table.add_columns("run", "analysis", "summary")
         yield table

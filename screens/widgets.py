@@ -29,7 +29,7 @@ class ResultTable(DataTable):
         self.label_filter = ""
         self.top_k: int | None = None
 
-    def show(self, table: Table) -> None:
+    def show(self, table: Table | None) -> None:
         self.table = table
         self.refresh_rows()
 
@@ -63,11 +63,40 @@ def _add_sized_columns(table: DataTable, headers: list[str], rows: list[list[str
         table.add_column(header, key=f"c{i}", width=width)
 
 
-def _diverging(x: float) -> str:
-    """A background colour for x in [-1, 1]: blue (negative), white (0), red (positive)."""
+def grid_rows(grid: Grid) -> tuple[list[tuple[str, list[float]]], list[str]]:
+    """A grid as labelled rows of a 2-D map: layer x pos as it is; layer x pos x head as one row
+    per (layer, head) over positions; a 1-D grid as one column."""
+    labels, values = grid.labels, grid.values
+    if "pos" in grid.axes and grid.axes[-1] == "head":
+        rows = [(f"{layer}{head}", [cell[h] for cell in values[li]])
+                for li, layer in enumerate(labels["layer"]) for h, head in enumerate(labels["head"])]
+        return rows, labels["pos"]
+    if len(grid.axes) == 2:
+        return list(zip(labels[grid.axes[0]], values)), labels[grid.axes[1]]
+    return [(label, [v]) for label, v in zip(labels[grid.axes[0]], values)], ["value"]
+
+
+def grid_shade(grid: Grid):
+    """A cell's colour position in [-1, 1]: patching grids from the corrupted baseline (-1) to the
+    clean one (+1); other grids relative to their largest magnitude."""
+    if "clean" in grid.meta and "corrupt" in grid.meta:
+        lo, hi = grid.meta["corrupt"], grid.meta["clean"]
+        span = (hi - lo) or 1.0
+        return lambda v: 2 * (v - lo) / span - 1
+    scale = max((abs(v) for _, vs in grid_rows(grid)[0] for v in vs), default=1.0) or 1.0
+    return lambda v: v / scale
+
+
+def diverging_rgb(x: float) -> tuple[int, int, int]:
+    """x in [-1, 1] as a colour: blue (negative), white (0), red (positive)."""
     x = max(-1.0, min(1.0, x))
     fade = int(255 * (1 - abs(x)))
-    return f"on rgb({255 if x > 0 else fade},{fade},{255 if x < 0 else fade})"
+    return (255 if x > 0 else fade, fade, 255 if x < 0 else fade)
+
+
+def _diverging(x: float) -> str:
+    """A background colour for x in [-1, 1]."""
+    return "on rgb({},{},{})".format(*diverging_rgb(x))
 
 
 class Heatmap(DataTable):
@@ -81,18 +110,8 @@ class Heatmap(DataTable):
         super().__init__(cursor_type="cell", **kwargs)
 
     def show_grid(self, grid: Grid) -> None:
-        labels, values = grid.labels, grid.values
-        if "pos" in grid.axes and grid.axes[-1] == "head":
-            rows = [(f"{layer}{head}", [cell[h] for cell in values[li]])
-                    for li, layer in enumerate(labels["layer"]) for h, head in enumerate(labels["head"])]
-            columns = labels["pos"]
-        elif len(grid.axes) == 2:
-            rows, columns = list(zip(labels[grid.axes[0]], values)), labels[grid.axes[1]]
-        else:
-            rows, columns = [(label, [v]) for label, v in zip(labels[grid.axes[0]], values)], ["value"]
-        lo, hi = grid.meta.get("corrupt", 0.0), grid.meta.get("clean", 1.0)
-        span = (hi - lo) or 1.0
-        self._fill(rows, columns, lambda v: 2 * (v - lo) / span - 1)
+        rows, columns = grid_rows(grid)
+        self._fill(rows, columns, grid_shade(grid))
 
     def show_heads(self, table: Table) -> None:
         """A DLA table by head as a layer x head map."""

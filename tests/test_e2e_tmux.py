@@ -1,5 +1,5 @@
-"""The real `workbench` binary in a real terminal (tmux): run DLA into a new session, quit,
-reopen the session, and see the same numbers without re-running the model."""
+"""The real `workbench` binary in a real terminal (tmux): type a prompt, run DLA into a new
+session, save, quit, reopen the session, and see the same numbers without re-running the model."""
 
 from __future__ import annotations
 
@@ -40,19 +40,27 @@ def _table(screen: str) -> list[str]:
     return [line.strip() for line in screen.splitlines() if line.strip().startswith(("embed", "L0", "L1", "bias"))]
 
 
-def test_run_save_quit_reopen(tmp_path):
+def test_enter_a_prompt_run_save_quit_reopen(tmp_path):
     path = tmp_path / "e2e.wbs"
     name = f"wb-e2e-{os.getpid()}"
-    env = f"WORKBENCH_CACHE={tmp_path} HF_HUB_OFFLINE=1"
+    env = f"WORKBENCH_CACHE={tmp_path} HF_HUB_OFFLINE=1 TERM=xterm-256color"
     try:
         _tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", f"env {env} {EXE} --session {path}; sleep 60")
-        first = _screen_when(name, "(saved)")
+        _screen_when(name, "interpretability workbench")  # the first frame
+        _screen_when(name, "run 1 (saved)")  # the default model loaded and ran the default prompt
+        _tmux("send-keys", "-t", name, "C-u")  # the prompt box has focus: clear it, type another
+        _tmux("send-keys", "-t", name, "-l", "When John and Mary went to the store, Mary gave a drink to")
+        _tmux("send-keys", "-t", name, "C-r")
+        first = _screen_when(name, "run 2 (saved)")
+        _tmux("send-keys", "-t", name, "C-s")
+        _screen_when(name, "2 runs and 2 prompts saved")
         _tmux("send-keys", "-t", name, "C-q")
         time.sleep(1)
         _tmux("new-window", "-t", name, f"env {env} {EXE} --session {path}; sleep 60")  # same server, new process
         _tmux("kill-window", "-t", f"{name}:0")
-        again = _screen_when(name, "(stored)")
+        again = _screen_when(name, "run 2 (stored)")
     finally:
         _tmux("kill-server")
+    assert "[When][John][and][Mary]" in first
     assert _table(first) and _table(first) == _table(again)
-    assert "logit" in again
+    assert "logit" in again and "Traceback" not in again

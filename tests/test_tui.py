@@ -5,21 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import PROMPT
+from pilot import ready as _ready
+from pilot import wait_for as _wait
+
+from textual.widgets import TabbedContent
 
 from screens.widgets import ErrorDialog, ResultTable
 from workbench.app import WorkbenchApp
 
 PROMPT_CORRUPT = PROMPT.replace("John gave", "Mary gave")
 SNAPSHOT_APP = Path(__file__).parent / "snapshot_app.py"
-
-
-async def _wait(pilot, condition, steps=300):
-    for _ in range(steps):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("timed out waiting for the app")
 
 
 async def test_opens_on_a_dla_result_and_reports_bad_tokens_in_a_dialog(checkpoints):
@@ -90,10 +87,6 @@ async def test_a_new_session_file_is_created_for_the_model(checkpoints, tmp_path
         assert s.model["spec"] == str(checkpoints["gpt2"]) and len(s.runs()) == 1
 
 
-async def _ready(pilot, app):
-    await _wait(pilot, lambda: app.query_one(ResultTable).row_count > 0)
-
-
 async def test_patching_tab_history_and_export(checkpoints, tmp_path, monkeypatch):
     from textual.widgets import DataTable, ProgressBar, TabbedContent
 
@@ -115,7 +108,7 @@ async def test_patching_tab_history_and_export(checkpoints, tmp_path, monkeypatc
         assert history.row_count == 2
         app.query_one(TabbedContent).active = "history_tab"
         history.move_cursor(row=0)
-        await pilot.press("ctrl+e")
+        await pilot.press("f4")
         await pilot.pause()
         exported = sorted(p.name for p in tmp_path.iterdir())
         assert exported == ["workbench-dla-2.csv", "workbench-dla-2.json"]
@@ -167,14 +160,17 @@ async def test_user_keymap_and_help(checkpoints, tmp_path, monkeypatch):
         assert app.screen.query(HelpPanel)
 
 
-def test_layout_80x24(snap_compare):
-    assert snap_compare(SNAPSHOT_APP, terminal_size=(80, 24), run_before=_snapshot_ready)
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@pytest.mark.parametrize("tab", ["dla", "patch", "plot_tab"])
+def test_layout(snap_compare, tab, size):
+    async def run_before(pilot):
+        await _ready(pilot, pilot.app)
+        if tab == "patch":
+            pilot.app.query_one("#corrupt").value = pilot.app.query_one("#clean").value.replace("John gave", "Mary gave")
+            pilot.app.query_one(TabbedContent).active = "patch"
+            await pilot.press("ctrl+r")
+            await _wait(pilot, lambda: len(pilot.app.ws.runs) == 2)
+        pilot.app.query_one(TabbedContent).active = tab
+        await pilot.pause(0.3)
 
-
-def test_layout_120x40(snap_compare):
-    assert snap_compare(SNAPSHOT_APP, terminal_size=(120, 40), run_before=_snapshot_ready)
-
-
-async def _snapshot_ready(pilot):
-    await _ready(pilot, pilot.app)
-    await pilot.pause(0.2)
+    assert snap_compare(SNAPSHOT_APP, terminal_size=size, run_before=run_before)

@@ -1,0 +1,88 @@
+"""Modal dialogs: open a session, save one under a name, pick a token. Each returns what was chosen
+(or None on Escape) and leaves the acting to the app."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+DIALOG_CSS = """
+{name} {{ align: center middle; }}
+{name} > Vertical {{ width: 76; max-width: 95%; height: auto; max-height: 90%; border: thick $accent;
+    padding: 0 1; background: $surface; }}
+{name} Label {{ margin-top: 1; }}
+{name} OptionList {{ height: auto; max-height: 16; }}
+"""
+
+
+class _Dialog(ModalScreen):
+    AUTO_FOCUS = "*"  # the first field (the app's own AUTO_FOCUS names a widget not in here)
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="close_dialog")]
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class OpenSessionDialog(_Dialog):
+    """A session file to open (or to create, for the model given) alongside the open ones."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="OpenSessionDialog")
+
+    def __init__(self, model: str) -> None:
+        super().__init__()
+        self.model = model
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Session file: an existing one opens; a new name is created (empty: unsaved)")
+            yield Input(placeholder="path/to/analysis.wbs", id="open_path")
+            yield Label("Model for a new session (an existing file names its own)")
+            yield Input(self.model, id="open_model")
+            yield Label("Enter: open   Escape: cancel", classes="hint")
+
+    def on_input_submitted(self) -> None:
+        path = self.query_one("#open_path", Input).value.strip()
+        model = self.query_one("#open_model", Input).value.strip()
+        if model or path:
+            self.dismiss((path, model))
+
+
+class SaveDialog(_Dialog):
+    """A file name to save an unsaved session under; from then on every run is autosaved there."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="SaveDialog")
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Save this session as (a new file; every later run is autosaved to it)")
+            yield Input(placeholder="path/to/analysis.wbs", id="save_path")
+            yield Label("Enter: save   Escape: cancel")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.dismiss(event.value.strip())
+
+
+class TokenPicker(_Dialog):
+    """Tokens to choose an answer or distractor from, spelled exactly as the tokenizer does."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="TokenPicker")
+
+    def __init__(self, field: str, candidates: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.field, self.candidates = field, candidates
+
+    def compose(self) -> ComposeResult:
+        width = max(len(repr(t)) for t, _ in self.candidates)
+        options = [Option(Text.assemble((repr(t).ljust(width), "bold"), "  ", why)) for t, why in self.candidates]
+        with Vertical():
+            yield Label(f"Pick the {self.field} (Enter), Escape to cancel")
+            yield OptionList(*options, id="token_options")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.candidates[event.option_index][0])

@@ -1,0 +1,22 @@
+"""Helpers for driving the app with Textual's Pilot: wait for a condition, never sleep blindly."""
+
+from __future__ import annotations
+
+
+async def wait_for(pilot, condition, steps: int = 400) -> None:
+    for _ in range(steps):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("timed out waiting for the app")
+
+
+async def ready(pilot, app) -> None:
+    """The first DLA result is on screen (the model has loaded and run)."""
+    from screens.widgets import ResultTable
+
+    await wait_for(pilot, lambda: app.query_one("#result", ResultTable).row_count > 0)
+
+
+def status(app) -> str:
+    return str(app.query_one("#status").render())

@@ -1,0 +1,230 @@
+"""Analysts' workflows in the TUI, driven through Textual's Pilot: several sessions, saving an
+unsaved one, the prompt library, every patching method, the token picker, plots, the command
+palette and the loading indicator."""
+
+from __future__ import annotations
+
+from conftest import PROMPT
+from pilot import ready, status, wait_for
+from textual.widgets import ContentSwitcher, DataTable, Input, OptionList, Select, TabbedContent
+
+from screens.dialogs import OpenSessionDialog, SaveDialog, TokenPicker
+from screens.plots import ResultPlot
+from screens.widgets import ErrorDialog, Heatmap, ResultTable
+from sessions.store import Session
+from workbench.app import WorkbenchApp
+
+PROMPT_CORRUPT = PROMPT.replace("John gave", "Mary gave")
+
+
+def _history(app) -> int:
+    return app.query_one("#history", DataTable).row_count
+
+
+async def _open_patching(pilot, app, method: str) -> None:
+    app.query_one(TabbedContent).active = "patch"
+    app.query_one("#corrupt", Input).value = PROMPT_CORRUPT
+    app.query_one("#method", Select).value = method
+    await pilot.pause()
+
+
+async def test_several_sessions_are_open_at_once_and_switch(checkpoints, tmp_path, capsys):
+    from workbench.cli import main
+
+    b = tmp_path / "b.wbs"
+    assert main(["run", "dla", "--model", str(checkpoints["neox"]), "--prompt", PROMPT, "--answer", " Mary",
+                 "--session", str(b), "--json"]) == 0
+    capsys.readouterr()
+    a = tmp_path / "a.wbs"
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu", new_session=str(a))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, app)
+        await wait_for(pilot, lambda: "(saved)" in status(app))
+        await pilot.press("ctrl+o")
+        assert isinstance(app.screen, OpenSessionDialog)
+        app.screen.query_one("#open_path", Input).value = str(b)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.ws.name == "b.wbs" and "(stored)" in status(app)
+        assert str(checkpoints["neox"]) not in app.models  # stored results need no model
+        assert app.query_one("#sessions", DataTable).row_count == 2 and _history(app) == 1
+        await pilot.press("f3")
+        assert app.ws.name == "a.wbs" and app.sub_title == f"a.wbs · {checkpoints['gpt2']}"
+        await pilot.press("f3")
+        await pilot.press("ctrl+r")  # b's model loads in the background, then the run lands in b
+        await wait_for(pilot, lambda: _history(app) == 2 and "(saved)" in status(app))
+        app.query_one(TabbedContent).active = "sessions_tab"
+        table = app.query_one("#sessions", DataTable)
+        table.focus()
+        table.move_cursor(row=0)
+        await pilot.press("enter")
+        assert app.ws.name == "a.wbs" and _history(app) == 1
+    with Session.open(a) as s, Session.open(b) as t:
+        assert len(s.runs()) == 1 and len(t.runs()) == 2
+        assert t.model["spec"] == str(checkpoints["neox"])
+
+
+async def test_an_unsaved_session_is_saved_under_a_name_then_autosaved(checkpoints, tmp_path):
+    path = tmp_path / "later.wbs"
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, SaveDialog)
+        app.screen.query_one("#save_path", Input).value = str(path)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: path.exists())
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: "(saved)" in status(app))
+        await pilot.press("ctrl+s")  # already saved: says so, writes nothing new
+        await pilot.press("ctrl+o")
+        app.screen.query_one("#open_path", Input).value = str(tmp_path / "no-such-dir" / "x.wbs")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert "no such folder" in app.screen.message
+    with Session.open(path) as s:
+        assert len(s.runs()) == 2 and [p["kind"] for p in s.prompts()] == ["single"]
+
+
+async def test_the_prompt_library_puts_a_pair_back(checkpoints):
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, app)
+        await _open_patching(pilot, app, "patch")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: _history(app) == 2)
+        app.query_one("#clean", Input).value = "something else"
+        app.query_one(TabbedContent).active = "prompts_tab"
+        prompts = app.query_one("#prompts", DataTable)
+        assert prompts.row_count == 2 and prompts.get_row_at(1)[0] == "pair"
+        prompts.focus()
+        prompts.move_cursor(row=1)
+        await pilot.press("enter")
+        assert app.query_one(TabbedContent).active == "patch"
+        assert app.query_one("#clean", Input).value != "something else"
+        assert app.query_one("#corrupt", Input).value == PROMPT_CORRUPT
+
+
+async def test_every_patching_method_runs_from_the_patching_tab(checkpoints):
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, app)
+        await _open_patching(pilot, app, "attrib")
+        assert not app.query_one("#edge_controls").has_class("shown")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: _history(app) == 2)
+        assert app._shown.analysis == "attrib" and app.query_one("#patch_map", Heatmap).row_count == 8
+
+        app.query_one("#method", Select).value = "eap"
+        await pilot.pause()
+        assert app.query_one("#edge_controls").has_class("shown")
+        app.query_one("#edges_top", Input).value = "5"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: _history(app) == 3)
+        assert app.query_one("#patch_view", ContentSwitcher).current == "patch_table"
+        assert app.query_one("#patch_table", ResultTable).row_count > 5 and "faithfulness" in status(app)
+
+        app.query_one("#method", Select).value = "path-patch"
+        app.query_one("#senders", Input).value = "L0H1,L0MLP"
+        app.query_one("#receivers", Input).value = "L1H0.q,logits"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: _history(app) == 4)
+        assert app.query_one("#patch_table", ResultTable).row_count == 3 and "patched" in status(app)
+
+        app.query_one("#receivers", Input).value = "L9H9.q"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert "unknown node" in app.screen.message
+        await pilot.press("escape")
+        app.query_one("#method", Select).value = "patch"
+        app.query_one("#corrupt", Input).value = "When Mary went"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert "differ in token length" in app.screen.message and _history(app) == 4
+
+
+async def test_answer_and_distractor_are_picked_from_the_tokens(checkpoints):
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot, app)
+        app.query_one("#distractor", Input).focus()
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, TokenPicker))
+        picker = app.screen
+        assert picker.field == "distractor"
+        spelled = [t for t, _ in picker.candidates]
+        assert "prediction #1" in picker.candidates[0][1] and "John" in spelled and len(spelled) == len(set(spelled))
+        options = picker.query_one(OptionList)
+        options.highlighted = spelled.index("John")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.query_one("#distractor", Input).value == "John"
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, TokenPicker))
+        await pilot.press("escape")
+        assert app.query_one("#distractor", Input).value == "John"
+
+
+async def test_plots_of_tables_and_grids(checkpoints):
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, app)
+        plot = app.query_one("#plot", ResultPlot)
+        assert plot.kind == "bar"
+        app.query_one(TabbedContent).active = "plot_tab"
+        await pilot.pause()
+        drawn = str(plot.render())
+        assert "L1ATTN" in drawn and "bias" in drawn
+        plot.focus()
+        await pilot.press("p")
+        assert plot.kind == "line"
+        await pilot.press("p")
+        assert plot.kind == "bar"  # a DLA table has one numeric column: no scatter
+
+        app.query_one("#by", Select).value = "lens"
+        app.query_one(TabbedContent).active = "dla"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: _history(app) == 2)
+        assert plot.kind == "line"
+        plot.action_cycle_kind()
+        plot.action_cycle_kind()
+        assert plot.kind == "scatter"
+
+        await _open_patching(pilot, app, "patch")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: _history(app) == 3)
+        assert plot.kind == "heatmap"
+        app.query_one(TabbedContent).active = "plot_tab"
+        await pilot.pause()
+        drawn = str(plot.render())
+        assert "L0H0" in drawn and "L1H3" in drawn and "clean run" in drawn
+
+
+async def test_the_command_palette_reaches_evaluation_and_the_tabs():
+    from textual.command import CommandPalette
+
+    app = WorkbenchApp("toy:ioi", device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, app)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in ("Run", "Save session", "Open session", "Pick token", "Show tab: History",
+                      "Switch to session 1: unsaved", "Evaluate task: ioi"):
+            assert title in titles
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"Evaluate task: ioi")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: _history(app) == 2, steps=1200)
+        assert app._shown.analysis == "eval" and app._shown.labels[-1] == "all"
+        assert app._shown.values[-1] > 0.9  # the shipped toy solves IOI
+
+
+async def test_loading_reports_its_stages():
+    messages = []
+    app = WorkbenchApp("toy:ioi", device="cpu")
+    async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
+        await ready(pilot, app)
+        stages = [(m.step, m.of) for m in messages if isinstance(m, WorkbenchApp.LoadProgress)]
+        assert stages[0] == (0, 4) and stages[-1] == (4, 4) and len(stages) == 5
+        assert not app.query_one("#load_bar").has_class("loading")
