@@ -13,7 +13,7 @@ is the one-forward-per-cell reference loop the fast path is tested against.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -79,6 +79,16 @@ def _n_heads(model: HookedModel, hook: str) -> int | None:
     return model.shape.n_kv_heads if kv else model.shape.n_heads
 
 
+def _indices(chosen: Sequence[int] | None, size: int, what: str) -> list[int]:
+    """Chosen indices (negative from the end) in order without repeats; all when None."""
+    if chosen is None:
+        return list(range(size))
+    bad = [i for i in chosen if not -size <= i < size]
+    if bad or not chosen:
+        raise BadInput(f"{what}s must be between {-size} and {size - 1}; got {', '.join(map(str, bad)) or 'none'}")
+    return list(dict.fromkeys(i % size for i in chosen))
+
+
 def _patch_fn(cells: list[tuple[int | None, int | None]], src: Tensor, n: int, hook: str) -> Callable[[Tensor], Tensor]:
     """Rows [i*n, (i+1)*n) of the activation get ``src`` at cell i's position and head."""
     pos_axis, head_axis = axes_of(hook)
@@ -113,10 +123,13 @@ def activation_patching(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     token_labels: list[str] | None = None,
+    positions: Sequence[int] | None = None,
+    heads: Sequence[int] | None = None,
 ) -> Grid:
     """Patch ``site`` cell by cell. ``clean``/``corrupt`` are [n, pos] token ids of equal shape
     (aligned prompt pairs); ``answer``/``distractor`` [n] token ids (the clean and the corrupted
-    answers)."""
+    answers). ``positions`` / ``heads`` (negative counts from the end) restrict the sweep to
+    those cells, which costs only their share of the full sweep."""
     sites = sites_for(model)
     if site not in sites:
         raise BadInput(f"site {site!r} is not available for {model.shape.family}; sites: {', '.join(sites)}")
@@ -144,9 +157,14 @@ def activation_patching(
             return act.mean(0, keepdim=True).expand_as(act)
         return act
 
-    heads = _n_heads(model, hook)
-    positions = list(range(seq)) if by_pos else [None]
-    cells = [(p, h) for p in positions for h in (range(heads) if heads else [None])]
+    n_heads = _n_heads(model, hook)
+    if heads is not None and not n_heads:
+        raise BadInput(f"site {site!r} has no heads to choose from")
+    if positions is not None and not by_pos:
+        raise BadInput("positions can only be chosen for a per-position sweep")
+    pos_list = _indices(positions, seq, "position") if by_pos else [None]
+    head_list = _indices(heads, n_heads, "head") if n_heads else [None]
+    cells = [(p, h) for p in pos_list for h in head_list]
     per_forward = max(1, rows_per_forward // n) if batched else 1
     total, done = n_layers * len(cells), 0
     results: list[Tensor] = []
@@ -168,16 +186,16 @@ def activation_patching(
             done += k
             if progress is not None:
                 progress(done, total)
-    values = torch.cat(results).float().cpu().view(n_layers, len(positions), -1)
-    axes = ["layer"] + (["pos"] if by_pos else []) + (["head"] if heads else [])
+    values = torch.cat(results).float().cpu().view(n_layers, len(pos_list), -1)
+    axes = ["layer"] + (["pos"] if by_pos else []) + (["head"] if n_heads else [])
     if not by_pos:
         values = values[:, 0]
-    if not heads:
+    if not n_heads:
         values = values[..., 0]
     tokens = token_labels or [str(i) for i in range(seq)]
-    labels = {"layer": [f"L{i}" for i in range(n_layers)], "pos": [f"{i}:{t}" for i, t in enumerate(tokens)]}
-    if heads:
-        labels["head"] = [f"H{h}" for h in range(heads)]
+    labels = {"layer": [f"L{i}" for i in range(n_layers)], "pos": [f"{i}:{tokens[i]}" for i in pos_list if i is not None]}
+    if n_heads:
+        labels["head"] = [f"H{h}" for h in head_list]
     meta = {
         "site": site,
         "metric": metric,

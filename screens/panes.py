@@ -16,7 +16,8 @@ MAMBA_SITES = ["resid_pre", "layer_in", "out_proj", "conv", "ssm_in"]
 DEFAULT_CORRUPT = DEFAULT_PROMPT.replace("John gave", "Mary gave")
 METHODS = [("act. patching", "patch"), ("attrib. patching", "attrib"), ("EAP", "eap"),
            ("EAP-IG 5 steps", "eap-ig"), ("path patching", "path-patch")]
-EDGE_METHODS = ("eap", "eap-ig", "path-patch")  # the methods that use the senders / receivers / top-k row
+METHOD_FIELDS = {"patch": ("positions", "heads"), "attrib": (), "eap": ("edges_top",), "eap-ig": ("edges_top",),
+                 "path-patch": ("senders", "receivers")}  # the inputs of the method row each method uses
 
 
 def token_preview(tokens: list[str] | None, other: list[str] | None = None) -> str:
@@ -34,7 +35,6 @@ def token_preview(tokens: list[str] | None, other: list[str] | None = None) -> s
 class Controls(Horizontal):
     DEFAULT_CSS = """
     Controls { height: auto; margin-bottom: 1; }
-    PatchPane Controls { margin-bottom: 0; }
     Controls > Input { width: 1fr; margin-right: 1; }
     Controls > Select { width: 1fr; margin-right: 1; }
     Controls > #prompt, Controls > #clean, Controls > #corrupt { width: 3fr; }
@@ -71,10 +71,13 @@ logit lens. The rows sum to the logit. Filter labels and keep the top k below;
 class PatchPane(Vertical):
     """A clean/corrupt pair, the method, site and direction; the result as a heatmap or a table."""
 
+    DEFAULT_CSS = "PatchPane Controls { margin-bottom: 0; }"
+
     HELP = """### Patching
 A clean and a corrupted prompt of equal token length, the clean answer and the
 corrupted one. Methods: activation patching (a batched sweep over layers x
-positions, or heads, at the chosen site; Escape cancels between batches),
+positions, or heads, at the chosen site, optionally only at some positions
+and heads such as 9,-1; Escape cancels between batches),
 attribution patching (one backward pass), EAP and EAP-IG edge scores (top k edges
 also get their faithfulness measured), path patching (senders and receivers as
 comma lists: writers L0H1, L0MLP, input; readers L1H2.q, L1MLP, logits). Cells are the patched metric,
@@ -94,15 +97,28 @@ coloured from the corrupted baseline (blue) to the clean one (red)."""
             yield Select([(d, d) for d in ("denoise", "noise", "resample", "mean")], value="denoise",
                          allow_blank=False, compact=True, id="direction")
             yield Select([(m, m) for m in ("logit_diff", "nld", "prob")], value="logit_diff", allow_blank=False, compact=True, id="metric")
-        with Controls(id="edge_controls"):
+        with Controls(id="method_controls"):
+            yield Input(placeholder="positions: all, or 9,-1", id="positions", compact=True)
+            yield Input(placeholder="heads: all, or 0,3", id="heads", compact=True)
             yield Input(placeholder="senders: L0H1,L0MLP", id="senders", compact=True)
             yield Input(placeholder="receivers: L1H0.q,logits", id="receivers", compact=True)
-            yield Input(placeholder="top k edges", id="edges_top", type="integer", compact=True)
+            yield Input(placeholder="top k edges (faithfulness)", id="edges_top", type="integer", compact=True)
         yield Static(token_preview(None), id="pair_tokens", markup=False)
         yield ProgressBar(id="progress", show_eta=True)
         with ContentSwitcher(initial="patch_map", id="patch_view"):
             yield Heatmap(id="patch_map")
             yield ResultTable(id="patch_table")
+
+
+    def on_mount(self) -> None:
+        self.show_fields("patch")
+
+    def show_fields(self, method: str) -> None:
+        """Only the inputs the chosen method reads; the row disappears when it reads none."""
+        row = self.query_one("#method_controls")
+        for field in row.children:
+            field.display = field.id in METHOD_FIELDS[method]
+        row.display = bool(METHOD_FIELDS[method])
 
 
 class PlotPane(Vertical):

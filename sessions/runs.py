@@ -134,10 +134,14 @@ def run_patch(
     metric: str = "logit_diff",
     direction: str = "denoise",
     all_pos: bool = False,
+    positions: str | None = None,
+    heads: str | None = None,
     progress=None,
     should_stop=None,
     **pair_args: Any,
 ):
+    """An activation-patching sweep; ``positions`` / ``heads`` are comma lists ("9,-1") that
+    restrict it to those cells."""
     from analyses.patching import activation_patching
 
     enc = encode_pairs(loaded, **pair_args)
@@ -145,9 +149,20 @@ def run_patch(
         loaded.hooked, enc["clean"], enc["corrupt"], enc["answer"], enc["distractor"], site,
         metric=metric, method=direction, by_pos=not all_pos, progress=progress, should_stop=should_stop,
         token_labels=enc["tokens"], token_set=enc["token_set"],
+        positions=int_list(positions, "positions"), heads=int_list(heads, "heads"),
     )
     grid.meta = {"prompt_tokens": enc["tokens"], "n_pairs": enc["n_pairs"], **grid.meta}
     return grid
+
+
+def int_list(text: str | None, what: str) -> list[int] | None:
+    """ "9, -1" -> [9, -1]; None or blank -> None (everything)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise BadInput(f"{what}: give whole numbers separated by commas, like 9,-1 (got {text!r})") from None
 
 
 def run_attrib(loaded: LoadedModel, site: str, metric: str = "logit_diff", all_pos: bool = False, **pair_args: Any):

@@ -135,12 +135,19 @@ def test_patch_json_contract(capsys, checkpoints):
     assert json.loads(out)["axes"] == ["layer", "pos"]
     code, out, _ = _run(capsys, *base, "--site", "mlp_out")
     assert code == 0 and "L1" in out
+    code, out, _ = _run(capsys, *base, "--site", "head_out", "--positions", "-1", "--heads", "1,3", "--json")
+    part = json.loads(out)
+    assert part["axis_labels"]["head"] == ["H1", "H3"] and len(part["axis_labels"]["pos"]) == 1
+    chosen = [value for row in part["grid"] for value in row[0]]
+    assert chosen == pytest.approx([v for row in data["grid"] for v in (row[-1][1], row[-1][3])], abs=1e-5)
 
 
 @pytest.mark.parametrize("extra, message", [
     (["--site", "resid_pre", "--corrupt", "When Mary went to the store, John gave a drink to"], "differ in token length"),
     (["--site", "conv"], "not available for gpt2"),
     (["--site", "resid_pre", "--distractor", " Zorro"], "not in the model's vocabulary"),
+    (["--site", "head_out", "--positions", "1,x"], "whole numbers"),
+    (["--site", "head_out", "--heads", "4"], "heads must be between -4 and 3"),
 ])
 def test_bad_patch_requests_exit_2(capsys, checkpoints, extra, message):
     argv = {"--model": str(checkpoints["gpt2"]), "--clean": PROMPT, "--corrupt": PROMPT.replace("John gave", "Mary gave"),

@@ -110,14 +110,15 @@ async def test_every_patching_method_runs_from_the_patching_tab(checkpoints):
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot, app)
         await _open_patching(pilot, app, "attrib")
-        assert not app.query_one("#edge_controls").has_class("shown")
+        assert not app.query_one("#method_controls").display
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: _history(app) == 2)
         assert app._shown.analysis == "attrib" and app.query_one("#patch_map", Heatmap).row_count == 8
 
         app.query_one("#method", Select).value = "eap"
         await pilot.pause()
-        assert app.query_one("#edge_controls").has_class("shown")
+        assert app.query_one("#method_controls").display and app.query_one("#edges_top").display
+        assert not app.query_one("#positions").display
         app.query_one("#edges_top", Input).value = "5"
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: _history(app) == 3)
@@ -141,6 +142,15 @@ async def test_every_patching_method_runs_from_the_patching_tab(checkpoints):
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
         assert "differ in token length" in app.screen.message and _history(app) == 4
+        await pilot.press("escape")
+        app.query_one("#corrupt", Input).value = PROMPT_CORRUPT
+        app.query_one("#positions", Input).value = "-1"
+        app.query_one("#heads", Input).value = "0,2"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: _history(app) == 5)
+        grid = app._shown
+        assert grid.labels["head"] == ["H0", "H2"] and len(grid.labels["pos"]) == 1
+        assert app.query_one("#patch_map", Heatmap).row_count == 4  # 2 layers x 2 heads, one position
 
 
 async def test_answer_and_distractor_are_picked_from_the_tokens(checkpoints):

@@ -22,7 +22,7 @@ from textual.worker import get_current_worker
 from analyses.errors import BadInput, Cancelled
 from analyses.results import Grid, Table
 from screens.dialogs import OpenSessionDialog, SaveDialog, TokenPicker
-from screens.panes import EDGE_METHODS, DLAPane, HistoryPane, PatchPane, PlotPane, PromptsPane, SessionsPane, token_preview
+from screens.panes import DLAPane, HistoryPane, PatchPane, PlotPane, PromptsPane, SessionsPane, token_preview
 from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog, Heatmap, ResultTable
 from sessions.workspace import Entry, Workspace
@@ -50,8 +50,6 @@ class WorkbenchApp(App, inherit_bindings=False):
     TabbedContent, TabPane, ContentSwitcher { height: 1fr; }
     DLAPane, PatchPane, PlotPane, PromptsPane, HistoryPane, SessionsPane { height: 1fr; }
     ResultTable, Heatmap, ResultPlot, #history, #prompts, #sessions { height: 1fr; }
-    #edge_controls { display: none; }
-    #edge_controls.shown { display: block; }
     """
     BINDINGS = [
         Binding("ctrl+r", "run", "Run", id="run", tooltip="run the analysis of the current tab"),
@@ -258,7 +256,8 @@ class WorkbenchApp(App, inherit_bindings=False):
                   "distractor": self._value("#p_distractor"), "metric": self.query_one("#metric", Select).value}
         if method == "patch":
             return "patch", {**params, "site": self.query_one("#site", Select).value,
-                             "direction": self.query_one("#direction", Select).value}
+                             "direction": self.query_one("#direction", Select).value,
+                             "positions": self._value("#positions") or None, "heads": self._value("#heads") or None}
         if method == "attrib":
             return "attrib", {**params, "site": self.query_one("#site", Select).value}
         if method == "path-patch":
@@ -547,7 +546,7 @@ class WorkbenchApp(App, inherit_bindings=False):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "method":
-            self.query_one("#edge_controls").set_class(event.value in EDGE_METHODS, "shown")
+            self.query_one(PatchPane).show_fields(str(event.value))
 
     def action_toggle_view(self) -> None:
         if self._tab() == "patch":

@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "Mamba: resid_pre | layer_in | out_proj | conv | ssm_in")
     patch.add_argument("--direction", default="denoise", choices=["denoise", "noise", "resample", "mean"])
     patch.add_argument("--all-pos", action="store_true", help="patch all positions at once (grid over layers)")
+    patch.add_argument("--positions", default=None, metavar="LIST", help="sweep only these positions, e.g. 9,-1")
+    patch.add_argument("--heads", default=None, metavar="LIST", help="head sites: sweep only these heads, e.g. 0,3")
 
     attrib = analyses.add_parser("attrib", help="attribution patching: the linear estimate of a patching sweep")
     _model_args(attrib)
@@ -167,7 +169,8 @@ def _run(args: argparse.Namespace) -> int:
         params = dict(clean=args.clean, corrupt=args.corrupt, answer=args.answer, distractor=args.distractor,
                       pairs=args.pairs, prepend_bos=args.prepend_bos, metric=args.metric, tokens=args.tokens)
         if args.analysis == "patch":
-            params.update(site=args.site, direction=args.direction, all_pos=args.all_pos)
+            params.update(site=args.site, direction=args.direction, all_pos=args.all_pos, positions=args.positions,
+                          heads=args.heads)
         elif args.analysis == "attrib":
             params.update(site=args.site, all_pos=args.all_pos)
         elif args.analysis == "eap":

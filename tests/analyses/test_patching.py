@@ -84,3 +84,20 @@ def test_bad_sweeps(loaded):
         activation_patching(lm.hooked, clean, corrupt, answer, distractor, "conv")
     with pytest.raises(BadInput, match="at least two prompts"):
         activation_patching(lm.hooked, clean[:1], corrupt[:1], answer[:1], distractor[:1], "resid_pre", method="resample")
+
+
+def test_a_sweep_over_chosen_positions_and_heads_is_that_slice_of_the_full_sweep(loaded):
+    lm = loaded("llama-gqa")
+    args = _pair(lm)
+    full = torch.tensor(activation_patching(lm.hooked, *args, "head_out").values)
+    part = activation_patching(lm.hooked, *args, "head_out", positions=[-1, 3, -1], heads=[2, 0], rows_per_forward=3)
+    seq = full.shape[1]
+    assert [label.split(":")[0] for label in part.labels["pos"]] == [str(seq - 1), "3"]
+    assert part.labels["head"] == ["H2", "H0"]
+    assert torch.allclose(torch.tensor(part.values), full[:, [seq - 1, 3]][:, :, [2, 0]], atol=1e-5)
+    with pytest.raises(BadInput, match="positions must be between"):
+        activation_patching(lm.hooked, *args, "head_out", positions=[seq])
+    with pytest.raises(BadInput, match="no heads"):
+        activation_patching(lm.hooked, *args, "resid_pre", heads=[0])
+    with pytest.raises(BadInput, match="per-position"):
+        activation_patching(lm.hooked, *args, "resid_pre", positions=[0], by_pos=False)
