@@ -1,4 +1,4 @@
-"""Modal dialogs: open a session, save one under a name, pick a token. Each returns what was chosen
+"""Modal dialogs: open a session, ask for a line of text (a file name, a note), pick a token. Each returns what was chosen
 (or None on Escape) and leaves the acting to the app."""
 
 from __future__ import annotations
@@ -52,16 +52,20 @@ class OpenSessionDialog(_Dialog):
             self.dismiss((path, model))
 
 
-class SaveDialog(_Dialog):
-    """A file name to save an unsaved session under; from then on every run is autosaved there."""
+class AskDialog(_Dialog):
+    """One line of text: a file name to save under, a note to keep."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="SaveDialog")
+    DEFAULT_CSS = DIALOG_CSS.format(name="AskDialog")
+
+    def __init__(self, question: str, field_id: str, placeholder: str = "") -> None:
+        super().__init__()
+        self.question, self.field_id, self.placeholder = question, field_id, placeholder
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Save this session as (a new file; every later run is autosaved to it)")
-            yield Input(placeholder="path/to/analysis.wbs", id="save_path")
-            yield Label("Enter: save   Escape: cancel")
+            yield Label(self.question)
+            yield Input(placeholder=self.placeholder, id=self.field_id)
+            yield Label("Enter: done   Escape: cancel")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.value.strip():

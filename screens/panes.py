@@ -158,14 +158,20 @@ model loads in the background when a new run needs it."""
 
 
 class HistoryPane(Vertical):
-    """Every run of the session, newest last; Enter reopens one, F4 exports it."""
+    """Every run of the session, newest last; Enter reopens one, F4 exports it. The session's
+    notes below."""
 
+    DEFAULT_CSS = "HistoryPane #notes { height: auto; max-height: 8; }"
     HELP = """### History
 Every run of this session, oldest first, as stored in the session file.
-**Enter** reopens a run's result (no model needed), **F4** exports it to JSON and CSV."""
+**Enter** reopens a run's result (no model needed), **F4** exports it to JSON and CSV.
+**ctrl+n** adds a note to the session; notes are listed below the runs."""
 
     def compose(self) -> ComposeResult:
-        yield Static("Enter: reopen a run   F4: export it to JSON and CSV", markup=False)
+        yield Static("Enter: reopen a run   F4: export it   ctrl+n: add a note", markup=False)
         table = DataTable(id="history", cursor_type="row", zebra_stripes=True)
         table.add_columns("run", "analysis", "summary")
         yield table
+        notes = DataTable(id="notes", cursor_type="row", show_cursor=False)
+        notes.add_columns("notes")
+        yield notes

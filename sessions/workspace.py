@@ -31,6 +31,7 @@ class Workspace:
     new_path: Path | None = None  # a session file to create once the model's facts are known
     runs: list[Entry] = field(default_factory=list)
     prompts: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     attached: bool = False  # whether the loaded model has been checked against (or saved to) the file
 
     @classmethod
@@ -41,7 +42,7 @@ class Workspace:
     @classmethod
     def of_session(cls, session: Session) -> Workspace:
         runs = [Entry(r.id, r.analysis, r.params, r.result) for r in session.runs()]
-        return cls(session.model.get("spec", ""), session, None, runs, session.prompts())
+        return cls(session.model.get("spec", ""), session, None, runs, session.prompts(), session.notes())
 
     @property
     def name(self) -> str:
@@ -68,6 +69,8 @@ class Workspace:
             session.add_prompt(*(prompt.get(k) for k in PROMPT_KEYS))
         for entry in self.runs:
             entry.id = session.append_run(entry.analysis, entry.params, entry.result)
+        for note in self.notes:
+            session.add_note(note)
         self.session, self.new_path = session, None
 
     def record(self, analysis: str, params: dict[str, Any], result: Table | Grid) -> Entry:
@@ -88,6 +91,11 @@ class Workspace:
         item["id"] = self.session.add_prompt(prompt, corrupt, answer, distractor) if self.session else None
         item["kind"] = "pair" if corrupt is not None else "single"
         self.prompts.append(item)
+
+    def add_note(self, text: str) -> None:
+        if self.session is not None:
+            self.session.add_note(text)
+        self.notes.append(text)
 
     def close(self) -> None:
         if self.session is not None:

@@ -8,7 +8,7 @@ from conftest import PROMPT
 from pilot import ready, status, wait_for
 from textual.widgets import ContentSwitcher, DataTable, Input, OptionList, Select, TabbedContent
 
-from screens.dialogs import OpenSessionDialog, SaveDialog, TokenPicker
+from screens.dialogs import AskDialog, OpenSessionDialog, TokenPicker
 from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog, Heatmap, ResultTable
 from sessions.store import Session
@@ -70,10 +70,15 @@ async def test_an_unsaved_session_is_saved_under_a_name_then_autosaved(checkpoin
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot, app)
         await pilot.press("ctrl+s")
-        assert isinstance(app.screen, SaveDialog)
+        assert isinstance(app.screen, AskDialog)
         app.screen.query_one("#save_path", Input).value = str(path)
         await pilot.press("enter")
         await wait_for(pilot, lambda: path.exists())
+        await pilot.press("ctrl+n")
+        app.screen.query_one("#note_text", Input).value = "L1 moves the name"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.query_one("#notes", DataTable).row_count == 1
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: "(saved)" in status(app))
         await pilot.press("ctrl+s")  # already saved: says so, writes nothing new
@@ -84,6 +89,7 @@ async def test_an_unsaved_session_is_saved_under_a_name_then_autosaved(checkpoin
         assert "no such folder" in app.screen.message
     with Session.open(path) as s:
         assert len(s.runs()) == 2 and [p["kind"] for p in s.prompts()] == ["single"]
+        assert s.notes() == ["L1 moves the name"]
 
 
 async def test_the_prompt_library_puts_a_pair_back(checkpoints):

@@ -21,7 +21,7 @@ from textual.worker import get_current_worker
 
 from analyses.errors import BadInput, Cancelled
 from analyses.results import Grid, Table
-from screens.dialogs import OpenSessionDialog, SaveDialog, TokenPicker
+from screens.dialogs import AskDialog, OpenSessionDialog, TokenPicker
 from screens.panes import DLAPane, HistoryPane, PatchPane, PlotPane, PromptsPane, SessionsPane, token_preview
 from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog, Heatmap, ResultTable
@@ -57,6 +57,7 @@ class WorkbenchApp(App, inherit_bindings=False):
         Binding("f2", "pick_token", "Token", id="pick_token", tooltip="pick an answer / distractor token"),
         Binding("ctrl+s", "save", "Save", id="save", tooltip="save the session (and the prompt typed)"),
         Binding("ctrl+o", "open_session", "Open", id="open_session", tooltip="open or create another session"),
+        Binding("ctrl+n", "add_note", "Note", id="add_note", show=False),
         Binding("f3", "next_session", "Next session", id="next_session", show=False),
         Binding("ctrl+t", "toggle_view", "Table/map", id="toggle_view", show=False),
         Binding("f4,ctrl+e", "export", "Export", id="export", tooltip="export the result to JSON and CSV"),
@@ -353,7 +354,8 @@ class WorkbenchApp(App, inherit_bindings=False):
         elif ws.new_path is not None:
             self.notify(f"{ws.name} is created as soon as {ws.spec} has loaded")
         else:
-            self.push_screen(SaveDialog(), self._save_as)
+            question = "Save this session as (a new file; every later run is autosaved to it)"
+            self.push_screen(AskDialog(question, "save_path", "path/to/analysis.wbs"), self._save_as)
 
     def _save_as(self, path: str | None) -> None:
         if path is None:
@@ -375,6 +377,20 @@ class WorkbenchApp(App, inherit_bindings=False):
         self._fill_sessions()
         self._fill_history()
         self.notify(f"saved to {target}; every run is now saved as it finishes")
+
+    def action_add_note(self) -> None:
+        self.push_screen(AskDialog(f"A note for session {self.ws.name}", "note_text", "what you found"), self._add_note)
+
+    def _add_note(self, text: str | None) -> None:
+        if text is None:
+            return
+        try:
+            self.ws.add_note(text)
+        except (OSError, sqlite3.Error) as e:
+            self.push_screen(ErrorDialog(f"the note could not be saved ({e})"))
+            return
+        self._fill_history()
+        self.notify("note kept" + (f" in {self.ws.name}" if self.ws.session else "; it is saved with the session"))
 
     def action_open_session(self) -> None:
         self.push_screen(OpenSessionDialog(self.ws.spec), self._open)
@@ -469,6 +485,10 @@ class WorkbenchApp(App, inherit_bindings=False):
         table.clear()
         for n, entry in enumerate(self.ws.runs, 1):
             self._add_history_row(entry, n)
+        notes = self.query_one("#notes", DataTable)
+        notes.clear()
+        for note in self.ws.notes:
+            notes.add_row(note)
 
     def _add_history_row(self, entry: Entry, n: int) -> None:
         meta = entry.result.meta
@@ -580,6 +600,7 @@ class WorkbenchApp(App, inherit_bindings=False):
             ("Run", "run the analysis of the current tab (ctrl+r)", self.action_run),
             ("Save session", "save the session and the prompt typed (ctrl+s)", self.action_save),
             ("Open session", "open or create another session file (ctrl+o)", self.action_open_session),
+            ("Add note", "keep a note in the session (ctrl+n)", self.action_add_note),
             ("Next session", "switch to the next open session (F3)", self.action_next_session),
             ("Pick token", "pick the answer or distractor from the prompt's tokens (F2)", self.action_pick_token),
             ("Toggle table / map", "DLA heads as a map, patching results as a table (ctrl+t)", self.action_toggle_view),

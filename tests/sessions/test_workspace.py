@@ -20,9 +20,11 @@ def test_an_unsaved_workspace_saved_later_keeps_every_run_and_prompt(tmp_path):
     ws.record("dla", {"prompt": "When Mary", "answer": " Mary", "distractor": None, "by": "layer"}, TABLE)
     ws.record("dla", {"prompt": "When Mary", "answer": " Mary", "distractor": None, "by": "head"}, TABLE)
     ws.record("patch", {"clean": "a b", "corrupt": "a c", "answer": " b", "distractor": " c", "site": "resid_pre"}, GRID)
+    ws.add_note("L1 carries the name")
     assert [e.id for e in ws.runs] == [None, None, None] and len(ws.prompts) == 2  # the same prompt once
     ws.save_as(tmp_path / "s.wbs", INFO)
     ws.record("dla", {"prompt": "When John", "answer": " Mary"}, TABLE)  # written through at once
+    ws.add_note("and so does L0")
     with Session.open(tmp_path / "s.wbs") as s:
         assert [r.analysis for r in s.runs()] == ["dla", "dla", "patch", "dla"]
         assert [(p["kind"], p["prompt"]) for p in s.prompts()] == [("single", "When Mary"), ("pair", "a b"), ("single", "When John")]
@@ -30,6 +32,7 @@ def test_an_unsaved_workspace_saved_later_keeps_every_run_and_prompt(tmp_path):
     again = Workspace.from_file(tmp_path / "s.wbs")
     assert again.spec == "toy:ioi" and again.name == "s.wbs" and len(again.runs) == 4 and len(again.prompts) == 3
     assert again.runs[2].result.values == GRID.values
+    assert again.notes == ["L1 carries the name", "and so does L0"]
 
 
 def test_a_pending_file_is_created_when_the_model_is_known_and_a_foreign_model_is_refused(tmp_path):
