@@ -45,7 +45,8 @@ class WorkbenchApp(App, inherit_bindings=False):
     CSS = """
     #statusbar { height: 1; background: $boost; }
     #status { width: 1fr; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
-    #load_bar { width: 28; display: none; }
+    #model_status { width: auto; padding: 0 1; color: $text-muted; }
+    #load_bar { width: 20; display: none; }
     #load_bar.loading { display: block; }
     TabbedContent, TabPane, ContentSwitcher { height: 1fr; }
     DLAPane, PatchPane, PlotPane, PromptsPane, HistoryPane, SessionsPane { height: 1fr; }
@@ -62,6 +63,8 @@ class WorkbenchApp(App, inherit_bindings=False):
         Binding("ctrl+t", "toggle_view", "Table/map", id="toggle_view", show=False),
         Binding("f4,ctrl+e", "export", "Export", id="export", tooltip="export the result to JSON and CSV"),
         Binding("f1", "show_help_panel", "Help", id="help"),
+        *(Binding(f"f{n}", f"show_tab('{tab_id}')", title, id=f"tab_{tab_id.removesuffix('_tab')}", show=False)
+          for n, (tab_id, title) in enumerate(TABS, 5)),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
         Binding("ctrl+c", "help_quit", show=False, system=True),
     ]
@@ -128,6 +131,7 @@ class WorkbenchApp(App, inherit_bindings=False):
         with Horizontal(id="statusbar"):
             yield Static("", id="status", markup=False)  # tokens look like [tags]
             yield ProgressBar(id="load_bar", show_eta=False)
+            yield Static("", id="model_status", markup=False)
         with TabbedContent(initial="dla"):
             panes = {"dla": DLAPane, "patch": PatchPane, "plot_tab": PlotPane, "prompts_tab": PromptsPane,
                      "history_tab": HistoryPane, "sessions_tab": SessionsPane}
@@ -138,6 +142,7 @@ class WorkbenchApp(App, inherit_bindings=False):
 
     def on_mount(self) -> None:
         self._apply_keymap()
+        self.set_interval(5, self._show_model)
         self._switch_to(self.ws)
         if not self.ws.runs:
             self._start_loading(self.ws.spec, run_after=True)  # a newcomer sees a result at once
@@ -163,6 +168,7 @@ class WorkbenchApp(App, inherit_bindings=False):
             self._loading.add(spec)
             self._set_status(f"loading {spec} ...")
             self.query_one("#load_bar", ProgressBar).add_class("loading")
+            self._show_model()
             self.load_model(spec)
 
     @work(thread=True, group="model")
@@ -190,7 +196,8 @@ class WorkbenchApp(App, inherit_bindings=False):
             return
         if self._model_ready(self.ws) is None:
             return
-        self._set_status(self._model_line())
+        self._set_status(f"{event.spec} loaded: ctrl+r runs the tab's analysis")
+        self._show_model()
         self._refresh_tokens()
         if event.spec in self._run_after:
             self._run_after.discard(event.spec)
@@ -201,6 +208,7 @@ class WorkbenchApp(App, inherit_bindings=False):
         self._run_after.discard(event.spec)
         self._loading_done()
         self._set_status(f"{event.spec} failed to load")
+        self._show_model()
         self.push_screen(ErrorDialog(event.text))
 
     def _loading_done(self) -> None:
@@ -440,8 +448,8 @@ class WorkbenchApp(App, inherit_bindings=False):
         else:
             self._clear_results()
             loading = ws.spec in self._loading
-            self._set_status(self._model_line() if self.loaded else f"loading {ws.spec} ..." if loading
-                             else f"{ws.spec}: not loaded yet (it loads for the first run)")
+            self._set_status(f"loading {ws.spec} ..." if loading else "no runs yet: ctrl+r runs the tab's analysis")
+        self._show_model()
         self._refresh_tokens()
 
     def on_unmount(self) -> None:
@@ -455,19 +463,20 @@ class WorkbenchApp(App, inherit_bindings=False):
         if isinstance(result, Grid):
             self.query_one("#patch_map", Heatmap).show_grid(result)
             self.query_one("#patch_view", ContentSwitcher).current = "patch_map"
-            self._show_tab("patch")
+            self.action_show_tab("patch")
         elif result.analysis in EDGE_TABLES:
             self.query_one("#patch_table", ResultTable).show(result)
             self.query_one("#patch_view", ContentSwitcher).current = "patch_table"
-            self._show_tab("patch")
+            self.action_show_tab("patch")
         else:
             self.query_one("#result", ResultTable).show(result)
             if result.meta.get("by") == "head":
                 self.query_one("#head_map", Heatmap).show_heads(result)
-            self._show_tab("dla")
+            self.action_show_tab("dla")
         self.query_one("#plot", ResultPlot).show(result)
-        where = f"session {self.ws.name}: run {entry.id} {state}" if entry.id is not None else self.ws.spec
-        self._set_status(f"{where}   {analysis}  {_summary(result)}")
+        where = f"run {entry.id} {state}   " if entry.id is not None else ""
+        self._set_status(f"{where}{analysis}  {_summary(result)}")
+        self._show_model()
         self._shown = result
         if state in ("(stored)", "(reopened)"):
             self._fill_inputs(entry.params)
@@ -491,10 +500,11 @@ class WorkbenchApp(App, inherit_bindings=False):
             notes.add_row(note)
 
     def _add_history_row(self, entry: Entry, n: int) -> None:
-        meta = entry.result.meta
+        meta, params = entry.result.meta, entry.params
         summary = meta.get("site") or meta.get("by") or meta.get("task") or ""
-        if "prompt_tokens" in meta:
-            summary += "  " + "".join(meta["prompt_tokens"])[:50]
+        prompt = params.get("prompt") or params.get("clean")
+        if prompt:
+            summary += f"  {prompt[:60]}"
         self.query_one("#history", DataTable).add_row(str(entry.id or n), entry.analysis, summary)
 
     def _fill_prompts(self) -> None:
@@ -522,7 +532,7 @@ class WorkbenchApp(App, inherit_bindings=False):
             return
         p = self.ws.prompts[row]
         self._fill_inputs({**p, "clean": p["prompt"]} if p["corrupt"] is not None else p)
-        self._show_tab("dla" if p["corrupt"] is None else "patch")
+        self.action_show_tab("dla" if p["corrupt"] is None else "patch")
 
     def _fill_inputs(self, params: dict) -> None:
         """Put a run's (or a stored prompt's) prompt, pair and tokens back into the inputs."""
@@ -609,8 +619,8 @@ class WorkbenchApp(App, inherit_bindings=False):
              self.query_one("#plot", ResultPlot).action_cycle_kind),
         ]:
             yield SystemCommand(title, help_text, action)
-        for tab_id, title in TABS:
-            yield SystemCommand(f"Show tab: {title}", f"switch to the {title} tab", partial(self._show_tab, tab_id))
+        for n, (tab_id, title) in enumerate(TABS, 5):
+            yield SystemCommand(f"Show tab: {title}", f"switch to the {title} tab (F{n})", partial(self.action_show_tab, tab_id))
         for n, ws in enumerate(self.workspaces, 1):
             yield SystemCommand(f"Switch to session {n}: {ws.name}", f"{ws.spec}, {len(ws.runs)} runs",
                                 partial(self._switch_to, ws))
@@ -652,7 +662,7 @@ class WorkbenchApp(App, inherit_bindings=False):
     def _tab(self) -> str:
         return self.query_one(TabbedContent).active
 
-    def _show_tab(self, tab_id: str) -> None:
+    def action_show_tab(self, tab_id: str) -> None:
         self.query_one(TabbedContent).active = tab_id
 
     def _value(self, selector: str) -> str:
@@ -664,15 +674,22 @@ class WorkbenchApp(App, inherit_bindings=False):
     def _sub_title(self) -> str:
         return f"{self.ws.name} · {self.ws.spec}"
 
-    def _model_line(self) -> str:
-        info = self.loaded.info
-        return f"{info['spec']}  {info['model_type']}  {info['device']}  {info['dtype']}  {_memory(info['device'])}"
+    def _show_model(self) -> None:
+        """The right of the status bar: the session's model as loaded (family, device, dtype) and
+        the memory in use, refreshed after every run and every few seconds."""
+        loaded = self.loaded
+        if loaded is None:
+            text = "" if self.ws.spec in self._loading else "model not loaded"
+        else:
+            info = loaded.info
+            text = f"{info['model_type']} · {info['device']} · {info['dtype']} · {_memory(info['device'])}"
+        self.query_one("#model_status", Static).update(text)
 
 
 def _summary(result: Table | Grid) -> str:
     meta = result.meta
     if isinstance(result, Grid):
-        return f"{meta.get('site')}: clean {meta['clean']:+.4f}  corrupt {meta['corrupt']:+.4f}"
+        return f"{meta.get('site')} clean {meta['clean']:+.3f} corrupt {meta['corrupt']:+.3f}"
     if "logit" in meta:
         return f"logit {meta['logit']:+.4f}"
     if "circuit" in meta:
