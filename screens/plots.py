@@ -20,10 +20,11 @@ def numeric_columns(table: Table) -> list[str]:
     return [c for c, v in table.columns.items() if v and all(isinstance(x, (int, float)) for x in v)]
 
 
-def plot_kinds(result: Table | Grid) -> list[str]:
-    """The plots a result allows, its natural one first."""
+def plot_kinds(result: Table | Grid, partner: Grid | None = None) -> list[str]:
+    """The plots a result allows, its natural one first; a grid scatters against a partner grid
+    of the same cells (another method or direction on the same site)."""
     if isinstance(result, Grid):
-        return ["heatmap", "bar", "line"]
+        return ["heatmap", "bar", "line"] + (["scatter"] if partner is not None else [])
     numeric = numeric_columns(result)
     if not numeric:
         return []
@@ -38,7 +39,9 @@ class ResultPlot(PlotextPlot):
 
     HELP = """### Plot
 The result on show, as a chart. **p** cycles the kinds this result allows:
-bar, line and scatter for tables; heatmap, bar and line for patching grids.
+bar, line and scatter for tables; heatmap, bar and line for patching grids, and
+a scatter against the session's latest other grid over the same cells (say,
+attribution patching against activation patching of the same site), with r.
 Bars keep as many of the largest rows by magnitude as fit; the tables hold every row."""
     BINDINGS = [Binding("p", "cycle_kind", "Plot kind", id="plot_kind")]
 
@@ -48,9 +51,14 @@ Bars keep as many of the largest rows by magnitude as fit; the tables hold every
         super().__init__(**kwargs)
         self.result: Table | Grid | None = None
         self.kind: str | None = None
+        self.partner: tuple[str, Grid] | None = None
 
-    def show(self, result: Table | Grid | None, kind: str | None = None) -> None:
-        kinds = plot_kinds(result) if result is not None else []
+    def show(self, result: Table | Grid | None, kind: str | None = None,
+             partner: tuple[str, Grid] | None = None) -> None:
+        """Plot ``result``; ``partner`` (a name and a grid over the same cells) adds a scatter of
+        the two, such as attribution patching against exact patching."""
+        self.partner = partner
+        kinds = plot_kinds(result, partner and partner[1]) if result is not None else []
         self.result = result
         self.kind = kind if kind in kinds else (kinds[0] if kinds else None)
         self.draw()
@@ -58,8 +66,8 @@ Bars keep as many of the largest rows by magnitude as fit; the tables hold every
     def action_cycle_kind(self) -> None:
         if self.result is None or self.kind is None:
             return
-        kinds = plot_kinds(self.result)
-        self.show(self.result, kinds[(kinds.index(self.kind) + 1) % len(kinds)])
+        kinds = plot_kinds(self.result, self.partner and self.partner[1])
+        self.show(self.result, kinds[(kinds.index(self.kind) + 1) % len(kinds)], self.partner)
 
     def render(self) -> RenderResult:
         result, kind, width = self.result, self.kind, self.size.width
@@ -86,6 +94,13 @@ Bars keep as many of the largest rows by magnitude as fit; the tables hold every
                 plt.plot(xs, values, label=label, marker="braille")
             plt.xticks(*_ticks(xs, columns))
             plt.title(f"{_what(result)}: the {len(strongest)} strongest rows")
+        elif isinstance(result, Grid) and kind == "scatter" and self.partner is not None:
+            name, other = self.partner
+            xs, ys = _flat(other.values), _flat(result.values)
+            plt.scatter(xs, ys, marker="dot")
+            plt.xlabel(name)
+            plt.ylabel(f"this run ({result.analysis})")
+            plt.title(f"{_what(result)} against {name}: Pearson r = {pearson(xs, ys):.3f}, {len(xs)} cells")
         elif isinstance(result, Table) and kind == "line":
             values = result.columns[numeric_columns(result)[0]]
             xs = list(range(len(values)))
@@ -100,6 +115,19 @@ Bars keep as many of the largest rows by magnitude as fit; the tables hold every
             plt.ylabel(y_name)
             plt.title(f"{result.analysis}: {y_name} against {x_name}")
         self.refresh()
+
+
+def _flat(values) -> list[float]:
+    return [x for v in values for x in _flat(v)] if isinstance(values, list) else [float(values)]
+
+
+def pearson(xs: list[float], ys: list[float]) -> float:
+    """The correlation of two equally long lists (0 when either is constant)."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    sxx, syy = sum((x - mx) ** 2 for x in xs), sum((y - my) ** 2 for y in ys)
+    return sxy / (sxx * syy) ** 0.5 if sxx > 0 and syy > 0 else 0.0
 
 
 def _what(grid: Grid) -> str:

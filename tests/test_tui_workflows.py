@@ -4,12 +4,13 @@ palette and the loading indicator."""
 
 from __future__ import annotations
 
+import pytest
 from conftest import PROMPT
 from pilot import ready, status, wait_for
 from textual.widgets import ContentSwitcher, DataTable, Input, OptionList, Select, TabbedContent
 
 from screens.dialogs import AskDialog, OpenSessionDialog, TokenPicker
-from screens.plots import ResultPlot
+from screens.plots import ResultPlot, pearson, plot_kinds
 from screens.widgets import ErrorDialog, Heatmap, ResultTable
 from sessions.store import Session
 from workbench.app import WorkbenchApp
@@ -214,6 +215,24 @@ async def test_plots_of_tables_and_grids(checkpoints):
         await pilot.pause()
         drawn = str(plot.render())
         assert "L0H0" in drawn and "L1H3" in drawn and "clean run" in drawn
+        assert "scatter" not in plot_kinds(plot.result)  # no other grid over these cells yet
+
+        await _open_patching(pilot, app, "attrib")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: _history(app) == 4)
+        assert plot.partner is not None and plot.partner[0].startswith("run 3 (patch")
+        app.query_one(TabbedContent).active = "plot_tab"
+        for _ in range(3):
+            plot.action_cycle_kind()
+        assert plot.kind == "scatter"
+        await pilot.pause()
+        assert "Pearson r =" in str(plot.render())
+
+
+def test_pearson_correlation():
+    assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert pearson([1, 1, 1], [1, 2, 3]) == 0.0
 
 
 async def test_the_command_palette_reaches_evaluation_and_the_tabs():

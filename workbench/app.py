@@ -473,13 +473,23 @@ class WorkbenchApp(App, inherit_bindings=False):
             if result.meta.get("by") == "head":
                 self.query_one("#head_map", Heatmap).show_heads(result)
             self.action_show_tab("dla")
-        self.query_one("#plot", ResultPlot).show(result)
+        self.query_one("#plot", ResultPlot).show(result, partner=self._partner(entry))
         where = f"run {entry.id} {state}   " if entry.id is not None else ""
         self._set_status(f"{where}{analysis}  {_summary(result)}")
         self._show_model()
         self._shown = result
         if state in ("(stored)", "(reopened)"):
             self._fill_inputs(entry.params)
+
+    def _partner(self, entry: Entry) -> tuple[str, Grid] | None:
+        """The session's latest other grid over the same cells, to scatter this one against."""
+        if not isinstance(entry.result, Grid):
+            return None
+        for other in reversed(self.ws.runs):
+            grid = other.result
+            if other is not entry and isinstance(grid, Grid) and (grid.axes, grid.labels) == (entry.result.axes, entry.result.labels):
+                return f"run {other.id or self.ws.runs.index(other) + 1} ({grid.analysis} {grid.meta.get('method', '')})".replace(" )", ")"), grid
+        return None
 
     def _clear_results(self) -> None:
         for selector in ("#result", "#patch_table"):
