@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analyses.results import Grid, Table
-from sessions.store import Session, check_same_model
+
+if TYPE_CHECKING:  # the store pulls in numpy and safetensors: imported when first used, after the first frame
+    from sessions.store import Session
 
 PROMPT_KEYS = ("prompt", "corrupt", "answer", "distractor")
 
@@ -37,6 +39,8 @@ class Workspace:
     @classmethod
     def from_file(cls, path: str | Path) -> Workspace:
         """Open a session file; its runs and prompts are read at once, the model is not loaded."""
+        from sessions.store import Session
+
         return cls.of_session(Session.open(path))
 
     @classmethod
@@ -56,6 +60,8 @@ class Workspace:
     def attach(self, info: dict[str, Any]) -> None:
         """The model has loaded: create the pending session file, or check that the open one
         holds runs of this model (BadInput if not)."""
+        from sessions.store import check_same_model
+
         if self.new_path is not None:
             self.save_as(self.new_path, info)
         elif self.session is not None:
@@ -64,6 +70,8 @@ class Workspace:
 
     def save_as(self, path: str | Path, info: dict[str, Any]) -> None:
         """Write everything held so far into a new session file, which then takes every run."""
+        from sessions.store import Session
+
         session = Session.create(path, info)
         for prompt in self.prompts:
             session.add_prompt(*(prompt.get(k) for k in PROMPT_KEYS))
