@@ -263,3 +263,34 @@ async def test_loading_reports_its_stages():
         stages = [(m.step, m.of) for m in messages if isinstance(m, WorkbenchApp.LoadProgress)]
         assert stages[0] == (0, 4) and stages[-1] == (4, 4) and len(stages) == 5
         assert not app.query_one("#load_bar").has_class("loading")
+
+
+async def test_out_of_memory_and_an_empty_prompt_are_dialogs_and_nothing_is_lost(checkpoints, tmp_path, monkeypatch):
+    import torch
+
+    import sessions.runs
+
+    path = tmp_path / "s.wbs"
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu", new_session=str(path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot, app)
+        await wait_for(pilot, lambda: "(saved)" in status(app))
+        shown = app.query_one("#result", ResultTable).get_row_at(0)
+
+        def out_of_memory(*args, **kwargs):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+        monkeypatch.setitem(sessions.runs.ANALYSES, "dla", out_of_memory)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert "out of memory" in app.screen.message and "--dtype bfloat16" in app.screen.message
+        await pilot.press("escape")
+        monkeypatch.undo()
+        app.query_one("#prompt", Input).value = ""
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert "empty" in app.screen.message
+        await pilot.press("escape")
+        assert app.query_one("#result", ResultTable).get_row_at(0) == shown and _history(app) == 1
+    with Session.open(path) as s:
+        assert len(s.runs()) == 1
