@@ -55,7 +55,9 @@ class Workspace:
 
     @property
     def path(self) -> Path | None:
-        return self.session.path.resolve() if self.session else self.new_path
+        """The session file (absolute), or None while unsaved."""
+        path = self.session.path if self.session else self.new_path
+        return path.resolve() if path else None
 
     def attach(self, info: dict[str, Any]) -> None:
         """The model has loaded: create the pending session file, or check that the open one
@@ -79,7 +81,7 @@ class Workspace:
             entry.id = session.append_run(entry.analysis, entry.params, entry.result)
         for note in self.notes:
             session.add_note(note)
-        self.session, self.new_path = session, None
+        self.session, self.new_path, self.attached = session, None, True
 
     def record(self, analysis: str, params: dict[str, Any], result: Table | Grid) -> Entry:
         """A finished run: autosaved to the session file at once, its prompt remembered."""

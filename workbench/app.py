@@ -377,7 +377,6 @@ class WorkbenchApp(App, inherit_bindings=False):
                 self._start_loading(ws.spec)
             else:
                 ws.save_as(target, loaded.info)
-                ws.attached = True
         except (BadInput, OSError, sqlite3.Error) as e:
             self.push_screen(ErrorDialog(f"could not save: {e}"))
             return
@@ -485,10 +484,12 @@ class WorkbenchApp(App, inherit_bindings=False):
         """The session's latest other grid over the same cells, to scatter this one against."""
         if not isinstance(entry.result, Grid):
             return None
-        for other in reversed(self.ws.runs):
+        cells = (entry.result.axes, entry.result.labels)
+        for n, other in reversed(list(enumerate(self.ws.runs, 1))):
             grid = other.result
-            if other is not entry and isinstance(grid, Grid) and (grid.axes, grid.labels) == (entry.result.axes, entry.result.labels):
-                return f"run {other.id or self.ws.runs.index(other) + 1} ({grid.analysis} {grid.meta.get('method', '')})".replace(" )", ")"), grid
+            if other is not entry and isinstance(grid, Grid) and (grid.axes, grid.labels) == cells:
+                method = f" {grid.meta['method']}" if "method" in grid.meta else ""
+                return f"run {other.id or n} ({grid.analysis}{method})", grid
         return None
 
     def _clear_results(self) -> None:
