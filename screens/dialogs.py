@@ -1,5 +1,5 @@
-"""Modal dialogs: open a session, ask for a line of text (a file name, a note), pick a token. Each returns what was chosen
-(or None on Escape) and leaves the acting to the app."""
+"""Modal dialogs: open a session, ask for a line of text (a file name, a note), pick a token.
+Each returns what was chosen (or None on Escape) and leaves the acting to the app."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-DIALOG_CSS = """
-{name} {{ align: center middle; }}
-{name} > Vertical {{ width: 76; max-width: 95%; height: auto; max-height: 90%; border: thick $accent;
-    padding: 0 1; background: $surface; }}
-{name} Label {{ margin-top: 1; }}
-{name} OptionList {{ height: auto; max-height: 16; }}
-"""
+class Dialog(ModalScreen):
+    """A centred box; Escape closes it with None."""
 
-
-class _Dialog(ModalScreen):
+    DEFAULT_CSS = """
+    Dialog { align: center middle; }
+    Dialog > Vertical { width: 76; max-width: 95%; height: auto; max-height: 90%; border: thick $accent;
+        padding: 0 1; background: $surface; }
+    Dialog Label { margin-top: 1; }
+    Dialog OptionList { height: auto; max-height: 16; }
+    """
     AUTO_FOCUS = "*"  # the first field (the app's own AUTO_FOCUS names a widget not in here)
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="close_dialog")]
 
@@ -28,10 +28,9 @@ class _Dialog(ModalScreen):
         self.dismiss(None)
 
 
-class OpenSessionDialog(_Dialog):
+class OpenSessionDialog(Dialog):
     """A session file to open (or to create, for the model given) alongside the open ones."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="OpenSessionDialog")
 
     def __init__(self, model: str) -> None:
         super().__init__()
@@ -39,7 +38,7 @@ class OpenSessionDialog(_Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Session file: an existing one opens; a new name is created (empty: unsaved)")
+            yield Label("Session file (an existing one opens, a new name is created, empty: unsaved)")
             yield Input(placeholder="path/to/analysis.wbs", id="open_path")
             yield Label("Model for a new session (an existing file names its own)")
             yield Input(self.model, id="open_model")
@@ -52,10 +51,9 @@ class OpenSessionDialog(_Dialog):
             self.dismiss((path, model))
 
 
-class AskDialog(_Dialog):
+class AskDialog(Dialog):
     """One line of text: a file name to save under, a note to keep."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="AskDialog")
 
     def __init__(self, question: str, field_id: str, placeholder: str = "") -> None:
         super().__init__()
@@ -72,10 +70,9 @@ class AskDialog(_Dialog):
             self.dismiss(event.value.strip())
 
 
-class TokenPicker(_Dialog):
+class TokenPicker(Dialog):
     """Tokens to choose an answer or distractor from, spelled exactly as the tokenizer does."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="TokenPicker")
 
     def __init__(self, field: str, candidates: list[tuple[str, str]]) -> None:
         super().__init__()
