@@ -41,10 +41,7 @@ class Workspace:
         """Open a session file; its runs and prompts are read at once, the model is not loaded."""
         from sessions.store import Session
 
-        return cls.of_session(Session.open(path))
-
-    @classmethod
-    def of_session(cls, session: Session) -> Workspace:
+        session = Session.open(path)
         runs = [Entry(r.id, r.analysis, r.params, r.result) for r in session.runs()]
         return cls(session.model.get("spec", ""), session, None, runs, session.prompts(), session.notes())
 
@@ -110,6 +107,12 @@ class Workspace:
     def close(self) -> None:
         if self.session is not None:
             self.session.close()
+
+
+def open_workspaces(model: str, paths: list[str]) -> list[Workspace]:
+    """Workspaces for session files: existing ones opened (a bad file raises BadInput and is left
+    untouched), new ones to be created for ``model`` once it has loaded; a path given twice once."""
+    return [Workspace.from_file(p) if Path(p).exists() else Workspace(model, new_path=Path(p)) for p in dict.fromkeys(paths)]
 
 
 def _prompt_of(params: dict[str, Any]) -> dict[str, Any] | None:

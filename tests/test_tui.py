@@ -13,6 +13,7 @@ from pilot import wait_for as _wait
 from textual.widgets import TabbedContent
 
 from screens.widgets import ErrorDialog, ResultTable
+from sessions.workspace import Workspace
 from workbench.app import WorkbenchApp
 
 PROMPT_CORRUPT = PROMPT.replace("John gave", "Mary gave")
@@ -62,7 +63,7 @@ async def test_a_session_shows_its_runs_before_the_model_loads_and_autosaves(che
     assert main(["run", "dla", "--model", str(checkpoints["gpt2"]), "--prompt", "When Mary and John went to the store",
                  "--answer", " Mary", "--session", str(path), "--json"]) == 0
     stored = json.loads(capsys.readouterr().out)
-    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu", session=Session.open(path))
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu", workspaces=[Workspace.from_file(path)])
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.query_one(ResultTable)
         await pilot.pause()
@@ -80,7 +81,7 @@ async def test_a_new_session_file_is_created_for_the_model(checkpoints, tmp_path
     from sessions.store import Session
 
     path = tmp_path / "new.wbs"
-    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu", new_session=str(path))
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu", workspaces=[Workspace(str(checkpoints["gpt2"]), new_path=path)])
     async with app.run_test(size=(80, 24)) as pilot:
         await _wait(pilot, lambda: "(saved)" in str(app.query_one("#status").render()))
     with Session.open(path) as s:

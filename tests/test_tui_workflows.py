@@ -13,6 +13,7 @@ from screens.dialogs import AskDialog, OpenSessionDialog, TokenPicker
 from screens.plots import ResultPlot, pearson, plot_kinds
 from screens.widgets import ErrorDialog, Heatmap, ResultTable
 from sessions.store import Session
+from sessions.workspace import Workspace
 from workbench.app import WorkbenchApp
 
 PROMPT_CORRUPT = PROMPT.replace("John gave", "Mary gave")
@@ -37,7 +38,7 @@ async def test_several_sessions_are_open_at_once_and_switch(checkpoints, tmp_pat
                  "--session", str(b), "--json"]) == 0
     capsys.readouterr()
     a = tmp_path / "a.wbs"
-    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu", new_session=str(a))
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu", workspaces=[Workspace(str(checkpoints["gpt2"]), new_path=a)])
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot, app)
         await wait_for(pilot, lambda: "(saved)" in status(app))
@@ -271,7 +272,7 @@ async def test_out_of_memory_and_an_empty_prompt_are_dialogs_and_nothing_is_lost
     import sessions.runs
 
     path = tmp_path / "s.wbs"
-    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu", new_session=str(path))
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu", workspaces=[Workspace(str(checkpoints["gpt2"]), new_path=path)])
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot, app)
         await wait_for(pilot, lambda: "(saved)" in status(app))

@@ -25,7 +25,7 @@ from screens.dialogs import AskDialog, OpenSessionDialog, TokenPicker
 from screens.panes import DLAPane, HistoryPane, PatchPane, PlotPane, PromptsPane, SessionsPane, token_preview
 from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog, Heatmap, ResultTable
-from sessions.workspace import Entry, Workspace
+from sessions.workspace import Entry, Workspace, open_workspaces
 
 TABS = [("dla", "DLA"), ("patch", "Patching"), ("plot_tab", "Plot"), ("prompts_tab", "Prompts"),
         ("history_tab", "History"), ("sessions_tab", "Sessions")]
@@ -105,15 +105,12 @@ class WorkbenchApp(App, inherit_bindings=False):
             self.field, self.candidates = field, candidates
 
     def __init__(self, model: str, device: str = "auto", dtype: str = "float32", device_map: str | None = None,
-                 session=None, new_session: str | None = None) -> None:
+                 workspaces: list[Workspace] | None = None) -> None:
+        """Open on ``workspaces`` (sessions, the first one shown), or on an unsaved session of ``model``."""
         super().__init__()
         self.device, self.dtype, self.device_map = device, dtype, device_map
-        if session is not None:
-            first = Workspace.of_session(session)
-        else:
-            first = Workspace(model, new_path=Path(new_session) if new_session else None)
-        self.workspaces: list[Workspace] = [first]
-        self.ws = first
+        self.workspaces: list[Workspace] = list(workspaces or [Workspace(model)])
+        self.ws = self.workspaces[0]
         self.models: dict = {}  # spec -> LoadedModel, shared by the sessions on that model
         self._loading: set[str] = set()
         self._run_after: set[str] = set()  # specs whose loading a run is waiting for
@@ -745,16 +742,8 @@ def _message(e: Exception) -> str:
     return f"internal error: {type(e).__name__}: {e}"
 
 
-def run_tui(model: str, device: str, dtype: str, device_map: str | None, session: str | None) -> int:
-    """Open the app; with ``session``, on that session file (created for ``model`` if absent)."""
-    store, new = None, None
-    if session is not None:
-        from sessions.store import Session
-
-        if os.path.exists(session):
-            store = Session.open(session)  # a bad file is an error here, before the screen opens
-            model = store.model.get("spec", model)
-        else:
-            new = session
-    WorkbenchApp(model, device, dtype, device_map, session=store, new_session=new).run()
+def run_tui(model: str, device: str, dtype: str, device_map: str | None, sessions: list[str] | None) -> int:
+    """Open the app on these session files (each created for ``model`` if absent), or on ``model``.
+    A bad session file is an error here, before the screen opens, and is left untouched."""
+    WorkbenchApp(model, device, dtype, device_map, open_workspaces(model, sessions or [])).run()
     return 0

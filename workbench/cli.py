@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", dest="tui_device", default="auto")
     parser.add_argument("--dtype", dest="tui_dtype", default="float32")
     parser.add_argument("--device-map", dest="tui_device_map", default=None)
-    parser.add_argument("--session", dest="tui_session", default=None, help="session file to open")
+    parser.add_argument("--session", dest="tui_sessions", action="append", default=None,
+                        help="session file to open (created for --model if absent); repeat to open several")
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run an analysis without the TUI")
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         from workbench.app import run_tui
 
-        return run_tui(args.tui_model, args.tui_device, args.tui_dtype, args.tui_device_map, args.tui_session)
+        return run_tui(args.tui_model, args.tui_device, args.tui_dtype, args.tui_device_map, args.tui_sessions)
     except BadInput as e:
         print(f"workbench: error: {e}", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ import pytest
 from analyses.errors import BadInput
 from analyses.results import Grid, Table
 from sessions.store import Session
-from sessions.workspace import Workspace
+from sessions.workspace import Workspace, open_workspaces
 
 INFO = {"spec": "toy:ioi", "revision": "sha256:abc", "dtype": "float32", "device": "cpu"}
 TABLE = Table("dla", ["embed", "bias"], {"value": [0.5, -0.25]}, {"logit": 0.25})
@@ -44,3 +44,17 @@ def test_a_pending_file_is_created_when_the_model_is_known_and_a_foreign_model_i
     with pytest.raises(BadInput, match="holds runs of toy:ioi"):
         other.attach({**INFO, "spec": "toy:count01"})
     assert not other.attached
+
+
+def test_session_files_named_on_the_command_line(tmp_path, capsys):
+    from workbench.cli import main
+
+    old = tmp_path / "old.wbs"
+    with Session.create(old, INFO) as s:
+        s.append_run("dla", {}, TABLE)
+    spaces = open_workspaces("toy:count01", [str(old), str(tmp_path / "new.wbs"), str(old)])
+    assert [(w.name, w.spec, len(w.runs)) for w in spaces] == [("old.wbs", "toy:ioi", 1), ("new.wbs", "toy:count01", 0)]
+    bad = tmp_path / "bad.wbs"
+    bad.write_bytes(b"not a session" * 50)
+    assert main(["--session", str(old), "--session", str(bad)]) == 2  # refused before the screen opens
+    assert "not an SQLite database" in capsys.readouterr().err and bad.read_bytes() == b"not a session" * 50
