@@ -15,11 +15,17 @@ def _fmt(v: object) -> str:
     return f"{v:+.4f}" if isinstance(v, float) else str(v)
 
 
+MAX_ROWS = 2000  # more rows than this draw slowly (neuron DLA of a real model has tens of thousands)
+
+
 class ResultTable(DataTable):
     """A result table: one row per label, one column per result column. ``s`` sorts by magnitude
-    (and back to model order); the pane's filter narrows rows by label and to the top k."""
+    (and back to model order); the pane's filter narrows rows by label and to the top k. Past
+    MAX_ROWS rows only the largest by magnitude are drawn, with a last row saying how many more."""
 
-    HELP = "Result rows. s: sort by |value| / model order. The filter box above narrows rows."
+    HELP = """Result rows. **s** sorts by |value| or back to model order; the filter and top-k boxes
+above narrow the rows. Past 2000 rows only the largest by |value| are drawn (the last row says
+how many more); F4 exports every row."""
     BINDINGS = [Binding("s", "toggle_sort", "Sort |value|", id="sort")]
 
     def __init__(self, **kwargs) -> None:
@@ -41,11 +47,12 @@ class ResultTable(DataTable):
         keys = ["label", *table.columns]
         rows = [r for r in table.rows() if self.label_filter.lower() in r["label"].lower()]
         main = next(iter(table.columns))
-        if self.by_magnitude or self.top_k:
+        keep = self.top_k or (MAX_ROWS if len(rows) > MAX_ROWS else None)
+        if self.by_magnitude or keep:
             rows.sort(key=lambda r: -abs(r[main]) if isinstance(r[main], (int, float)) else 0)
-        if self.top_k:
-            rows = rows[: self.top_k]
-        cells = [[_fmt(row[k]) for k in keys] for row in rows]
+        cells = [[_fmt(row[k]) for k in keys] for row in rows[:keep]]
+        if not self.top_k and keep and len(rows) > keep:
+            cells.append([f"+{len(rows) - keep} more", *[""] * (len(keys) - 1)])
         _add_sized_columns(self, keys, cells)
         for row in cells:
             self.add_row(*row)

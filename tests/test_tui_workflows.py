@@ -295,3 +295,22 @@ async def test_out_of_memory_and_an_empty_prompt_are_dialogs_and_nothing_is_lost
         assert app.query_one("#result", ResultTable).get_row_at(0) == shown and _history(app) == 1
     with Session.open(path) as s:
         assert len(s.runs()) == 1
+
+
+async def test_a_huge_table_draws_its_largest_rows_and_says_how_many_more():
+    from analyses.results import Table
+    from screens.widgets import MAX_ROWS
+
+    values = [(-1) ** i * i / 10 for i in range(5000)]
+    huge = Table("dla", [f"L0N{i}" for i in range(5000)], {"value": values}, {"logit": 1.0})
+    app = WorkbenchApp("toy:nope", device="cpu")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))  # no such toy: no model needed here
+        await pilot.press("escape")
+        table = app.query_one("#result", ResultTable)
+        table.show(huge)
+        assert table.row_count == MAX_ROWS + 1
+        assert table.get_row_at(0)[0] == "L0N4999" and table.get_row_at(MAX_ROWS)[0] == f"+{5000 - MAX_ROWS} more"
+        table.top_k = 3
+        table.refresh_rows()
+        assert table.row_count == 3
