@@ -11,8 +11,16 @@ from analyses.toys import DEFAULT_ANSWER, DEFAULT_DISTRACTOR, DEFAULT_PROMPT
 from screens.plots import ResultPlot
 from screens.widgets import Heatmap, ResultTable
 
+# Before a model has loaded (the real lists come from its adapter, via ``set_sites``):
 TRANSFORMER_SITES = ["resid_pre", "attn_out", "mlp_out", "head_out", "head_q", "head_k", "head_v", "head_pattern"]
 MAMBA_SITES = ["resid_pre", "layer_in", "out_proj", "conv", "ssm_in"]
+PREFERRED_SITES = ("head_out", "out_proj")
+
+
+def dla_options(has_heads: bool = True) -> list[tuple[str, str]]:
+    """DLA granularities: heads and neurons only where the model has them (not Mamba)."""
+    return [("by layer", "layer"), *([("by head", "head"), ("by neuron", "neuron")] if has_heads else []),
+            ("logit lens", "lens")]
 DEFAULT_CORRUPT = DEFAULT_PROMPT.replace("John gave", "Mary gave")
 METHODS = [("act. patching", "patch"), ("attrib. patching", "attrib"), ("EAP", "eap"),
            ("EAP-IG 5 steps", "eap-ig"), ("path patching", "path-patch")]
@@ -58,14 +66,20 @@ logit lens. The rows sum to the logit. Filter labels and keep the top k below;
             yield Input(DEFAULT_ANSWER, placeholder="answer token", id="answer", compact=True)
             yield Input(DEFAULT_DISTRACTOR, placeholder="distractor (optional)", id="distractor", compact=True)
         with Controls():
-            yield Select([("by layer", "layer"), ("by head", "head"), ("by neuron", "neuron"), ("logit lens", "lens")],
-                         value="layer", allow_blank=False, compact=True, id="by")
+            yield Select(dla_options(), value="layer", allow_blank=False, compact=True, id="by")
             yield Input(placeholder="filter labels", id="filter", compact=True)
             yield Input(placeholder="top k", id="topk", type="integer", compact=True)
         yield Static(token_preview(None), id="tokens", markup=False)
         with ContentSwitcher(initial="result", id="dla_view"):
             yield ResultTable(id="result")
             yield Heatmap(id="head_map")
+
+    def set_granularities(self, has_heads: bool) -> None:
+        select = self.query_one("#by", Select)
+        current = select.value
+        options = dla_options(has_heads)
+        select.set_options(options)
+        select.value = current if current in [v for _, v in options] else "layer"
 
 
 class PatchPane(Vertical):
@@ -112,6 +126,13 @@ coloured from the corrupted baseline (blue) to the clean one (red)."""
 
     def on_mount(self) -> None:
         self.show_fields("patch")
+
+    def set_sites(self, sites: list[str]) -> None:
+        """The sites the loaded model has; the chosen one stays where the model has it too."""
+        select = self.query_one("#site", Select)
+        current = select.value
+        select.set_options([(s, s) for s in sites])
+        select.value = current if current in sites else next((s for s in PREFERRED_SITES if s in sites), sites[0])
 
     def show_fields(self, method: str) -> None:
         """Only the inputs the chosen method reads; the row disappears when it reads none."""

@@ -314,3 +314,17 @@ async def test_a_huge_table_draws_its_largest_rows_and_says_how_many_more():
         table.top_k = 3
         table.refresh_rows()
         assert table.row_count == 3
+
+
+async def test_controls_offer_what_the_model_has(checkpoints):
+    app = WorkbenchApp(str(checkpoints["mamba"]), device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, app)
+        sites = [value for _, value in app.query_one("#site", Select)._options]
+        assert sites == ["resid_pre", "layer_in", "out_proj", "conv", "ssm_in"]
+        assert app.query_one("#site", Select).value == "out_proj"
+        assert [value for _, value in app.query_one("#by", Select)._options] == ["layer", "lens"]
+        await _open_patching(pilot, app, "patch")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: _history(app) == 2)
+        assert app._shown.meta["site"] == "out_proj" and app.query_one("#patch_map", Heatmap).row_count == 2

@@ -195,6 +195,7 @@ class WorkbenchApp(App, inherit_bindings=False):
             return
         self._set_status(f"{event.spec} loaded: ctrl+r runs the tab's analysis")
         self._show_model()
+        self._fit_controls()
         self._refresh_tokens()
         if event.spec in self._run_after:
             self._run_after.discard(event.spec)
@@ -446,6 +447,7 @@ class WorkbenchApp(App, inherit_bindings=False):
             loading = ws.spec in self._loading
             self._set_status(f"loading {ws.spec} ..." if loading else "no runs yet: ctrl+r runs the tab's analysis")
         self._show_model()
+        self._fit_controls()
         self._refresh_tokens()
 
     def on_unmount(self) -> None:
@@ -681,6 +683,16 @@ class WorkbenchApp(App, inherit_bindings=False):
 
     def _sub_title(self) -> str:
         return f"{self.ws.name} · {self.ws.spec}"
+
+    def _fit_controls(self) -> None:
+        """Offer the sites and DLA granularities the current session's model has."""
+        if self.loaded is None:
+            return
+        from analyses.patching import sites_for
+
+        hooked = self.loaded.hooked
+        self.query_one(PatchPane).set_sites(list(sites_for(hooked)))
+        self.query_one(DLAPane).set_granularities(hooked.shape.family != "mamba")
 
     def _show_model(self) -> None:
         """The right of the status bar: the session's model as loaded (family, device, dtype) and
