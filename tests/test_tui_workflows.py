@@ -61,6 +61,10 @@ async def test_several_sessions_are_open_at_once_and_switch(checkpoints, tmp_pat
         table.move_cursor(row=0)
         await pilot.press("enter")
         assert app.ws.name == "a.wbs" and _history(app) == 1
+        app.action_close_session()
+        assert [w.name for w in app.workspaces] == ["b.wbs"] and app.ws.name == "b.wbs" and _history(app) == 2
+        app.action_close_session()  # the last one stays open
+        assert len(app.workspaces) == 1
     with Session.open(a) as s, Session.open(b) as t:
         assert len(s.runs()) == 1 and len(t.runs()) == 2
         assert t.model["spec"] == str(checkpoints["neox"])

@@ -303,6 +303,8 @@ class WorkbenchApp(App, inherit_bindings=False):
 
     def on_workbench_app_result(self, event: Result) -> None:
         ws = event.ws
+        if ws not in self.workspaces:
+            return self.notify(f"{event.analysis} finished after {ws.name} was closed; not kept", severity="warning")
         try:
             entry = ws.record(event.analysis, event.params, event.result)  # autosaved here
         except (OSError, sqlite3.Error) as e:
@@ -424,6 +426,17 @@ class WorkbenchApp(App, inherit_bindings=False):
         self._switch_to(ws)
         if not ws.runs:
             self._model_ready(ws)  # load in the background, ready for the first run
+
+    def action_close_session(self) -> None:
+        """Close the current session (its file keeps everything) and show the one before it."""
+        if len(self.workspaces) == 1:
+            return self.notify("the last open session stays open; ctrl+q quits", severity="warning")
+        ws = self.ws
+        i = self.workspaces.index(ws)
+        self.workspaces.remove(ws)
+        ws.close()
+        self._switch_to(self.workspaces[max(0, i - 1)])
+        self.notify(f"closed {ws.name}")
 
     def action_next_session(self) -> None:
         i = self.workspaces.index(self.ws)
@@ -622,6 +635,7 @@ class WorkbenchApp(App, inherit_bindings=False):
             ("Open session", "open or create another session file (ctrl+o)", self.action_open_session),
             ("Add note", "keep a note in the session (ctrl+n)", self.action_add_note),
             ("Next session", "switch to the next open session (F3)", self.action_next_session),
+            ("Close session", "close the current session; its file keeps everything", self.action_close_session),
             ("Pick token", "pick the answer or distractor from the prompt's tokens (F2)", self.action_pick_token),
             ("Toggle table / map", "DLA heads as a map, patching results as a table (ctrl+t)", self.action_toggle_view),
             ("Export result", "write the result on show to JSON and CSV (F4)", self.action_export),
