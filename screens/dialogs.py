@@ -1,5 +1,5 @@
-"""Modal dialogs: open a session, ask for a line of text (a file name, a note), pick a token.
-Each returns what was chosen (or None on Escape) and leaves the acting to the app."""
+"""Modal dialogs: open a session, ask for a line of text (a file name, a note), pick a token, and
+help. Each returns what was chosen (or None on Escape) and leaves the acting to the app."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList
+from textual.widgets import DataTable, Input, Label, Markdown, OptionList
 from textual.widgets.option_list import Option
 
 class Dialog(ModalScreen):
@@ -20,6 +20,7 @@ class Dialog(ModalScreen):
         padding: 0 1; background: $surface; }
     Dialog Label { margin-top: 1; }
     Dialog OptionList { height: auto; max-height: 16; }
+    Dialog DataTable { height: auto; max-height: 14; }
     """
     AUTO_FOCUS = "*"  # the first field (the app's own AUTO_FOCUS names a widget not in here)
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="close_dialog")]
@@ -87,3 +88,23 @@ class TokenPicker(Dialog):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(self.candidates[event.option_index][0])
+
+
+class HelpScreen(Dialog):
+    """F1: what the focused pane is for, and every key that works there (footer or not)."""
+
+    BINDINGS = [Binding("f1", "cancel", "Close", id="close_help")]
+
+    def __init__(self, text: str, keys: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.text, self.keys = text, keys
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Markdown(self.text)
+            yield Label("Every key here (Escape or F1 closes; ctrl+p finds any command by name):")
+            table = DataTable(id="help_keys", cursor_type="row", zebra_stripes=True)
+            table.add_columns("key", "what it does")
+            for key, what in self.keys:
+                table.add_row(key, what)
+            yield table

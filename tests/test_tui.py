@@ -154,11 +154,16 @@ async def test_user_keymap_and_help(checkpoints, tmp_path, monkeypatch):
         await pilot.press("f5")
         await _wait(pilot, lambda: isinstance(app.screen, ErrorDialog))
         await pilot.press("escape")
+        app.query_one("#prompt").focus()
         await pilot.press("f1")
         await pilot.pause()
-        from textual.widgets import HelpPanel
+        from screens.dialogs import HelpScreen
 
-        assert app.screen.query(HelpPanel)
+        assert isinstance(app.screen, HelpScreen) and "Direct logit attribution" in app.screen.text
+        keys = dict(app.screen.keys)
+        assert keys["f5"].startswith("Run") and "f2" in keys and "f9" in keys  # hidden ones too; run rebound
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
@@ -175,3 +180,12 @@ def test_layout(snap_compare, tab, size):
         await pilot.pause(0.3)
 
     assert snap_compare(SNAPSHOT_APP, terminal_size=size, run_before=run_before)
+
+
+def test_help_layout_80x24(snap_compare):
+    async def run_before(pilot):
+        await _ready(pilot, pilot.app)
+        await pilot.press("f1")
+        await pilot.pause(0.3)
+
+    assert snap_compare(SNAPSHOT_APP, terminal_size=(80, 24), run_before=run_before)

@@ -21,7 +21,7 @@ from textual.worker import get_current_worker
 
 from analyses.errors import BadInput, Cancelled
 from analyses.results import Grid, Table
-from screens.dialogs import AskDialog, OpenSessionDialog, TokenPicker
+from screens.dialogs import AskDialog, HelpScreen, OpenSessionDialog, TokenPicker
 from screens.panes import DLAPane, HistoryPane, PatchPane, PlotPane, PromptsPane, SessionsPane, token_preview
 from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog, Heatmap, ResultTable
@@ -58,13 +58,15 @@ class WorkbenchApp(App, inherit_bindings=False):
         Binding("f2", "pick_token", "Token", id="pick_token", tooltip="pick an answer / distractor token"),
         Binding("ctrl+s", "save", "Save", id="save", tooltip="save the session (and the prompt typed)"),
         Binding("ctrl+o", "open_session", "Open", id="open_session", tooltip="open or create another session"),
-        Binding("ctrl+n", "add_note", "Note", id="add_note", show=False),
-        Binding("f3", "next_session", "Next session", id="next_session", show=False),
-        Binding("ctrl+t", "toggle_view", "Table/map", id="toggle_view", show=False),
+        Binding("ctrl+n", "add_note", "Note", id="add_note", show=False, tooltip="keep a note in the session"),
+        Binding("f3", "next_session", "Next session", id="next_session", show=False,
+                tooltip="switch to the next open session"),
+        Binding("ctrl+t", "toggle_view", "Table/map", id="toggle_view", show=False,
+                tooltip="DLA heads as a layer x head map; patching results as a table"),
         Binding("f4,ctrl+e", "export", "Export", id="export", tooltip="export the result to JSON and CSV"),
-        Binding("f1", "show_help_panel", "Help", id="help"),
-        *(Binding(f"f{n}", f"show_tab('{tab_id}')", title, id=f"tab_{tab_id.removesuffix('_tab')}", show=False)
-          for n, (tab_id, title) in enumerate(TABS, 5)),
+        Binding("f1", "help", "Help", id="help", tooltip="what this pane does and every key"),
+        *(Binding(f"f{n}", f"show_tab('{tab_id}')", title, id=f"tab_{tab_id.removesuffix('_tab')}", show=False,
+                  tooltip=f"show the {title} tab") for n, (tab_id, title) in enumerate(TABS, 5)),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
         Binding("ctrl+c", "help_quit", show=False, system=True),
     ]
@@ -626,6 +628,19 @@ class WorkbenchApp(App, inherit_bindings=False):
             return
         self.notify(f"wrote {json_path.name} and {csv_path.name}")
 
+    def action_help(self) -> None:
+        focused = self.focused
+        text = next((node.HELP for node in (focused.ancestors_with_self if focused else []) if getattr(node, "HELP", None)),
+                    APP_HELP)
+        keys: dict[str, str] = {}
+        actives = sorted(self.screen.active_bindings.values(), key=lambda a: a.node is not self)  # the app's first
+        for active in actives:
+            binding = active.binding
+            if binding.description and not binding.system:
+                what = binding.description + (f": {binding.tooltip}" if binding.tooltip else "")
+                keys.setdefault(self.get_key_display(binding), what)
+        self.push_screen(HelpScreen(text, list(keys.items())))
+
     def get_system_commands(self, screen):
         """The command palette (ctrl+p): every action, every tab, every open session, task evals."""
         yield from super().get_system_commands(screen)
@@ -718,6 +733,12 @@ class WorkbenchApp(App, inherit_bindings=False):
             info = loaded.info
             text = f"{info['model_type']} · {info['device']} · {info['dtype']} · {_memory(info['device'])}"
         self.query_one("#model_status", Static).update(text)
+
+
+APP_HELP = """### Interpretability workbench
+Type a prompt on the DLA tab or a clean/corrupted pair on the patching tab and press
+**ctrl+r**. Results are tables, heatmaps and plots; every run is kept in the session's
+history, saved as it finishes once the session has a file (**ctrl+s**)."""
 
 
 def _summary(result: Table | Grid) -> str:
