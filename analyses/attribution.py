@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from analyses.errors import BadInput
+from analyses.errors import BadInput, Cancelled
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
 from analyses.patching import baselines, sites_for
@@ -189,10 +189,13 @@ def edge_attribution(
     positional: bool = False,
     token_labels: list[str] | None = None,
     token_set: Tensor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Table:
     """Scores of every edge in one backward pass (EAP), or in ``ig_steps`` (EAP-IG: gradients
     averaged over inputs interpolated between the corrupted and clean embeddings, k/m for
-    k = 0..m-1). ``positional`` keeps one score per (edge, position), over aligned prompts."""
+    k = 0..m-1). ``positional`` keeps one score per (edge, position), over aligned prompts.
+    ``progress(done, total)`` follows the backward passes; ``should_stop`` is checked before each."""
     if ig_steps < 0:
         raise BadInput("--ig must be a positive number of steps")
     graph = EdgeGraph(model)
@@ -203,6 +206,8 @@ def edge_attribution(
     grads_sum = None
     steps = max(1, ig_steps)
     for k in range(steps):
+        if should_stop is not None and should_stop():
+            raise Cancelled("edge attribution cancelled")
         edits = []
         if ig_steps:
             alpha = k / ig_steps
@@ -211,6 +216,8 @@ def edge_attribution(
         _, grads, _ = model.gradients(clean, lambda logits: m(logits)[0], readers, interventions=edits)
         g = graph.reader_grads(grads)
         grads_sum = g if grads_sum is None else grads_sum + g
+        if progress is not None:
+            progress(k + 1, steps)
     grad = grads_sum / steps
     # Summed over prompts: the metric is a batch mean, so its gradient already carries the 1/n.
     if positional:

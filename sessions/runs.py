@@ -184,6 +184,8 @@ def run_eap(
     top: int | None = None,
     metric: str = "logit_diff",
     threshold: float | None = None,
+    progress=None,
+    should_stop=None,
     **pair_args: Any,
 ) -> Table:
     """Edge scores, largest magnitude first; with ``top``, the faithfulness of those edges alone,
@@ -193,7 +195,7 @@ def run_eap(
     enc = encode_pairs(loaded, **pair_args)
     args = (loaded.hooked, enc["clean"], enc["corrupt"], enc["answer"], enc["distractor"])
     table = edge_attribution(*args, metric=metric, ig_steps=ig, positional=positional, token_labels=enc["tokens"],
-                             token_set=enc["token_set"])
+                             token_set=enc["token_set"], progress=progress, should_stop=should_stop)
     meta = {"prompt_tokens": enc["tokens"], "n_pairs": enc["n_pairs"], **table.meta}
     if top is not None or threshold is not None:
         if top is not None and top <= 0:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from conftest import PROMPT
 from pilot import ready, status, wait_for
-from textual.widgets import ContentSwitcher, DataTable, Input, OptionList, Select, TabbedContent
+from textual.widgets import ContentSwitcher, DataTable, Input, OptionList, ProgressBar, Select, TabbedContent
 
 from screens.dialogs import AskDialog, OpenSessionDialog, TokenPicker
 from screens.plots import ResultPlot, pearson, plot_kinds
@@ -136,6 +136,7 @@ async def test_every_patching_method_runs_from_the_patching_tab(checkpoints):
         await wait_for(pilot, lambda: _history(app) == 3)
         assert app.query_one("#patch_view", ContentSwitcher).current == "patch_table"
         assert app.query_one("#patch_table", ResultTable).row_count > 5 and "faithfulness" in status(app)
+        assert app.query_one("#progress", ProgressBar).percentage == 1.0  # EAP reports its backward passes
 
         app.query_one("#method", Select).value = "path-patch"
         app.query_one("#senders", Input).value = "L0H1,L0MLP"

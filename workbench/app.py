@@ -249,7 +249,7 @@ class WorkbenchApp(App, inherit_bindings=False):
                 self._run_after.add(self.ws.spec)
             return
         analysis, params = self._patch_request() if tab == "patch" else self._dla_request()
-        if analysis == "patch":
+        if analysis in ("patch", "eap"):
             self.query_one("#progress", ProgressBar).update(total=None, progress=0)
         self.compute(self.ws, loaded, analysis, params)
 
@@ -287,13 +287,13 @@ class WorkbenchApp(App, inherit_bindings=False):
 
         worker = get_current_worker()
         extra = {}
-        if analysis == "patch":
+        if analysis in ("patch", "eap"):  # the ones that report progress and stop when asked
             extra = {"progress": lambda d, t: self.post_message(self.Progress(d, t)),
                      "should_stop": lambda: worker.is_cancelled}
         try:
             self.post_message(self.Result(ws, analysis, run_analysis(loaded, analysis, **params, **extra), params))
         except Cancelled:
-            self.post_message(self.Failed("cancelled: the sweep stopped between batches; nothing was saved"))
+            self.post_message(self.Failed("cancelled: the run stopped between batches; nothing was saved"))
         except Exception as e:
             self.post_message(self.Failed(_message(e)))
 

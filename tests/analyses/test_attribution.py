@@ -123,3 +123,16 @@ def test_bad_edge_requests(loaded):
         path_patching(lm.hooked, *args, ["L9H9"], ["logits"])
     with pytest.raises(BadInput, match="differ in token length"):
         edge_attribution(lm.hooked, args[0], args[1][:, 1:], args[2], args[3])
+
+
+def test_eap_ig_reports_progress_and_stops_when_asked(loaded):
+    from analyses.errors import Cancelled
+
+    lm = loaded("gpt2")
+    seen = []
+    edge_attribution(lm.hooked, *_pair(lm), ig_steps=3, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    with pytest.raises(Cancelled):
+        edge_attribution(lm.hooked, *_pair(lm), ig_steps=3, should_stop=lambda: len(seen) > 3,
+                         progress=lambda d, t: seen.append((d, t)))
+    assert len(seen) == 4  # one step ran, then it stopped
