@@ -57,7 +57,8 @@ Type a prompt; the token preview shows how the model's tokenizer splits it.
 The answer and distractor are tokens spelled as the tokenizer does (F2 picks one
 from the prompt's tokens and the model's top predictions). With a distractor the
 target is the logit difference. **ctrl+r** runs: by layer, head, neuron, or the
-logit lens. The rows sum to the logit. Filter labels and keep the top k below;
+logit lens, at the last position or the one given (0-based, negative from the end).
+The rows sum to the logit. Filter labels and keep the top k below;
 **s** in the table sorts by |value|, **ctrl+t** shows heads as a layer x head map."""
 
     def compose(self) -> ComposeResult:
@@ -67,6 +68,7 @@ logit lens. The rows sum to the logit. Filter labels and keep the top k below;
             yield Input(DEFAULT_DISTRACTOR, placeholder="distractor (optional)", id="distractor", compact=True)
         with Controls():
             yield Select(dla_options(), value="layer", allow_blank=False, compact=True, id="by")
+            yield Input(placeholder="position: last", id="dla_pos", type="integer", compact=True)
             yield Input(placeholder="filter labels", id="filter", compact=True)
             yield Input(placeholder="top k", id="topk", type="integer", compact=True)
         yield Static(token_preview(None), id="tokens", markup=False)

@@ -333,3 +333,17 @@ async def test_controls_offer_what_the_model_has(checkpoints):
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: _history(app) == 2)
         assert app._shown.meta["site"] == "out_proj" and app.query_one("#patch_map", Heatmap).row_count == 2
+
+
+async def test_dla_at_a_chosen_position(checkpoints):
+    app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, app)
+        app.query_one("#dla_pos", Input).value = "3"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: _history(app) == 2)
+        assert app._shown.meta["pos"] == 3 and app.ws.runs[-1].params["pos"] == 3
+        app.query_one("#dla_pos", Input).value = "99"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert "outside the prompt" in app.screen.message

@@ -255,8 +255,9 @@ class WorkbenchApp(App, inherit_bindings=False):
 
     def _dla_request(self) -> tuple[str, dict]:
         by = self.query_one("#by", Select).value
+        pos = self._value("#dla_pos")
         params = {"prompt": self._value("#prompt"), "answer": self._value("#answer"),
-                  "distractor": self._value("#distractor") or None}
+                  "distractor": self._value("#distractor") or None, **({"pos": int(pos)} if _is_int(pos) else {})}
         return ("logit-lens", params) if by == "lens" else ("dla", {**params, "by": by})
 
     def _patch_request(self) -> tuple[str, dict]:
@@ -754,6 +755,10 @@ def _summary(result: Table | Grid) -> str:
     if result.analysis == "path_patch":
         return "  ".join(f"{k} {v:+.4f}" for k, v in zip(result.labels, result.values))
     return f"{len(result.labels)} rows"
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("-").isdigit()
 
 
 def _count(items: list, noun: str) -> str:
