@@ -151,16 +151,23 @@ class EdgeGraph:
 
     def writer_outputs(self, acts: dict[str, Tensor]) -> Tensor:
         """[writers, b, s, d]: each writer's output (biases excluded) from captured activations."""
-        out = [acts["hook_embed"] + acts.get("hook_pos_embed", 0)]
-        for layer in range(self.n_layers):
-            if self.model.shape.family == "mamba":
-                out.append(acts[f"blocks.{layer}.mixer.hook_out_proj"] - _bias(self.model.writer_bias(layer)))
-                continue
-            w_o, _, _, b_out = self.model.writer_weights(layer)
-            z = acts[f"blocks.{layer}.attn.hook_z"]
-            out += list(torch.einsum("bshe,hed->hbsd", z, w_o.to(z.device, z.dtype)))
-            out.append(acts[f"blocks.{layer}.hook_mlp_out"] - _bias(b_out))
-        return torch.stack([o.float() for o in out])
+        return torch.cat([self.hook_writer_outputs(name, acts) for name in self.writer_hooks()])
+
+    def hook_writer_outputs(self, name: str, acts: dict[str, Tensor]) -> Tensor:
+        """[k, b, s, d] (float): the outputs of the writers read at one writer hook: the embeddings
+        (token plus position, both at ``hook_embed``), a layer's heads, its MLP or its mixer."""
+        if name == "hook_pos_embed":
+            return acts[name].new_zeros((0, *acts[name].shape)).float()  # folded into hook_embed
+        if name == "hook_embed":
+            return (acts[name] + acts.get("hook_pos_embed", 0)).float()[None]
+        layer = int(name.split(".")[1])
+        if self.model.shape.family == "mamba":
+            return (acts[name] - _bias(self.model.writer_bias(layer))).float()[None]
+        w_o, _, _, b_out = self.model.writer_weights(layer)
+        if name.endswith("attn.hook_z"):
+            z = acts[name]
+            return torch.einsum("bshe,hed->hbsd", z, w_o.to(z.device, z.dtype)).float()
+        return (acts[name] - _bias(b_out)).float()[None]
 
     def reader_grads(self, grads: dict[str, Tensor]) -> Tensor:
         """[readers, b, s, d]: dM / d(each reader's input)."""
@@ -261,13 +268,29 @@ def run_with_edges_patched(
 
     for name in graph.writer_hooks():
         edits.append(Intervention(name, op="fn", fn=record(name)))
+    done: dict[str, Tensor] = {}  # writer outputs of hooks already run: computed once, not per reader
+
+    def outputs_so_far(upto: int) -> Tensor:
+        parts, count = [], 0
+        for name in graph.writer_hooks():
+            if count >= upto:
+                break
+            if name not in done:
+                if name not in current:  # not reached yet (only earlier writers are ever read)
+                    parts.append(graph.hook_writer_outputs(name, _complete(current, source_acts)))
+                    count += len(parts[-1])
+                    continue
+                done[name] = graph.hook_writer_outputs(name, current)
+            parts.append(done[name])
+            count += len(done[name])
+        return torch.cat(parts)[:upto]
 
     def edit(hook: str, idx: list[int]) -> Callable[[Tensor], Tensor]:
         readers = [graph.readers[j] for j in idx]
 
         def fn(act: Tensor) -> Tensor:
             upto = 1 + sum(1 for w in graph.writers[1:] if w.layer <= readers[0].layer)
-            cur = graph.writer_outputs(_complete(current, source_acts))[:upto]
+            cur = outputs_so_far(upto)
             delta = (src[:upto] - cur).to(act.dtype)  # [w, b, s, d]
             mask = patched[:upto][:, idx].to(act.device, act.dtype)  # [w, r]
             add = torch.einsum("wbsd,wr->bsrd", delta, mask)

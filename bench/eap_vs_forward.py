@@ -2,7 +2,8 @@
 
 GPT-2-small shape (12 layers x 12 heads: 32,000+ edges), random weights, a batch of prompt pairs
 of 20 tokens. EAP is two capturing forwards and one forward + backward with per-head q/k/v
-inputs; EAP-IG adds one forward + backward per step. Printed as ratios to one plain forward of the
+inputs; EAP-IG adds one forward + backward per step. A run with every edge patched is what each
+faithfulness and path-patching measurement costs. Printed as ratios to one plain forward of the
 same batch.
 
     .venv/bin/python bench/eap_vs_forward.py [--device cpu|cuda] [--batch 8] [--ig 5]
@@ -16,7 +17,7 @@ import time
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from analyses.attribution import EdgeGraph, edge_attribution
+from analyses.attribution import EdgeGraph, edge_attribution, run_with_edges_patched
 from analyses.models import hooked
 
 
@@ -49,12 +50,17 @@ def main() -> None:
     forward = timed(lambda: hm.run(clean))
     eap = timed(lambda: edge_attribution(hm, clean, corrupt, answer, distractor), repeats=1)
     ig = timed(lambda: edge_attribution(hm, clean, corrupt, answer, distractor, ig_steps=args.ig), repeats=1)
-    edges = int(EdgeGraph(hm).allowed.sum())
+    graph = EdgeGraph(hm)
+    source = hm.run(corrupt, capture=graph.writer_hooks()).cache
+    patched_run = timed(lambda: run_with_edges_patched(hm, clean, source, graph.allowed, graph))
+    edges = int(graph.allowed.sum())
     print(f"GPT-2-small shape, {edges} edges, batch {args.batch} x {args.tokens} tokens, device {args.device}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"one forward           {forward * 1e3:9.1f} ms")
     print(f"EAP, all edges        {eap * 1e3:9.1f} ms   = {eap / forward:5.1f} forwards")
     print(f"EAP-IG, {args.ig} steps      {ig * 1e3:9.1f} ms   = {ig / forward:5.1f} forwards")
+    print(f"every edge patched    {patched_run * 1e3:9.1f} ms   = {patched_run / forward:5.1f} forwards"
+          "   (one faithfulness / path-patching run)")
 
 
 if __name__ == "__main__":
