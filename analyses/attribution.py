@@ -131,6 +131,25 @@ class EdgeGraph:
         self.writer_index = {w.label: i for i, w in enumerate(self.writers)}
         self.reader_index = {r.label: j for j, r in enumerate(self.readers)}
 
+    def feeds(self) -> Tensor:
+        """[readers, writers] bool: reader j is an input of writer node i (L1H2.q/.k/.v feed the
+        head L1H2; under GQA a key/value head feeds every query head of its group). ``logits``
+        feeds nothing: it is the sink."""
+        out = torch.zeros(len(self.readers), len(self.writers), dtype=torch.bool)
+        s = self.model.shape
+        group = s.n_heads // s.n_kv_heads if s.n_kv_heads else 1
+        for j, r in enumerate(self.readers):
+            if r.label == "logits":
+                continue
+            node, _, part = r.label.partition(".")
+            if part in ("k", "v"):
+                targets = [f"L{r.layer}H{h}" for h in range(s.n_heads) if h // group == r.head]
+            else:
+                targets = [node]
+            for t in targets:
+                out[j, self.writer_index[t]] = True
+        return out
+
     def edges(self) -> list[tuple[int, int]]:
         return [tuple(e) for e in self.allowed.nonzero().tolist()]
 
@@ -204,7 +223,7 @@ def edge_attribution(
     k = 0..m-1). ``positional`` keeps one score per (edge, position), over aligned prompts.
     ``progress(done, total)`` follows the backward passes; ``should_stop`` is checked before each."""
     if ig_steps < 0:
-        raise BadInput("--ig must be a positive number of steps")
+        raise BadInput(f"--ig must be a positive number of steps (0 is plain EAP); got {ig_steps}")
     graph = EdgeGraph(model)
     seq = clean.shape[1]
     clean_run, corrupt_run, m = baselines(model, clean, corrupt, answer, distractor, metric, token_set, graph.writer_hooks())
@@ -357,16 +376,107 @@ def exact_edge_scores(
     return Table("exact_edges", [graph.edge_label(i, j) for i, j in edges], {"score": scores}, {"metric": metric})
 
 
-def select_edges(table: Table, graph: EdgeGraph, top: int | None = None, threshold: float | None = None) -> Tensor:
+def select_edges(
+    table: Table, graph: EdgeGraph, top: int | None = None, threshold: float | None = None, prune: bool = False
+) -> Tensor:
     """The kept edge set [writers, readers]: the ``top`` edges by |score|, or all with
-    |score| >= ``threshold``."""
-    keep = torch.zeros_like(graph.allowed)
+    |score| >= ``threshold``; with ``prune``, only those on a kept path from input to logits."""
     order = table.top(len(table.labels))
     chosen = order[:top] if top is not None else [i for i in order if abs(table.values[i]) >= (threshold or 0.0)]
-    for idx in chosen:
-        w, r = table.labels[idx].split("->")
+    keep = _edge_set(table, graph, chosen)
+    return prune_edges(keep, graph) if prune else keep
+
+
+def _edge_set(table: Table, graph: EdgeGraph, rows: Iterable[int]) -> Tensor:
+    """[writers, readers] bool with the edges labelled in ``table``'s ``rows`` set."""
+    keep = torch.zeros_like(graph.allowed)
+    for idx in rows:
+        w, _, r = table.labels[idx].partition("->")
+        if w not in graph.writer_index or r not in graph.reader_index:
+            raise BadInput(f"edge {table.labels[idx]!r} is not an edge of this model; was the table made on another?")
         keep[graph.writer_index[w], graph.reader_index[r]] = True
     return keep
+
+
+def prune_edges(keep: Tensor, graph: EdgeGraph) -> Tensor:
+    """The kept edges that lie on a path of kept edges from ``input`` to ``logits``.
+
+    The others change nothing when kept: a writer reached by no kept path from the input sees
+    only corrupted inputs, so its output is its corrupted one; a node with no kept path on to
+    the logits is read by nobody. Pruning them shows how many edges a circuit really uses."""
+    keep = keep & graph.allowed
+    feeds = graph.feeds()  # [R, W]
+    source = torch.zeros(len(graph.writers), dtype=torch.bool)
+    source[graph.writer_index["input"]] = True
+    sink = torch.zeros(len(graph.readers), dtype=torch.bool)
+    sink[graph.reader_index["logits"]] = True
+    reached = _fixpoint(source, lambda w: source | (feeds & (keep & w[:, None]).any(0)[:, None]).any(0))
+    onward = _fixpoint(sink, lambda r: sink | (feeds & (keep & r[None, :]).any(1)[None, :]).any(1))
+    return keep & reached[:, None] & onward[None, :]
+
+
+def _fixpoint(start: Tensor, step: Callable[[Tensor], Tensor]) -> Tensor:
+    """Apply a monotone ``step`` from ``start`` until nothing changes (a DAG: a few layers' worth)."""
+    cur = start
+    while True:
+        nxt = step(cur)
+        if torch.equal(nxt, cur):
+            return cur
+        cur = nxt
+
+
+def default_ks(n_edges: int) -> list[int]:
+    """1, 2, 5, 10, 20, 50, ... below ``n_edges``, then ``n_edges``: a curve that starts small and
+    always ends at the whole graph (faithfulness 1 there), evenly spread on a log axis."""
+    ks, scale = [], 1
+    while True:
+        for m in (1, 2, 5):
+            if m * scale >= n_edges:
+                return ks + [n_edges] if n_edges > 0 else ks
+            ks.append(m * scale)
+        scale *= 10
+
+
+def faithfulness_curve(
+    model: HookedModel,
+    clean: Tensor,
+    corrupt: Tensor,
+    answer: Tensor,
+    distractor: Tensor,
+    table: Table,
+    ks: list[int],
+    prune: bool = False,
+    metric: str = "logit_diff",
+    token_set: Tensor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[dict]:
+    """Faithfulness of the top-k edges of an EAP ``table`` (by |score|; pruned with ``prune``) for
+    each k in ``ks``, so one can see how many edges a circuit needs. The clean and corrupted
+    runs happen once; each k costs one edge-patched run (none when its edge set repeats)."""
+    bad = [k for k in ks if k < 0]
+    if bad or not ks:
+        raise BadInput(f"edge counts must be 0 or more; got {', '.join(map(str, bad)) or 'none'}")
+    graph = EdgeGraph(model)
+    order = table.top(len(table.labels))
+    clean_run, corrupt_run, m = baselines(model, clean, corrupt, answer, distractor, metric, token_set, graph.writer_hooks())
+    hi, lo = float(m(clean_run.logits)), float(m(corrupt_run.logits))
+    out: list[dict] = []
+    last: tuple[Tensor, float] | None = None
+    for n, k in enumerate(ks):
+        if should_stop is not None and should_stop():
+            raise Cancelled("faithfulness curve cancelled")
+        keep = _edge_set(table, graph, order[:k])
+        keep = prune_edges(keep, graph) if prune else keep & graph.allowed
+        if last is None or not torch.equal(last[0], keep):
+            logits = run_with_edges_patched(model, clean, corrupt_run.cache, graph.allowed & ~keep, graph)
+            last = (keep, float(m(logits)))
+        value = last[1]
+        out.append({"k": k, "edges_kept": int(keep.sum()), "faithfulness": (value - lo) / ((hi - lo) or 1.0),
+                    "circuit": value, "clean": hi, "corrupt": lo})
+        if progress is not None:
+            progress(n + 1, len(ks))
+    return out
 
 
 def path_patching(
@@ -387,12 +497,17 @@ def path_patching(
     if unknown:
         raise BadInput(f"unknown node(s): {', '.join(unknown)}; writers are like L0H1, L0MLP, input; "
                        "readers like L1H2.q, L1MLP, logits")
-    clean_run, corrupt_run, m = baselines(model, clean, corrupt, answer, distractor, metric, token_set, graph.writer_hooks())
+    if not senders or not receivers:
+        raise BadInput("path patching needs at least one sender and one receiver")
     patched = torch.zeros_like(graph.allowed)
     for s in senders:
         for r in receivers:
             patched[graph.writer_index[s], graph.reader_index[r]] = True
     patched &= graph.allowed
+    if not patched.any():
+        raise BadInput(f"no edge from {', '.join(senders)} reaches {', '.join(receivers)}: a sender must write "
+                       "before its receiver reads (an earlier layer, or a layer's heads into its MLP)")
+    clean_run, corrupt_run, m = baselines(model, clean, corrupt, answer, distractor, metric, token_set, graph.writer_hooks())
     logits = run_with_edges_patched(model, corrupt, clean_run.cache, patched, graph)
     return {"patched": float(m(logits)), "clean": float(m(clean_run.logits)), "corrupt": float(m(corrupt_run.logits)),
             "edges": int(patched.sum())}

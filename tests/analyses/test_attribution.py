@@ -10,10 +10,13 @@ from test_patching import _pair
 from analyses.attribution import (
     EdgeGraph,
     attribution_patching,
+    default_ks,
     edge_attribution,
     exact_edge_scores,
     faithfulness,
+    faithfulness_curve,
     path_patching,
+    prune_edges,
     select_edges,
 )
 from analyses.errors import BadInput
@@ -72,8 +75,6 @@ def test_edge_patching_invariants(name, loaded):
     assert full["faithfulness"] == pytest.approx(1.0, abs=1e-5) and full["circuit"] == pytest.approx(full["clean"], abs=1e-4)
     empty = faithfulness(lm.hooked, *args, torch.zeros_like(graph.allowed))
     assert empty["circuit"] == pytest.approx(empty["corrupt"], abs=1e-4)
-    nothing = path_patching(lm.hooked, *args, [], ["logits"])
-    assert nothing["patched"] == pytest.approx(nothing["corrupt"], abs=1e-5)
     writers = [w.label for w in graph.writers]
     readers = [r.label for r in graph.readers]
     everything = path_patching(lm.hooked, *args, writers, readers)
@@ -136,3 +137,93 @@ def test_eap_ig_reports_progress_and_stops_when_asked(loaded):
         edge_attribution(lm.hooked, *_pair(lm), ig_steps=3, should_stop=lambda: len(seen) > 3,
                          progress=lambda d, t: seen.append((d, t)))
     assert len(seen) == 4  # one step ran, then it stopped
+
+
+def test_path_patching_with_no_allowed_edge_is_refused(loaded):
+    lm = loaded("gpt2")
+    args = _pair(lm)
+    with pytest.raises(BadInput, match="no edge from L1H0 reaches L0H1.q"):
+        path_patching(lm.hooked, *args, ["L1H0"], ["L0H1.q"])
+    for senders, receivers in (([], ["logits"]), (["L0H1"], [])):
+        with pytest.raises(BadInput, match="at least one sender and one receiver"):
+            path_patching(lm.hooked, *args, senders, receivers)
+    assert path_patching(lm.hooked, *args, ["L0H1", "L1H0"], ["L0H1.q", "L1H0.q"])["edges"] == 1  # some allowed
+
+
+def test_negative_ig_steps_are_refused_and_zero_is_plain_eap(loaded):
+    lm = loaded("gpt2")
+    with pytest.raises(BadInput, match="--ig must be a positive number"):
+        edge_attribution(lm.hooked, *_pair(lm), ig_steps=-1)
+    assert edge_attribution(lm.hooked, *_pair(lm), ig_steps=0).meta["method"] == "EAP"
+
+
+def _keep(graph, *edges):
+    keep = torch.zeros_like(graph.allowed)
+    for label in edges:
+        w, r = label.split("->")
+        keep[graph.writer_index[w], graph.reader_index[r]] = True
+    return keep
+
+
+def test_prune_drops_dangling_edges_and_keeps_connected_ones(loaded):
+    graph = EdgeGraph(loaded("gpt2").hooked)
+    path = ["input->L0H1.k", "L0H1->L1H0.v", "L1H0->logits", "input->L1MLP", "L1MLP->logits"]
+    connected = _keep(graph, *path)
+    assert torch.equal(prune_edges(connected, graph), connected)
+    dangling = [
+        "input->L0H2.q",  # L0H2 has no kept edge onward
+        "L0H3->L1H1.q", "L1H1->logits",  # L0H3 is reached by no kept edge from the input
+        "input->L1H2.k", "L1H2->L1MLP",  # L1H2 -> L1MLP only leads on through L1MLP: connected
+    ]
+    pruned = prune_edges(_keep(graph, *path, *dangling), graph)
+    assert torch.equal(pruned, _keep(graph, *path, "input->L1H2.k", "L1H2->L1MLP"))
+    assert not prune_edges(_keep(graph, "input->L0H2.q", "L0H3->logits"), graph).any()
+
+
+def test_prune_follows_gqa_key_value_heads(loaded):
+    graph = EdgeGraph(loaded("llama-gqa").hooked)  # 4 query heads, 2 key/value heads
+    keep = _keep(graph, "input->L0H1.k", "L0H3->logits")  # kv head 1 feeds query heads 2 and 3
+    assert torch.equal(prune_edges(keep, graph), keep)
+    assert not prune_edges(_keep(graph, "input->L0H0.k", "L0H3->logits"), graph).any()
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama-gqa", "mamba"])
+def test_pruning_never_adds_edges_nor_changes_faithfulness(name, loaded):
+    lm = loaded(name)
+    args = _pair(lm)
+    graph = EdgeGraph(lm.hooked)
+    eap = edge_attribution(lm.hooked, *args)
+    for k in (3, 15, 60):
+        keep = select_edges(eap, graph, top=k)
+        pruned = select_edges(eap, graph, top=k, prune=True)
+        assert not (pruned & ~keep).any() and torch.equal(prune_edges(pruned, graph), pruned)
+        a, b = faithfulness(lm.hooked, *args, keep), faithfulness(lm.hooked, *args, pruned)
+        assert a["circuit"] == pytest.approx(b["circuit"], abs=1e-4)
+
+
+def test_default_ks_start_small_and_end_at_every_edge():
+    assert default_ks(1) == [1]
+    assert default_ks(10) == [1, 2, 5, 10]
+    assert default_ks(37) == [1, 2, 5, 10, 20, 37]
+    assert default_ks(500) == [1, 2, 5, 10, 20, 50, 100, 200, 500]
+    assert default_ks(0) == []
+
+
+def test_faithfulness_curve_runs_from_nothing_to_the_whole_graph(loaded):
+    lm = loaded("gpt2")
+    args = _pair(lm)
+    graph = EdgeGraph(lm.hooked)
+    eap = edge_attribution(lm.hooked, *args)
+    n = len(eap.labels)
+    seen = []
+    curve = faithfulness_curve(lm.hooked, *args, eap, [0, *default_ks(n)], progress=lambda d, t: seen.append(d))
+    assert [c["k"] for c in curve] == [0, *default_ks(n)] and seen == list(range(1, len(curve) + 1))
+    assert curve[0]["faithfulness"] == pytest.approx(0.0, abs=1e-4) and curve[0]["edges_kept"] == 0
+    assert curve[-1]["faithfulness"] == pytest.approx(1.0, abs=1e-4) and curve[-1]["edges_kept"] == n
+    mid = faithfulness(lm.hooked, *args, select_edges(eap, graph, top=10))
+    assert next(c for c in curve if c["k"] == 10)["faithfulness"] == pytest.approx(mid["faithfulness"], abs=1e-5)
+    pruned = faithfulness_curve(lm.hooked, *args, eap, [10, n], prune=True)
+    assert pruned[0]["edges_kept"] == int(select_edges(eap, graph, top=10, prune=True).sum()) <= 10
+    assert pruned[1]["edges_kept"] == n and pruned[1]["faithfulness"] == pytest.approx(1.0, abs=1e-4)
+    with pytest.raises(BadInput, match="0 or more"):
+        faithfulness_curve(lm.hooked, *args, eap, [-1])
