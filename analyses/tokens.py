@@ -26,14 +26,22 @@ def encode_prompt(tokenizer, text: str, prepend_bos: bool | None = None, n_ctx: 
             raise BadInput("--prepend-bos: this tokenizer has no BOS token")
         ids.insert(0, bos)
     unk = tokenizer.unk_token_id
-    if unk is not None and unk in ids and tokenizer.unk_token not in text:
+    if unk is not None and unk in _text_ids(tokenizer, text, ids, prepend_bos) and tokenizer.unk_token not in text:
         words = [w for w in text.split() if unk in tokenizer(w, add_special_tokens=False)["input_ids"]]
-        raise BadInput(f"not in the model's vocabulary: {', '.join(map(repr, words)) or text!r}")
+        raise BadInput(f"not in the model's vocabulary: {', '.join(map(repr, words)) or repr(text)}")
     if not ids:
         raise BadInput("the prompt has no tokens")
     if n_ctx is not None and len(ids) > n_ctx:
         raise BadInput(f"the prompt is {len(ids)} tokens long; the model's context is {n_ctx}")
     return ids
+
+
+def _text_ids(tokenizer, text: str, ids: list[int], prepend_bos: bool | None) -> list[int]:
+    """The ids the text itself spells, without the special tokens added around it: GPT-2's and
+    Pythia's BOS is also their UNK, and must not read as an unknown word."""
+    if prepend_bos is False:
+        return ids
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def resolve_token(tokenizer, text: str) -> int:

@@ -35,3 +35,24 @@ def test_resolve_token(loaded):
         resolve_token(tok, "Zorro")
     with pytest.raises(BadInput, match="empty"):
         resolve_token(tok, "")
+
+
+@pytest.fixture(scope="module")
+def bos_is_unk():
+    """A tokenizer whose BOS is also its UNK, as GPT-2's and Pythia's own are."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["<|endoftext|>", "Mary", "gave", "John", "a", "drink"])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<|endoftext|>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+
+
+@pytest.mark.parametrize("prepend_bos", [True, None, False])
+def test_a_bos_that_is_also_unk_is_not_an_unknown_word(bos_is_unk, prepend_bos):
+    ids = encode_prompt(bos_is_unk, "Mary gave John a drink", prepend_bos=prepend_bos)
+    assert token_strings(bos_is_unk, ids)[-5:] == ["Mary", "gave", "John", "a", "drink"]
+    assert (ids[0] == bos_is_unk.bos_token_id) == bool(prepend_bos)
+    with pytest.raises(BadInput, match="not in the model's vocabulary: 'Zorro'$"):
+        encode_prompt(bos_is_unk, "Mary gave Zorro a drink", prepend_bos=prepend_bos)
