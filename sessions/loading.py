@@ -19,6 +19,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 LOAD_STAGES = 4  # the steps ``load`` reports through its progress callback
 DEVICES = ("auto", "cpu", "cuda")
 GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's placement strategies
 
 
 @dataclass
@@ -40,6 +41,17 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BadInput("--device cuda: no CUDA device is available (use --device cpu or auto)")
     return device
+
+
+def check_device_map(device_map: str | dict | None) -> None:
+    """Refuse a device map accelerate would reject with a traceback mid-load. A single device
+    is ``--device``'s job; an explicit map is a dict of module name to device."""
+    if device_map is None or device_map in DEVICE_MAPS:
+        return
+    if isinstance(device_map, dict) and all(isinstance(k, str) for k in device_map):
+        return
+    raise BadInput(f"--device-map must be one of {', '.join(DEVICE_MAPS)} (got {device_map!r}); "
+                   "to put the whole model on one device use --device")
 
 
 def resolve_spec(spec: str) -> tuple[Path, str]:
@@ -172,6 +184,7 @@ def load(
 
     if dtype not in DTYPES:
         raise BadInput(f"--dtype must be one of {', '.join(DTYPES)}")
+    check_device_map(device_map)
     device = resolve_device(device)
     say(1, LOAD_STAGES, "finding the checkpoint")
     path, revision = resolve_spec(spec)

@@ -14,9 +14,12 @@ FIELDS = ("clean", "corrupt", "answer", "distractor")
 
 def read_pairs(path: str | Path) -> list[Pair]:
     try:
-        lines = Path(path).read_text().splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()  # tolerate a BOM
     except OSError as e:
         raise BadInput(f"{path}: cannot read the pair file ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise BadInput(f"{path}: the pair file is not UTF-8 text (byte {e.start}); "
+                       "save it as UTF-8 JSONL") from None
     pairs = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -37,7 +40,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
 
 
 def write_pairs(path: str | Path, pairs: list[Pair]) -> None:
-    with Path(path).open("w") as f:
+    with Path(path).open("w", encoding="utf-8") as f:
         for p in pairs:
             f.write(json.dumps({"clean": p.clean, "corrupt": p.corrupt, "answer": p.answer,
                                 "distractor": p.distractor, "variant": p.variant}) + "\n")

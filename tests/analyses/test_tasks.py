@@ -94,3 +94,15 @@ def test_pair_files_round_trip_and_name_the_bad_line(tmp_path):
         read_pairs(path)
     with pytest.raises(BadInput, match="cannot read"):
         read_pairs(tmp_path / "absent.jsonl")
+
+
+def test_a_pair_file_that_is_not_utf8_is_bad_input_naming_it(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    line = json.dumps({"clean": "Zoë gave", "corrupt": "Ana gave", "answer": "x", "distractor": "y"}, ensure_ascii=False)
+    path.write_bytes(line.encode("latin-1"))
+    with pytest.raises(BadInput, match=r"latin1.jsonl: the pair file is not UTF-8 text"):
+        read_pairs(path)
+    path.write_bytes(b"\xef\xbb\xbf" + line.encode("utf-8"))  # a UTF-8 file with a BOM, as some editors save
+    assert read_pairs(path)[0].clean == "Zoë gave"
+    with pytest.raises(BadInput, match="cannot read"):
+        read_pairs(tmp_path)  # a folder

@@ -114,3 +114,19 @@ def test_hooks_work_on_a_dispatched_model_with_offloaded_layers(name, checkpoint
     by = "layer" if name == "mamba" else "neuron"
     a, b = dla(lm.hooked, ids[0].tolist(), mary, john, by=by), dla(plain.hooked, ids[0].tolist(), mary, john, by=by)
     assert a.values == pytest.approx(b.values, abs=1e-5)
+
+
+@pytest.mark.parametrize("device_map", ["weird", "cpu", "", 3])
+def test_unknown_device_map_is_refused_before_loading(device_map, checkpoints):
+    with pytest.raises(BadInput, match="--device-map must be one of auto, balanced, balanced_low_0, sequential"):
+        load(str(checkpoints["gpt2"]), device="cpu", device_map=device_map)
+    with pytest.raises(BadInput, match="--device-map"):  # checked before the checkpoint is even looked for
+        load("nobody/no-such-model", device="cpu", device_map=device_map)
+
+
+@pytest.mark.parametrize("device_map", ["auto", "sequential"])
+def test_accelerate_strategies_load(device_map, checkpoints, loaded):
+    lm = load(str(checkpoints["gpt2"]), device="cpu", device_map=device_map)
+    ids = encode(lm)
+    assert lm.info["device"] == f"map:{device_map}"
+    assert (lm.hooked.run(ids).logits - loaded("gpt2").hooked.run(ids).logits).abs().max() < 1e-5
