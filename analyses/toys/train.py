@@ -70,6 +70,20 @@ def _batch(tokenizer, recipe: Recipe, step: int):
     return ids, mask, rows, cols, toks
 
 
+def _writable_folder(out: Path) -> Path:
+    """``out``, created if need be, once a file can be written there: refuse an unwritable
+    place before minutes of training, not after."""
+    import tempfile
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise BadInput(f"--out {out}: cannot write the checkpoint there ({e.strerror or e})") from None
+    return out
+
+
 def train(
     name: str,
     out_dir: str | Path,
@@ -90,7 +104,7 @@ def train(
     total = steps if steps is not None else recipe.steps
     if total <= 0:
         raise BadInput("--steps must be positive")
-    out = Path(out_dir)
+    out = _writable_folder(Path(out_dir))
     words = vocabulary()
     build_checkpoint(out, recipe.family, words=words, seed=recipe.seed, bos=False, **recipe.shape)
     tokenizer = fast_tokenizer(words)

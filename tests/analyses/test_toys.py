@@ -38,3 +38,26 @@ def test_shipped_checkpoint_meets_its_bar(name):
 def test_shipped_package_stays_small():
     total = sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file())
     assert total < 4 * 2**20, total
+
+
+def _unwritable_places(tmp_path):
+    import os
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    places = [a_file / "out", a_file]  # under a file; a file itself
+    if os.geteuid() != 0:  # root writes into read-only folders anyway
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        places += [locked, locked / "out"]
+    return places
+
+
+def test_training_into_an_unwritable_place_is_refused_before_training(tmp_path):
+    from analyses.errors import BadInput
+
+    for out in _unwritable_places(tmp_path):
+        steps = []
+        with pytest.raises(BadInput, match=f"--out {out}: cannot write the checkpoint there"):
+            train("count01", out, steps=1, progress=lambda s, n, loss: steps.append(s))
+        assert steps == []  # refused before the first step
