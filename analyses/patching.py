@@ -9,16 +9,21 @@ Fast path: every cell of one layer becomes a group of rows of one batch (k patch
 prompts in one forward), and each forward starts at the patched layer from the cached residual
 stream of the unpatched run. Metrics stay on the device until the sweep ends. ``batched=False``
 is the one-forward-per-cell reference loop the fast path is tested against.
+
+Forwards are time-bounded: the first is small and each next one is sized from the last one's wall
+time to take about a second, so a cancellation is seen within ~2 s even on large models. A
+cancelled sweep returns what it computed (the rest NaN, ``meta["partial"]`` True).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from analyses.errors import BadInput, Cancelled
+from analyses.errors import BadInput, Cancelled  # noqa: F401  (Cancelled: re-exported for callers)
 from analyses.metrics import Metric, logit_diff
 from analyses.models.base import HookedModel, RunResult
 from analyses.models.hooks import Intervention, axes_of
@@ -42,8 +47,11 @@ MAMBA_SITES = {
     "ssm_in": "mixer.hook_ssm_in",
 }
 METHODS = ("denoise", "noise", "resample", "mean")
+START_ROWS = 8  # the first forward of a sweep: small, so its wall time is known quickly
+TARGET_SECONDS = 1.0  # the wall time a forward is sized to, so Escape is seen within ~2 s
 
 Progress = Callable[[int, int], None]
+Cell = tuple[int | None, int | None]  # (position, head); None where the sweep has no such axis
 
 
 def sites_for(model: HookedModel) -> dict[str, str]:
@@ -89,7 +97,7 @@ def _indices(chosen: Sequence[int] | None, size: int, what: str) -> list[int]:
     return list(dict.fromkeys(i % size for i in chosen))
 
 
-def _patch_fn(cells: list[tuple[int | None, int | None]], src: Tensor, n: int, hook: str) -> Callable[[Tensor], Tensor]:
+def _patch_fn(cells: list[Cell], src: Tensor, n: int, hook: str) -> Callable[[Tensor], Tensor]:
     """Rows [i*n, (i+1)*n) of the activation get ``src`` at cell i's position and head."""
     pos_axis, head_axis = axes_of(hook)
 
@@ -105,6 +113,58 @@ def _patch_fn(cells: list[tuple[int | None, int | None]], src: Tensor, n: int, h
         return out
 
     return fn
+
+
+def next_batch_rows(rows: int, seconds: float, target: float = TARGET_SECONDS, cap: int = 256,
+                    max_growth: float = 4.0) -> int:
+    """Rows for the next forward so that it takes about ``target`` seconds, given that ``rows``
+    rows took ``seconds``: bounded forwards let a sweep notice cancellation within ~2 s. Growth is
+    at most ``max_growth``-fold per step (a quick timing may be noise); shrinking is not limited.
+    Always between 1 and ``cap``."""
+    grown = rows * max_growth
+    guess = grown if seconds <= 0 else min(rows * target / seconds, grown)
+    return max(1, min(cap, int(guess)))
+
+
+def _wait(t: Tensor) -> None:
+    """Block until ``t`` is computed, so that the time measured is the forward's, not its launch's."""
+    if t.device.type == "cuda":
+        torch.cuda.synchronize(t.device)
+    elif t.device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _sweep(
+    n_layers: int,
+    cells: list[Cell],
+    n: int,
+    cap: int,
+    forward: Callable[[int, list[Cell]], Tensor],
+    progress: Progress | None,
+    should_stop: Callable[[], bool] | None,
+) -> list[Tensor]:
+    """Call ``forward(layer, chunk)`` over every layer and chunk of ``cells``, sizing chunks by
+    ``next_batch_rows``. A cell costs ``n`` rows and is never split, so a chunk holds at least one
+    (with more prompts than ``cap`` a forward exceeds it). Stops before the next forward when
+    ``should_stop()`` says so; returns the [len(chunk)] metric tensors done, in sweep order."""
+    total, done, rows = n_layers * len(cells), 0, min(START_ROWS, cap)
+    results: list[Tensor] = []
+    for layer in range(n_layers):
+        start = 0
+        while start < len(cells):
+            if should_stop is not None and should_stop():
+                return results
+            chunk = cells[start : start + max(1, rows // n)]
+            t0 = time.perf_counter()
+            results.append(forward(layer, chunk))
+            _wait(results[-1])
+            per_row = (time.perf_counter() - t0) / (len(chunk) * n)
+            rows = next_batch_rows(rows, per_row * rows, cap=cap)  # a short last chunk still times a full one
+            start += len(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+    return results
 
 
 def activation_patching(
@@ -129,14 +189,19 @@ def activation_patching(
     """Patch ``site`` cell by cell. ``clean``/``corrupt`` are [n, pos] token ids of equal shape
     (aligned prompt pairs); ``answer``/``distractor`` [n] token ids (the clean and the corrupted
     answers). ``positions`` / ``heads`` (negative counts from the end) restrict the sweep to
-    those cells, which costs only their share of the full sweep."""
+    those cells, which costs only their share of the full sweep.
+
+    ``rows_per_forward`` caps a forward's rows. When ``should_stop()`` turns True the sweep stops
+    before its next forward and returns the grid so far: cells not computed are NaN. ``meta`` always
+    has ``partial`` (False for a complete grid), ``cells_done`` and ``cells_total``."""
     sites = sites_for(model)
     if site not in sites:
         raise BadInput(f"site {site!r} is not available for {model.shape.family}; sites: {', '.join(sites)}")
     if method not in METHODS:
         raise BadInput(f"--direction must be one of {', '.join(METHODS)}")
-    if method == "resample" and clean.shape[0] < 2:
-        raise BadInput("resample ablation needs at least two prompts")
+    if method in ("resample", "mean") and clean.shape[0] < 2:
+        # The mean (or another prompt) of one prompt is that prompt: every cell would be clean.
+        raise BadInput(f"{method} ablation needs at least two prompts")
     n, seq = clean.shape
     hook = sites[site]
     n_layers = model.shape.n_layers
@@ -165,28 +230,25 @@ def activation_patching(
     pos_list = _indices(positions, seq, "position") if by_pos else [None]
     head_list = _indices(heads, n_heads, "head") if n_heads else [None]
     cells = [(p, h) for p in pos_list for h in head_list]
-    per_forward = max(1, rows_per_forward // n) if batched else 1
-    total, done = n_layers * len(cells), 0
-    results: list[Tensor] = []
-    for layer in range(n_layers):
-        source_act = src(layer)
-        for start in range(0, len(cells), per_forward):
-            if should_stop is not None and should_stop():
-                raise Cancelled("patching sweep cancelled")
-            chunk = cells[start : start + per_forward]
-            k = len(chunk)
-            edit = [Intervention(names[layer], op="fn", fn=_patch_fn(chunk, source_act, n, hook))]
-            if batched:
-                resid = base.cache[resid_names[layer]].repeat(k, *[1] * (base_ids.ndim))
-                out = model.run(base_ids.repeat(k, 1), start_at_layer=layer, resid=resid, interventions=edit,
-                                logit_pos=last.repeat(k))
-                results.append(at_last(out.logits))
-            else:
-                results.append(m(model.run(base_ids, interventions=edit).logits))
-            done += k
-            if progress is not None:
-                progress(done, total)
-    values = torch.cat(results).float().cpu().view(n_layers, len(pos_list), -1)
+    total = n_layers * len(cells)
+
+    def forward(layer: int, chunk: list[Cell]) -> Tensor:
+        k = len(chunk)
+        edit = [Intervention(names[layer], op="fn", fn=_patch_fn(chunk, src(layer), n, hook))]
+        if not batched:
+            return m(model.run(base_ids, interventions=edit).logits)
+        resid = base.cache[resid_names[layer]].repeat(k, *[1] * (base_ids.ndim))
+        out = model.run(base_ids.repeat(k, 1), start_at_layer=layer, resid=resid, interventions=edit,
+                        logit_pos=last.repeat(k))
+        return at_last(out.logits)
+
+    cap = rows_per_forward if batched else 1  # unbatched: one cell per forward
+    results = _sweep(n_layers, cells, n, cap, forward, progress, should_stop)
+    done = sum(len(r) for r in results)
+    flat = torch.full((total,), float("nan"))
+    if results:
+        flat[:done] = torch.cat(results).float().cpu()
+    values = flat.view(n_layers, len(pos_list), -1)
     axes = ["layer"] + (["pos"] if by_pos else []) + (["head"] if n_heads else [])
     if not by_pos:
         values = values[:, 0]
@@ -202,5 +264,8 @@ def activation_patching(
         "method": method,
         "clean": float(m(clean_run.logits)),
         "corrupt": float(m(corrupt_run.logits)),
+        "partial": done < total,
+        "cells_done": done,
+        "cells_total": total,
     }
     return Grid("patch", axes, {a: labels[a] for a in axes}, values.tolist(), meta)

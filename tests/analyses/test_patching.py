@@ -7,7 +7,7 @@ import torch
 from conftest import CORRUPT, PROMPT, encode
 
 from analyses.errors import BadInput, Cancelled
-from analyses.patching import activation_patching
+from analyses.patching import activation_patching, next_batch_rows
 
 CASES = [
     ("gpt2", ["resid_pre", "attn_out", "mlp_out", "head_out", "head_q", "head_pattern"]),
@@ -58,21 +58,65 @@ def test_metrics_and_ablation_methods(loaded):
     assert nld.values == pytest.approx([1.0, 1.0], abs=1e-4)
     prob = activation_patching(lm.hooked, *args, "mlp_out", metric="prob")
     assert all(0 <= v <= 1 for row in prob.values for v in row)
-    # Mean ablation over a single prompt writes the prompt's own activation back: nothing changes.
-    one = [a[:1] for a in args]
-    mean = activation_patching(lm.hooked, *one, "head_out", method="mean")
-    assert torch.allclose(torch.tensor(mean.values), torch.tensor(mean.meta["clean"]), atol=1e-5)
+    # Mean ablation writes the two prompts' mean into each: it moves the metric, unlike denoising
+    # a prompt with itself (the clean value everywhere).
+    mean = torch.tensor(activation_patching(lm.hooked, *args, "head_out", method="mean").values)
+    assert mean.shape == (2, len(args[0][0]), 4)
+    assert (mean - activation_patching(lm.hooked, *args, "head_out", method="noise").meta["clean"]).abs().max() > 1e-4
     resample = activation_patching(lm.hooked, *args, "head_out", method="resample")
     assert torch.tensor(resample.values).shape == (2, len(args[0][0]), 4)
 
 
-def test_progress_and_cancellation(loaded):
+def test_progress_and_a_complete_grid_is_not_partial(loaded):
     lm = loaded("gpt2")
     seen = []
-    activation_patching(lm.hooked, *_pair(lm), "head_out", rows_per_forward=8, progress=lambda d, t: seen.append((d, t)))
-    assert seen[-1][0] == seen[-1][1] == 2 * len(_pair(lm)[0][0]) * 4
-    with pytest.raises(Cancelled):
-        activation_patching(lm.hooked, *_pair(lm), "head_out", should_stop=lambda: True)
+    grid = activation_patching(lm.hooked, *_pair(lm), "head_out", rows_per_forward=8,
+                               progress=lambda d, t: seen.append((d, t)))
+    cells = 2 * len(_pair(lm)[0][0]) * 4
+    assert seen[-1][0] == seen[-1][1] == cells
+    assert grid.meta["partial"] is False and grid.meta["cells_done"] == grid.meta["cells_total"] == cells
+    assert not torch.tensor(grid.values).isnan().any()
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_cancelling_keeps_the_cells_already_computed(batched, loaded):
+    lm = loaded("gpt2")
+    args = _pair(lm)
+    full = torch.tensor(activation_patching(lm.hooked, *args, "head_out").values)
+    seen = []
+    grid = activation_patching(lm.hooked, *args, "head_out", batched=batched, rows_per_forward=8,
+                               progress=lambda d, t: seen.append(d), should_stop=lambda: bool(seen))
+    values = torch.tensor(grid.values)
+    done = seen[0]
+    assert grid.meta["partial"] is True and grid.meta["cells_done"] == done
+    assert grid.meta["cells_total"] == full.numel() and 0 < done < full.numel()
+    flat, ref = values.flatten(), full.flatten()
+    assert torch.allclose(flat[:done], ref[:done], atol=1e-5)
+    assert flat[done:].isnan().all()
+    stopped = activation_patching(lm.hooked, *args, "head_out", should_stop=lambda: True)
+    assert stopped.meta["cells_done"] == 0 and torch.tensor(stopped.values).isnan().all()
+
+
+def test_cancelled_stays_importable_for_the_analyses_that_raise_it():
+    from analyses import patching
+
+    assert patching.Cancelled is Cancelled
+
+
+@pytest.mark.parametrize(
+    "rows, seconds, cap, expected",
+    [
+        (8, 0.25, 256, 32),  # 4x faster than the target: 4x the rows
+        (8, 0.01, 256, 32),  # much faster: growth is capped at 4x a step
+        (64, 0.5, 100, 100),  # never over the cap
+        (64, 4.0, 256, 16),  # too slow: shrink at once, as far as needed
+        (8, 100.0, 256, 1),  # never under one row
+        (8, 0.0, 256, 32),  # an unmeasurable time counts as fast
+        (10, 1.0, 256, 10),  # on target: unchanged
+    ],
+)
+def test_next_batch_rows_sizes_a_forward_to_about_a_second(rows, seconds, cap, expected):
+    assert next_batch_rows(rows, seconds, target=1.0, cap=cap) == expected
 
 
 def test_bad_sweeps(loaded):
@@ -82,8 +126,9 @@ def test_bad_sweeps(loaded):
         activation_patching(lm.hooked, clean, corrupt[:, 1:], answer, distractor, "resid_pre")
     with pytest.raises(BadInput, match="'conv' is not available for gpt2"):
         activation_patching(lm.hooked, clean, corrupt, answer, distractor, "conv")
-    with pytest.raises(BadInput, match="at least two prompts"):
-        activation_patching(lm.hooked, clean[:1], corrupt[:1], answer[:1], distractor[:1], "resid_pre", method="resample")
+    for method in ("resample", "mean"):
+        with pytest.raises(BadInput, match=f"{method} ablation needs at least two prompts"):
+            activation_patching(lm.hooked, clean[:1], corrupt[:1], answer[:1], distractor[:1], "resid_pre", method=method)
 
 
 def test_a_sweep_over_chosen_positions_and_heads_is_that_slice_of_the_full_sweep(loaded):
