@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from analyses.errors import BadInput
-from analyses.results import Grid, Table
+from analyses.results import Grid, Result, Scatter, Series, Table, TokenValues
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x57425331  # "WBS1": marks the file as a workbench session
@@ -41,35 +43,119 @@ CREATE TABLE notes (id INTEGER PRIMARY KEY, created REAL NOT NULL, text TEXT NOT
 """
 
 
+class WriteRefused(BadInput, sqlite3.DatabaseError):
+    """A write SQLite refused. BadInput, so the CLI exits 2 with the message; still an
+    ``sqlite3.Error`` for callers that catch SQLite's errors around a save."""
+
+
 @dataclass(frozen=True)
 class Run:
     id: int
     created: float
     analysis: str
     params: dict[str, Any]
-    result: Table | Grid
+    result: Result
 
 
-def _encode(result: Table | Grid) -> tuple[str, str, bytes]:
-    """(kind, JSON body, safetensors bytes): numbers exactly (float64), everything else as JSON."""
+def _json(obj: Any) -> str:
+    """JSON that also takes numpy scalars (an analysis may leave one in ``meta``); NaN and
+    infinities are written as Python's ``json`` writes them, so they read back as written."""
+    return json.dumps(obj, default=lambda o: o.item() if isinstance(o, np.generic) else _unjsonable(o))
+
+
+def _unjsonable(o: Any) -> Any:
+    raise TypeError(f"{type(o).__name__} cannot be stored in a session")
+
+
+def _pack(values: list[Any]) -> np.ndarray | None:
+    """An array that gives ``values`` back exactly (all floats: float64; all ints: int64), or
+    None where only JSON can (text, None, bools, ints mixed with floats, ints past int64)."""
+    if all(isinstance(v, (float, np.floating)) for v in values):
+        return np.asarray(values, dtype=np.float64)
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and -(2**63) <= v < 2**63 for v in values):
+        return np.asarray(values, dtype=np.int64)
+    return None
+
+
+def _put(name: str, values: list[Any], tensors: dict[str, np.ndarray], as_json: dict[str, list[Any]]) -> None:
+    """Store one list of values: as a tensor where one holds it exactly, else as JSON."""
+    arr = _pack(values)
+    if arr is None:
+        as_json[name] = values
+    else:
+        tensors[name] = arr
+
+
+def _get(name: str, arrays: dict[str, np.ndarray], as_json: dict[str, list[Any]]) -> list[Any]:
+    return as_json[name] if name in as_json else arrays[name].tolist()
+
+
+def _encode(result: Result) -> tuple[str, str, bytes]:
+    """(kind, JSON body, safetensors bytes): numbers exactly, everything else as JSON."""
+    tensors: dict[str, np.ndarray] = {}
+    as_json: dict[str, list[Any]] = {}
     if isinstance(result, Grid):
-        body = {"analysis": result.analysis, "axes": result.axes, "labels": result.labels, "meta": result.meta}
-        return "grid", json.dumps(body), st_save({"values": np.asarray(result.values, dtype=np.float64)})
-    numeric = {k: v for k, v in result.columns.items() if all(isinstance(x, (int, float)) for x in v)}
-    text = {k: v for k, v in result.columns.items() if k not in numeric}
-    ints = [k for k, v in numeric.items() if all(isinstance(x, int) for x in v)]
-    body = {"analysis": result.analysis, "labels": result.labels, "order": list(result.columns),
-            "text": text, "ints": ints, "meta": result.meta}
-    tensors = {k: np.asarray(v, dtype=np.int64 if k in ints else np.float64) for k, v in numeric.items()}
-    return "table", json.dumps(body), st_save(tensors) if tensors else st_save({"_": np.zeros(0)})
+        kind = "grid"
+        body = {"axes": result.axes, "labels": result.labels}
+        tensors["values"] = np.asarray(result.values, dtype=np.float64)
+    elif isinstance(result, Table):
+        kind = "table"
+        for name, col in result.columns.items():
+            _put(name, col, tensors, as_json)
+        ints = [k for k, a in tensors.items() if a.dtype == np.int64]
+        body = {"labels": result.labels, "order": list(result.columns), "text": as_json, "ints": ints}
+    elif isinstance(result, Scatter):
+        kind = "scatter"
+        _put("x", result.x, tensors, as_json)
+        _put("y", result.y, tensors, as_json)
+        body = {"labels": result.labels, "x_name": result.x_name, "y_name": result.y_name, "json": as_json}
+    elif isinstance(result, Series):
+        kind = "series"
+        _put("x", result.x, tensors, as_json)
+        for i, ys in enumerate(result.lines.values()):
+            _put(f"line{i}", ys, tensors, as_json)
+        body = {"x_name": result.x_name, "lines": list(result.lines), "json": as_json}
+    elif isinstance(result, TokenValues):
+        kind = "tokens"  # rows differ in length: values flattened, split again by each row's tokens
+        _put("values", [v for row in result.values for v in row], tensors, as_json)
+        body = {"labels": result.labels, "texts": result.texts, "value_name": result.value_name, "json": as_json}
+    else:
+        raise TypeError(f"{type(result).__name__} is not a result type a session stores")
+    body = {"analysis": result.analysis, **body, "meta": result.meta}
+    return kind, _json(body), st_save(tensors)
 
 
-def _decode(kind: str, body: str, blob: bytes) -> Table | Grid:
+def _decode(kind: str, body: str, blob: bytes) -> Result:
+    """The result ``_encode`` wrote; raises (ValueError, KeyError, ...) on damaged input."""
     data, arrays = json.loads(body), st_load(blob)
+    analysis, meta = data["analysis"], data["meta"]
     if kind == "grid":
-        return Grid(data["analysis"], data["axes"], data["labels"], arrays["values"].tolist(), data["meta"])
-    columns = {k: (data["text"][k] if k in data["text"] else arrays[k].tolist()) for k in data["order"]}
-    return Table(data["analysis"], data["labels"], columns, data["meta"])
+        return Grid(analysis, data["axes"], data["labels"], arrays["values"].tolist(), meta)
+    if kind == "table":
+        columns = {k: _get(k, arrays, data["text"]) for k in data["order"]}
+        return Table(analysis, data["labels"], columns, meta)
+    as_json = data["json"]
+    if kind == "scatter":
+        x, y = _get("x", arrays, as_json), _get("y", arrays, as_json)
+        return Scatter(analysis, data["labels"], x, y, data["x_name"], data["y_name"], meta)
+    if kind == "series":
+        lines = {name: _get(f"line{i}", arrays, as_json) for i, name in enumerate(data["lines"])}
+        return Series(analysis, _get("x", arrays, as_json), lines, data["x_name"], meta)
+    if kind == "tokens":
+        values = _split(_get("values", arrays, as_json), data["texts"])
+        return TokenValues(analysis, data["labels"], data["texts"], values, data["value_name"], meta)
+    raise ValueError(f"unknown result kind {kind!r}")
+
+
+def _split(flat: list[Any], texts: list[list[str]]) -> list[list[Any]]:
+    """Flat values back into rows as long as each row's tokens."""
+    if len(flat) != sum(len(t) for t in texts):
+        raise ValueError(f"{len(flat)} values for {sum(len(t) for t in texts)} tokens")
+    rows, start = [], 0
+    for toks in texts:
+        rows.append(flat[start:start + len(toks)])
+        start += len(toks)
+    return rows
 
 
 class Session:
@@ -115,7 +201,7 @@ class Session:
 
     @staticmethod
     def _validate(path: Path) -> None:
-        """Read-only checks; nothing here can change the file."""
+        """Read-only checks (past rolling back an interrupted write); nothing here changes the file."""
         if not path.is_file():
             raise BadInput(f"{path}: no such session file")
         with path.open("rb") as f:
@@ -127,27 +213,35 @@ class Session:
             recover = sqlite3.connect(path)
             try:
                 recover.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            except sqlite3.DatabaseError as e:
-                raise BadInput(f"{path}: an interrupted write could not be rolled back ({e})") from None
+            except _DAMAGE as e:
+                raise BadInput(f"{path}: an interrupted write could not be rolled back ({_say(e)})") from None
             finally:
                 recover.close()
         try:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            try:
-                if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                    raise BadInput(f"{path}: the session file is corrupt (SQLite integrity check failed)")
-                if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
-                    raise BadInput(f"{path}: an SQLite file, but not a workbench session")
-                version = int(dict(conn.execute("SELECT key, value FROM meta"))["schema_version"])
-            finally:
-                conn.close()
-        except sqlite3.DatabaseError as e:
-            raise BadInput(f"{path}: the session file is corrupt or truncated ({e})") from None
+            version = Session._schema_version(path)
+        except BadInput:
+            raise
+        except (*_DAMAGE, ValueError, KeyError, TypeError) as e:
+            # Damage anywhere (even in the schema, whose text then is not UTF-8) is a bad file, not a bug.
+            raise BadInput(f"{path}: the session file is corrupt or truncated ({_say(e)})") from None
         if version > SCHEMA_VERSION:
             raise BadInput(
                 f"{path}: written by a newer workbench (session schema {version}; this one reads up to "
                 f"{SCHEMA_VERSION}); upgrade the workbench to open it"
             )
+
+    @staticmethod
+    def _schema_version(path: Path) -> int:
+        """Integrity check, file type and schema version, through a read-only connection."""
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise BadInput(f"{path}: the session file is corrupt (SQLite integrity check failed)")
+            if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                raise BadInput(f"{path}: an SQLite file, but not a workbench session")
+            return int(dict(conn.execute("SELECT key, value FROM meta"))["schema_version"])
+        finally:
+            conn.close()
 
     def close(self) -> None:
         self._conn.close()
@@ -159,52 +253,123 @@ class Session:
         self.close()
 
     # ---- contents -----------------------------------------------------------------------------
+    # Damage that the integrity check cannot see (bytes changed inside a row) surfaces when a row
+    # is read: it becomes BadInput naming the row, never an exception from sqlite3, json or
+    # safetensors escaping to the CLI (exit 1) or the TUI.
+
+    def _select(self, what: str, sql: str) -> list[tuple[Any, ...]]:
+        try:
+            return self._conn.execute(sql).fetchall()
+        except _DAMAGE as e:
+            raise BadInput(f"{self.path}: its {what} cannot be read; the session file is corrupt ({_say(e)})") from None
+
+    @contextmanager
+    def _row(self, what: str) -> Iterator[None]:
+        """Decoding one stored row: whatever fails there (text not UTF-8, JSON, safetensors, a
+        result's own checks) means that row's bytes are damaged."""
+        try:
+            yield
+        except Exception as e:
+            raise BadInput(f"{self.path}: {what} cannot be read; the session file is damaged ({_say(e)})") from None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; a file SQLite cannot write (damaged, read-only, disk full) is refused."""
+        try:
+            with self._conn:
+                yield self._conn
+        except _DAMAGE as e:
+            raise WriteRefused(f"{self.path}: cannot write to the session file ({_say(e)})") from None
 
     @property
     def model(self) -> dict[str, Any]:
-        return json.loads(self._conn.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()[0])
+        rows = self._select("model", "SELECT CAST(value AS BLOB) FROM meta WHERE key = 'model'")
+        with self._row("the model spec"):
+            model = json.loads(_text(rows[0][0]) if rows else "null")
+            if not isinstance(model, dict):
+                raise TypeError(f"a {type(model).__name__}, not an object")
+            return model
 
-    def append_run(self, analysis: str, params: dict[str, Any], result: Table | Grid) -> int:
+    def append_run(self, analysis: str, params: dict[str, Any], result: Result) -> int:
         kind, body, blob = _encode(result)
-        with self._conn:
-            cur = self._conn.execute(
+        with self._write() as conn:
+            cur = conn.execute(
                 "INSERT INTO runs (created, analysis, params, kind, body, tensors) VALUES (?, ?, ?, ?, ?, ?)",
-                (time.time(), analysis, json.dumps(params), kind, body, blob),
+                (time.time(), analysis, _json(params), kind, body, blob),
             )
         return int(cur.lastrowid)
 
     def runs(self) -> list[Run]:
-        rows = self._conn.execute("SELECT id, created, analysis, params, kind, body, tensors FROM runs ORDER BY id")
-        return [Run(i, c, a, json.loads(p), _decode(k, b, t)) for i, c, a, p, k, b, t in rows]
+        rows = self._select("runs", "SELECT id, created, CAST(analysis AS BLOB), CAST(params AS BLOB), "
+                                    "CAST(kind AS BLOB), CAST(body AS BLOB), tensors FROM runs ORDER BY id")
+        return [self._run(*row) for row in rows]
+
+    def _run(self, run_id: int, created: Any, analysis: bytes, params: bytes, kind: bytes, body: bytes,
+             blob: bytes) -> Run:
+        with self._row(f"run {run_id}"):
+            params_ = json.loads(_text(params))
+            if not isinstance(params_, dict):
+                raise TypeError(f"parameters are a {type(params_).__name__}, not an object")
+            return Run(int(run_id), float(created), _text(analysis), params_,
+                       _decode(_text(kind), _text(body), bytes(blob)))
 
     def add_prompt(self, prompt: str, corrupt: str | None = None, answer: str | None = None,
                    distractor: str | None = None) -> int:
         """Store a prompt (or a clean/corrupt pair); one already stored is not stored twice."""
         kind = "pair" if corrupt is not None else "single"
-        same = self._conn.execute(
-            "SELECT id FROM prompts WHERE prompt = ? AND corrupt IS ? AND answer IS ? AND distractor IS ?",
-            (prompt, corrupt, answer, distractor),
-        ).fetchone()
-        if same is not None:
-            return int(same[0])
-        with self._conn:
-            cur = self._conn.execute(
+        with self._write() as conn:
+            same = conn.execute(
+                "SELECT id FROM prompts WHERE prompt = ? AND corrupt IS ? AND answer IS ? AND distractor IS ?",
+                (prompt, corrupt, answer, distractor),
+            ).fetchone()
+            if same is not None:
+                return int(same[0])
+            cur = conn.execute(
                 "INSERT INTO prompts (created, kind, prompt, corrupt, answer, distractor) VALUES (?, ?, ?, ?, ?, ?)",
                 (time.time(), kind, prompt, corrupt, answer, distractor),
             )
         return int(cur.lastrowid)
 
     def prompts(self) -> list[dict[str, Any]]:
-        rows = self._conn.execute("SELECT id, kind, prompt, corrupt, answer, distractor FROM prompts ORDER BY id")
-        return [dict(zip(("id", "kind", "prompt", "corrupt", "answer", "distractor"), r)) for r in rows]
+        fields = ("kind", "prompt", "corrupt", "answer", "distractor")
+        casts = ", ".join(f"CAST({f} AS BLOB)" for f in fields)
+        rows = self._select("prompts", f"SELECT id, {casts} FROM prompts ORDER BY id")
+        out = []
+        for prompt_id, *texts in rows:
+            with self._row(f"prompt {prompt_id}"):
+                out.append({"id": prompt_id, **{f: _text(t) for f, t in zip(fields, texts)}})
+        return out
 
     def add_note(self, text: str) -> int:
-        with self._conn:
-            cur = self._conn.execute("INSERT INTO notes (created, text) VALUES (?, ?)", (time.time(), text))
+        with self._write() as conn:
+            cur = conn.execute("INSERT INTO notes (created, text) VALUES (?, ?)", (time.time(), text))
         return int(cur.lastrowid)
 
     def notes(self) -> list[str]:
-        return [r[0] for r in self._conn.execute("SELECT text FROM notes ORDER BY id")]
+        rows = self._select("notes", "SELECT id, CAST(text AS BLOB) FROM notes ORDER BY id")
+        out = []
+        for note_id, text in rows:
+            with self._row(f"note {note_id}"):
+                out.append(_text(text))
+        return out
+
+
+_DAMAGE = (sqlite3.Error, UnicodeDecodeError)
+"""What SQLite raises on a damaged file: its own errors, or UnicodeDecodeError where the error
+message quotes damaged schema text (Python 3.11)."""
+
+
+def _say(e: BaseException) -> str:
+    """An exception as a short line: SQLite quotes whole damaged rows in its messages."""
+    text = f"{type(e).__name__}: {e}"
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def _text(value: bytes | str | None) -> str | None:
+    """A TEXT column read as bytes (``CAST(... AS BLOB)``), decoded here so bad UTF-8 names its row."""
+    if value is None or isinstance(value, str):
+        return value
+    return bytes(value).decode("utf-8")
 
 
 def check_same_model(session: Session, info: dict[str, Any]) -> None:

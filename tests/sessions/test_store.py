@@ -4,6 +4,7 @@ refused untouched."""
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import subprocess
 import sys
@@ -123,3 +124,124 @@ def test_headless_runs_append_to_a_session(tmp_path, checkpoints, capsys):
     path.write_bytes(b"garbage" * 10)
     assert main(argv) == 2 and "not an SQLite database" in capsys.readouterr().err
     assert path.read_bytes() == b"garbage" * 10
+
+
+# ---- damaged files: refused as BadInput naming the file (or the row), never left changed -------
+
+def _session_bytes(tmp_path) -> bytes:
+    """A real session several pages long: small runs, a large grid (overflow pages), prompts, notes."""
+    path = tmp_path / "source.wbs"
+    with Session.create(path, MODEL) as s:
+        for r in _results():
+            s.append_run(r.analysis, {"prompt": "When Mary and John", "by": "head"}, r)
+        big = Grid("patch", ["layer", "pos"], {"layer": ["L0", "L1"], "pos": [f"{i}:tok" for i in range(400)]},
+                   [[i / 7 for i in range(400)], [-i / 3 for i in range(400)]], {"site": "resid_pre"})
+        s.append_run("patch", {"site": "resid_pre"}, big)
+        s.add_prompt("When Mary and John", "When Alice and Bob", " Mary", " Alice")
+        s.add_note("L1H3 looks like a name mover")
+    return path.read_bytes()
+
+
+def _damage(data: bytes, offset: int, seed: int) -> bytes:
+    noise = random.Random(seed).randbytes(64)
+    return data[:offset] + noise + data[offset + 64:]
+
+
+def _offsets(data: bytes) -> dict[str, int]:
+    """Where to damage: the schema's record of a table name (SQLite then quotes the damaged
+    name in its error), a run's JSON text, a run's safetensors header, and plain fractions."""
+    return {"schema": data.index(b"promptsprompts"), "run text": data.index(b'"0:tok", "1:tok"'),
+            "run tensors": data.index(b'{"values":{"dtype":"F64"'),
+            "25%": len(data) // 4, "50%": len(data) // 2, "75%": 3 * len(data) // 4}
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("where", ["schema", "run text", "run tensors", "25%", "50%", "75%"])
+def test_random_bytes_in_the_middle_are_refused_or_harmless(tmp_path, where, seed):
+    data = _session_bytes(tmp_path)
+    path = tmp_path / "damaged.wbs"
+    path.write_bytes(_damage(data, _offsets(data)[where], seed))
+    before = path.read_bytes()
+    try:
+        with Session.open(path) as s:  # the damage may lie where nothing is read, or only in a row
+            s.model, s.runs(), s.prompts(), s.notes()
+    except BadInput as e:
+        assert str(path) in str(e)
+    assert path.read_bytes() == before
+
+
+def _tamper(path, sql: str, *args) -> None:
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(sql, args)
+    conn.close()
+
+
+@pytest.mark.parametrize("column, value", [
+    ("body", "{not json"),
+    ("body", b"\xff\xfe not utf-8"),
+    ("body", '{"analysis": "dla"}'),
+    ("tensors", b"\x00" * 40),
+    ("params", "[1, 2]"),
+    ("kind", "hologram"),
+])
+def test_a_run_whose_stored_bytes_do_not_decode_is_refused_by_id(tmp_path, column, value):
+    path = tmp_path / "s.wbs"
+    with Session.create(path, MODEL) as s:
+        ids = [s.append_run(r.analysis, {}, r) for r in _results()]
+    as_text = isinstance(value, bytes) and column != "tensors"  # text that is not UTF-8
+    sql = f"UPDATE runs SET {column} = " + ("CAST(? AS TEXT)" if as_text else "?")
+    _tamper(path, sql + " WHERE id = ?", value, ids[2])
+    with Session.open(path) as s, pytest.raises(BadInput, match=rf"{path}: run {ids[2]} cannot be read"):
+        s.runs()
+
+
+def test_prompts_notes_and_model_that_do_not_decode_are_refused(tmp_path):
+    path = tmp_path / "s.wbs"
+    with Session.create(path, MODEL) as s:
+        s.add_prompt("When Mary and John")
+        note = s.add_note("a note")
+    _tamper(path, "UPDATE prompts SET prompt = CAST(? AS TEXT)", b"When \xff")
+    _tamper(path, "UPDATE notes SET text = CAST(? AS TEXT)", b"\xc3(")
+    _tamper(path, "UPDATE meta SET value = 'not json' WHERE key = 'model'")
+    with Session.open(path) as s:
+        with pytest.raises(BadInput, match="prompt 1 cannot be read"):
+            s.prompts()
+        with pytest.raises(BadInput, match=f"note {note} cannot be read"):
+            s.notes()
+        with pytest.raises(BadInput, match="model spec cannot be read"):
+            s.model
+
+
+def test_the_cli_refuses_a_damaged_session_with_exit_2(tmp_path, capsys):
+    from conftest import PROMPT
+
+    from workbench.cli import main
+
+    def run(path):
+        return main(["run", "dla", "--model", "toy:random-gpt2", "--prompt", PROMPT, "--answer", " Mary",
+                     "--session", str(path)])
+
+    good = tmp_path / "good.wbs"
+    assert run(good) == 0 and run(good) == 0, capsys.readouterr().err  # the command itself is fine
+    data = good.read_bytes()
+    bad = tmp_path / "bad.wbs"
+    damaged = _damage(data, data.index(b"promptsprompts"), seed=1)  # the schema's name of a table
+    bad.write_bytes(damaged)
+    capsys.readouterr()
+    assert run(bad) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "Traceback" not in err
+    assert bad.read_bytes() == damaged
+
+
+def test_a_write_sqlite_refuses_is_bad_input_and_still_an_sqlite_error(tmp_path):
+    path = tmp_path / "s.wbs"
+    with Session.create(path, MODEL) as s:
+        s.append_run("dla", {}, _results()[0])
+    _tamper(path, "CREATE TRIGGER no_notes BEFORE INSERT ON notes BEGIN SELECT RAISE(ABORT, 'notes are off'); END")
+    with Session.open(path) as s:
+        with pytest.raises(BadInput, match=f"{path}: cannot write") as refused:
+            s.add_note("kept?")
+        assert isinstance(refused.value, sqlite3.Error)
+        assert s.notes() == [] and len(s.runs()) == 1
