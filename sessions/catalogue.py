@@ -7,7 +7,7 @@ from pathlib import Path
 
 from analyses.models import FAMILIES
 from analyses.toys import RANDOM_TOYS, SHIPPED
-from analyses.toys.train import RECIPES
+from analyses.toys.recipes import RECIPES
 
 
 def list_models() -> list[dict]:

@@ -4,11 +4,13 @@ Textual in it, so the bookkeeping is tested on its own."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analyses.results import Grid, Table
+from analyses.errors import BadInput
+from analyses.results import Result
 
 if TYPE_CHECKING:  # the store pulls in numpy and safetensors: imported when first used, after the first frame
     from sessions.store import Session
@@ -23,7 +25,7 @@ class Entry:
     id: int | None
     analysis: str
     params: dict[str, Any]
-    result: Table | Grid
+    result: Result
 
 
 @dataclass
@@ -80,7 +82,7 @@ class Workspace:
             session.add_note(note)
         self.session, self.new_path, self.attached = session, None, True
 
-    def record(self, analysis: str, params: dict[str, Any], result: Table | Grid) -> Entry:
+    def record(self, analysis: str, params: dict[str, Any], result: Result) -> Entry:
         """A finished run: autosaved to the session file at once, its prompt remembered."""
         run_id = self.session.append_run(analysis, params, result) if self.session else None
         entry = Entry(run_id, analysis, params, result)
@@ -109,10 +111,36 @@ class Workspace:
             self.session.close()
 
 
-def open_workspaces(model: str, paths: list[str]) -> list[Workspace]:
+def open_workspaces(model: str | None, paths: list[str], default: str) -> list[Workspace]:
     """Workspaces for session files: existing ones opened (a bad file raises BadInput and is left
-    untouched), new ones to be created for ``model`` once it has loaded; a path given twice once."""
-    return [Workspace.from_file(p) if Path(p).exists() else Workspace(model, new_path=Path(p)) for p in dict.fromkeys(paths)]
+    untouched), new ones to be created for ``model`` (or ``default``) once it has loaded; a path
+    given twice once. A ``model`` given with a session of another model is refused, as on the CLI."""
+    if not paths:
+        return [Workspace(model or default)]
+    out = []
+    for p in dict.fromkeys(paths):
+        if Path(p).exists():
+            ws = Workspace.from_file(p)
+            if model is not None and ws.spec != model:
+                ws.close()
+                raise BadInput(f"{p} holds runs of {ws.spec}, not {model}; open it without --model, "
+                               "or give another session file")
+        else:
+            check_new_path(p)
+            ws = Workspace(model or default, new_path=Path(p))
+        out.append(ws)
+    return out
+
+
+def check_new_path(path: str | Path) -> None:
+    """A session file can be created here: refused up front, before any model loads."""
+    path = Path(path).expanduser()
+    if path.exists():
+        raise BadInput(f"{path}: already exists; open it instead")
+    if not path.parent.is_dir():
+        raise BadInput(f"{path.parent}: no such folder for the session file {path.name}")
+    if not os.access(path.parent, os.W_OK):
+        raise BadInput(f"{path.parent}: not writable; the session file {path.name} cannot be created there")
 
 
 def _prompt_of(params: dict[str, Any]) -> dict[str, Any] | None:

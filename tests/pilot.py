@@ -13,9 +13,8 @@ async def wait_for(pilot, condition, steps: int = 400) -> None:
 
 async def ready(pilot, app) -> None:
     """The first DLA result is on screen (the model has loaded and run)."""
-    from screens.widgets import ResultTable
 
-    await wait_for(pilot, lambda: app.query_one("#result", ResultTable).row_count > 0)
+    await wait_for(pilot, lambda: app.query_one("#prompt-result").table.row_count > 0)
 
 
 def status(app) -> str:

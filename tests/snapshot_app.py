@@ -12,5 +12,5 @@ import workbench.app  # noqa: E402
 from workbench.app import WorkbenchApp  # noqa: E402
 
 Input._toggle_cursor = lambda self: None  # the cursor stays drawn
-workbench.app._memory = lambda device: "RSS n MiB"  # memory in use differs run to run
+workbench.app.memory_text = lambda device: "RSS n MiB"  # memory in use differs run to run
 app = WorkbenchApp("toy:ioi", device="cpu")

@@ -168,9 +168,12 @@ def test_attrib_eap_and_path_patch_commands(capsys, checkpoints):
     assert code == 0 and data["method"] == "EAP-IG (2 steps)" and data["circuit"]["edges_kept"] == 5
     scores = [abs(r["score"]) for r in data["rows"]]
     assert scores == sorted(scores, reverse=True) and "->" in data["rows"][0]["label"]
-    code, out, _ = _run(capsys, "run", "path-patch", *base, "--senders", "", "--receivers", "logits")
+    code, out, _ = _run(capsys, "run", "path-patch", *base, "--senders", "input", "--receivers", "logits")
     rows = {r["label"]: r["value"] for r in json.loads(out)["rows"]}
-    assert code == 0 and rows["patched"] == pytest.approx(rows["corrupt"], abs=1e-5)
+    assert code == 0 and set(rows) == {"clean", "corrupt", "patched"}
+    for senders, receivers in (("", "logits"), ("L1H0", "L0H1.q")):  # nothing to patch is an error, not a no-op
+        code, out, err = _run(capsys, "run", "path-patch", *base, "--senders", senders, "--receivers", receivers)
+        assert code == 2 and out == "", (senders, receivers)
     code, _, err = _run(capsys, "run", "path-patch", *base, "--senders", "L7H0", "--receivers", "logits")
     assert code == 2 and "unknown node" in err
 

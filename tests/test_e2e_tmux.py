@@ -62,6 +62,50 @@ def test_enter_a_prompt_run_save_quit_reopen(tmp_path):
         again = _screen_when(name, "run 2 (stored)")
     finally:
         _tmux("kill-server")
-    assert "[When][John][and][Mary]" in first, first
+    assert "[When] [John] [and] [Mary]" in first, first
     assert _table(first) and _table(first) == _table(again)
     assert "logit" in again and "Traceback" not in again
+
+
+def test_a_task_dataset_resample_ablation_eap_curve_and_attention_from_the_keyboard(tmp_path):
+    """Open the IOI task as a 16-pair dataset, run resample-ablation patching and the EAP
+    faithfulness curve on it, then one head's attention pattern: keys and the palette only."""
+    path = tmp_path / "data.wbs"
+    name = f"wb-e2e-data-{os.getpid()}"
+    env = f"WORKBENCH_CACHE={tmp_path} HF_HUB_OFFLINE=1 TERM=xterm-256color"
+
+    def palette(command: str) -> None:
+        _tmux("send-keys", "-t", name, "C-p")
+        _screen_when(name, "Search for commands")
+        _tmux("send-keys", "-t", name, "-l", command)
+        _screen_when(name, command)
+        _tmux("send-keys", "-t", name, "Enter")
+        time.sleep(0.5)
+
+    try:
+        _tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", f"env {env} {EXE} --session {path}; sleep 60")
+        _screen_when(name, "run 1 (saved)")
+        palette("Pairs from task ioi")
+        palette("Analysis: activation patching")
+        palette("Set direction = resample")
+        _screen_when(name, "direction resamp")
+        _tmux("send-keys", "-t", name, "C-r")
+        patched = _screen_when(name, "run 2 (saved)")
+        palette("Analysis: EAP faithfulness curve")
+        _tmux("send-keys", "-t", name, "C-r")
+        curve = _screen_when(name, "run 3 (saved)")
+        palette("Analysis: attention pattern")
+        _tmux("send-keys", "-t", name, "C-r")
+        attention = _screen_when(name, "run 4 (saved)")
+    finally:
+        _tmux("kill-server")
+    assert "pairs from task ioi" in patched and "L1H3" in patched, patched
+    assert "faithfulness (pruned)" in curve and "edges kept" in curve, curve
+    assert "0:When" in attention and "1:Mary" in attention, attention
+    from sessions.store import Session
+
+    with Session.open(path) as s:
+        runs = s.runs()
+    assert [r.analysis for r in runs] == ["dla", "patch", "eap-curve", "attention"]
+    assert runs[1].params["direction"] == "resample" and runs[1].result.meta["n_pairs"] == 16
+    assert runs[2].params["task"] == "ioi" and runs[2].result.x[-1] == runs[2].result.meta["edges_total"]

@@ -4,14 +4,16 @@ palette and the loading indicator."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from conftest import PROMPT
 from pilot import ready, status, wait_for
-from textual.widgets import ContentSwitcher, DataTable, Input, OptionList, ProgressBar, Select, TabbedContent
+from textual.widgets import DataTable, Input, OptionList, ProgressBar, Select, TabbedContent
 
 from screens.dialogs import AskDialog, OpenSessionDialog, TokenPicker
 from screens.plots import ResultPlot, pearson, plot_kinds
-from screens.widgets import ErrorDialog, Heatmap, ResultTable
+from screens.widgets import ErrorDialog
 from sessions.store import Session
 from sessions.workspace import Workspace
 from workbench.app import WorkbenchApp
@@ -23,10 +25,25 @@ def _history(app) -> int:
     return app.query_one("#history", DataTable).row_count
 
 
-async def _open_patching(pilot, app, method: str) -> None:
-    app.query_one(TabbedContent).active = "patch"
-    app.query_one("#corrupt", Input).value = PROMPT_CORRUPT
-    app.query_one("#method", Select).value = method
+def _shows(app, control: str) -> bool:
+    """Whether the form shows the field of this control (the chosen analysis reads it)."""
+    return app.query_one(f"#{control}-field").display
+
+
+def _cells(row) -> list[str]:
+    return [str(cell) for cell in row]  # cells are rich Text
+
+
+async def _choose(pilot, app, tab: str, analysis: str) -> None:
+    """Show ``tab`` and pick ``analysis`` in its chooser, as a person would, until its form is up."""
+    app.query_one(TabbedContent).active = tab
+    app.query_one(f"#{tab}-analysis", Select).value = analysis
+    await wait_for(pilot, lambda: app._pane(tab).form.analysis.name == analysis)
+
+
+async def _open_patching(pilot, app, analysis: str) -> None:
+    await _choose(pilot, app, "pairs", analysis)
+    app.query_one("#pairs-corrupt", Input).value = PROMPT_CORRUPT
     await pilot.pause()
 
 
@@ -105,16 +122,30 @@ async def test_the_prompt_library_puts_a_pair_back(checkpoints):
         await _open_patching(pilot, app, "patch")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: _history(app) == 2)
-        app.query_one("#clean", Input).value = "something else"
+        app.query_one("#pairs-clean", Input).value = "something else"
+        app.query_one("#pairs-source", Select).value = "task sample"  # the typed pair's fields hide
+        await wait_for(pilot, lambda: not _shows(app, "pairs-clean"))
         app.query_one(TabbedContent).active = "prompts_tab"
         prompts = app.query_one("#prompts", DataTable)
         assert prompts.row_count == 2 and prompts.get_row_at(1)[0] == "pair"
         prompts.focus()
         prompts.move_cursor(row=1)
         await pilot.press("enter")
-        assert app.query_one(TabbedContent).active == "patch"
-        assert app.query_one("#clean", Input).value != "something else"
-        assert app.query_one("#corrupt", Input).value == PROMPT_CORRUPT
+        assert app.query_one(TabbedContent).active == "pairs"
+        assert app.query_one("#pairs-source", Select).value == "one pair"  # the pair put back is the one that runs
+        assert _shows(app, "pairs-clean") and _shows(app, "pairs-corrupt")
+        assert app.query_one("#pairs-clean", Input).value == app.ws.prompts[1]["prompt"] != "something else"
+        assert app.query_one("#pairs-corrupt", Input).value == PROMPT_CORRUPT
+        assert app._pane("pairs").form.values()["clean"] == app.ws.prompts[1]["prompt"]
+
+        await _choose(pilot, app, "pairs", "eval")  # task accuracy reads no typed pair
+        assert not _shows(app, "pairs-clean")
+        app.query_one(TabbedContent).active = "prompts_tab"
+        prompts.focus()
+        prompts.move_cursor(row=1)
+        await pilot.press("enter")
+        assert app._pane("pairs").form.analysis.name == "patch" and _shows(app, "pairs-clean")
+        await wait_for(pilot, lambda: app.query_one("#pairs-analysis", Select).value == "patch")
 
 
 async def test_every_patching_method_runs_from_the_patching_tab(checkpoints):
@@ -122,55 +153,65 @@ async def test_every_patching_method_runs_from_the_patching_tab(checkpoints):
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot, app)
         await _open_patching(pilot, app, "attrib")
-        assert not app.query_one("#method_controls").display
+        assert _shows(app, "pairs-site") and _shows(app, "pairs-all_pos")
+        assert not any(_shows(app, f"pairs-{name}") for name in ("top", "ig", "direction", "positions", "senders"))
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: _history(app) == 2)
-        assert app._shown.analysis == "attrib" and app.query_one("#patch_map", Heatmap).row_count == 8
+        assert app._shown.analysis == "attrib" and app.query_one("#pairs-result").heatmap.row_count == 8
 
-        app.query_one("#method", Select).value = "eap"
-        await pilot.pause()
-        assert app.query_one("#method_controls").display and app.query_one("#edges_top").display
-        assert not app.query_one("#positions").display
-        app.query_one("#edges_top", Input).value = "5"
+        await _choose(pilot, app, "pairs", "eap")
+        assert _shows(app, "pairs-top") and _shows(app, "pairs-ig") and _shows(app, "pairs-threshold")
+        assert not _shows(app, "pairs-positions") and not _shows(app, "pairs-site")
+        app.query_one("#pairs-top", Input).value = "5"
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: _history(app) == 3)
-        assert app.query_one("#patch_view", ContentSwitcher).current == "patch_table"
-        assert app.query_one("#patch_table", ResultTable).row_count > 5 and "faithfulness" in status(app)
-        assert app.query_one("#progress", ProgressBar).percentage == 1.0  # EAP reports its backward passes
+        view = app.query_one("#pairs-result")
+        assert app._shown.analysis == "eap" and app._shown.result.meta["method"] == "EAP"
+        assert view.current_view == "table"
+        assert view.table.row_count > 5 and "faithfulness" in status(app)
+        assert app.query_one("#pairs-progress", ProgressBar).percentage == 1.0  # EAP reports its backward passes
 
-        app.query_one("#method", Select).value = "path-patch"
-        app.query_one("#senders", Input).value = "L0H1,L0MLP"
-        app.query_one("#receivers", Input).value = "L1H0.q,logits"
+        app.query_one("#pairs-ig", Input).value = "2"  # EAP-IG: the same analysis with IG steps
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: _history(app) == 4)
-        assert app.query_one("#patch_table", ResultTable).row_count == 3 and "patched" in status(app)
+        assert app._shown.params["ig"] == 2 and app._shown.result.meta["method"].startswith("EAP-IG")
+        assert view.table.row_count > 5 and "faithfulness" in status(app)
 
-        app.query_one("#receivers", Input).value = "L9H9.q"
+        await _choose(pilot, app, "pairs", "path-patch")
+        assert _shows(app, "pairs-senders") and _shows(app, "pairs-receivers") and not _shows(app, "pairs-ig")
+        app.query_one("#pairs-senders", Input).value = "L0H1,L0MLP"
+        app.query_one("#pairs-receivers", Input).value = "L1H0.q,logits"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: _history(app) == 5)
+        assert view.table.row_count == 3 and "patched" in status(app)
+
+        app.query_one("#pairs-receivers", Input).value = "L9H9.q"
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
         assert "unknown node" in app.screen.message
         await pilot.press("escape")
-        app.query_one("#method", Select).value = "patch"
-        app.query_one("#corrupt", Input).value = "When Mary went"
+        await _choose(pilot, app, "pairs", "patch")
+        assert _shows(app, "pairs-positions") and _shows(app, "pairs-heads") and _shows(app, "pairs-direction")
+        app.query_one("#pairs-corrupt", Input).value = "When Mary went"
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
-        assert "differ in token length" in app.screen.message and _history(app) == 4
+        assert "differ in token length" in app.screen.message and _history(app) == 5
         await pilot.press("escape")
-        app.query_one("#corrupt", Input).value = PROMPT_CORRUPT
-        app.query_one("#positions", Input).value = "-1"
-        app.query_one("#heads", Input).value = "0,2"
+        app.query_one("#pairs-corrupt", Input).value = PROMPT_CORRUPT
+        app.query_one("#pairs-positions", Input).value = "-1"
+        app.query_one("#pairs-heads", Input).value = "0,2"
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: _history(app) == 5)
-        grid = app._shown
+        await wait_for(pilot, lambda: _history(app) == 6)
+        grid = app._shown.result
         assert grid.labels["head"] == ["H0", "H2"] and len(grid.labels["pos"]) == 1
-        assert app.query_one("#patch_map", Heatmap).row_count == 4  # 2 layers x 2 heads, one position
+        assert view.heatmap.row_count == 4  # 2 layers x 2 heads, one position
 
 
 async def test_answer_and_distractor_are_picked_from_the_tokens(checkpoints):
     app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu")
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot, app)
-        app.query_one("#distractor", Input).focus()
+        app.query_one("#prompt-distractor", Input).focus()
         await pilot.press("f2")
         await wait_for(pilot, lambda: isinstance(app.screen, TokenPicker))
         picker = app.screen
@@ -181,11 +222,11 @@ async def test_answer_and_distractor_are_picked_from_the_tokens(checkpoints):
         options.highlighted = spelled.index("John")
         await pilot.press("enter")
         await pilot.pause()
-        assert app.query_one("#distractor", Input).value == "John"
+        assert app.query_one("#prompt-distractor", Input).value == "John"
         await pilot.press("f2")
         await wait_for(pilot, lambda: isinstance(app.screen, TokenPicker))
         await pilot.press("escape")
-        assert app.query_one("#distractor", Input).value == "John"
+        assert app.query_one("#prompt-distractor", Input).value == "John"
 
 
 async def test_plots_of_tables_and_grids(checkpoints):
@@ -200,18 +241,17 @@ async def test_plots_of_tables_and_grids(checkpoints):
         assert "L1ATTN" in drawn and "bias" in drawn
         plot.focus()
         await pilot.press("p")
-        assert plot.kind == "line"
-        await pilot.press("p")
-        assert plot.kind == "bar"  # a DLA table has one numeric column: no scatter
+        assert plot.kind == "bar"  # DLA rows are categories: no line joining them; one numeric column: no scatter
+        assert plot_kinds(plot.result) == ["bar"]
 
-        app.query_one("#by", Select).value = "lens"
-        app.query_one(TabbedContent).active = "dla"
+        await _choose(pilot, app, "prompt", "logit-lens")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: _history(app) == 2)
-        assert plot.kind == "line"
+        assert app._shown.analysis == "logit-lens" and plot.kind == "line"  # rows are layers: a line
         plot.action_cycle_kind()
+        assert plot.kind == "bar"
         plot.action_cycle_kind()
-        assert plot.kind == "scatter"
+        assert plot.kind == "scatter"  # the value against the answer's rank
 
         await _open_patching(pilot, app, "patch")
         await pilot.press("ctrl+r")
@@ -249,7 +289,7 @@ async def test_the_command_palette_reaches_evaluation_and_the_tabs():
         await ready(pilot, app)
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for title in ("Run", "Save session", "Open session", "Pick token", "Show tab: History",
-                      "Switch to session 1: unsaved", "Evaluate task: ioi"):
+                      "Switch to session 1: unsaved", "Evaluate task: ioi", "Analysis: logit lens"):
             assert title in titles
         await pilot.press("ctrl+p")
         await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
@@ -257,8 +297,9 @@ async def test_the_command_palette_reaches_evaluation_and_the_tabs():
         await pilot.pause(0.5)
         await pilot.press("enter")
         await wait_for(pilot, lambda: _history(app) == 2, steps=1200)
-        assert app._shown.analysis == "eval" and app._shown.labels[-1] == "all"
-        assert app._shown.values[-1] > 0.9  # the shipped toy solves IOI
+        assert app._shown.analysis == "eval" and app._shown.result.labels[-1] == "all"
+        assert app._shown.result.values[-1] > 0.9  # the shipped toy solves IOI
+        assert app.query_one(TabbedContent).active == "pairs"
 
 
 async def test_loading_reports_its_stages():
@@ -274,30 +315,35 @@ async def test_loading_reports_its_stages():
 async def test_out_of_memory_and_an_empty_prompt_are_dialogs_and_nothing_is_lost(checkpoints, tmp_path, monkeypatch):
     import torch
 
-    import sessions.runs
+    import analyses.registry
 
+    dla = analyses.registry.analyses()["dla"]  # every declaration imported: the app's forms take this one
+    failing = {"now": False}
+
+    def out_of_memory(*args, **kwargs):
+        if failing["now"]:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return dla.run(*args, **kwargs)
+
+    monkeypatch.setitem(analyses.registry.REGISTRY, "dla", dataclasses.replace(dla, run=out_of_memory))
     path = tmp_path / "s.wbs"
     app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu", workspaces=[Workspace(str(checkpoints["gpt2"]), new_path=path)])
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot, app)
         await wait_for(pilot, lambda: "(saved)" in status(app))
-        shown = app.query_one("#result", ResultTable).get_row_at(0)
-
-        def out_of_memory(*args, **kwargs):
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-
-        monkeypatch.setitem(sessions.runs.ANALYSES, "dla", out_of_memory)
+        shown = _cells(app.query_one("#prompt-result").table.get_row_at(0))
+        failing["now"] = True
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
         assert "out of memory" in app.screen.message and "--dtype bfloat16" in app.screen.message
         await pilot.press("escape")
-        monkeypatch.undo()
-        app.query_one("#prompt", Input).value = ""
+        failing["now"] = False
+        app.query_one("#prompt-prompt", Input).value = ""
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
         assert "empty" in app.screen.message
         await pilot.press("escape")
-        assert app.query_one("#result", ResultTable).get_row_at(0) == shown and _history(app) == 1
+        assert _cells(app.query_one("#prompt-result").table.get_row_at(0)) == shown and _history(app) == 1
     with Session.open(path) as s:
         assert len(s.runs()) == 1
 
@@ -312,10 +358,11 @@ async def test_a_huge_table_draws_its_largest_rows_and_says_how_many_more():
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))  # no such toy: no model needed here
         await pilot.press("escape")
-        table = app.query_one("#result", ResultTable)
+        table = app.query_one("#prompt-result").table
         table.show(huge)
         assert table.row_count == MAX_ROWS + 1
-        assert table.get_row_at(0)[0] == "L0N4999" and table.get_row_at(MAX_ROWS)[0] == f"+{5000 - MAX_ROWS} more"
+        assert str(table.get_row_at(0)[0]) == "L0N4999"
+        assert str(table.get_row_at(MAX_ROWS)[0]) == f"+{5000 - MAX_ROWS} more"
         table.top_k = 3
         table.refresh_rows()
         assert table.row_count == 3
@@ -325,25 +372,27 @@ async def test_controls_offer_what_the_model_has(checkpoints):
     app = WorkbenchApp(str(checkpoints["mamba"]), device="cpu")
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot, app)
-        sites = [value for _, value in app.query_one("#site", Select)._options]
+        sites = [value for _, value in app.query_one("#pairs-site", Select)._options]
         assert sites == ["resid_pre", "layer_in", "out_proj", "conv", "ssm_in"]
-        assert app.query_one("#site", Select).value == "out_proj"
-        assert [value for _, value in app.query_one("#by", Select)._options] == ["layer", "lens"]
+        assert app.query_one("#pairs-site", Select).value == "out_proj"
+        assert [value for _, value in app.query_one("#prompt-by", Select)._options] == ["layer"]
+        # no attention in Mamba: the prompt tab offers DLA and the logit lens only
+        assert [value for _, value in app.query_one("#prompt-analysis", Select)._options] == ["dla", "logit-lens"]
         await _open_patching(pilot, app, "patch")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: _history(app) == 2)
-        assert app._shown.meta["site"] == "out_proj" and app.query_one("#patch_map", Heatmap).row_count == 2
+        assert app._shown.result.meta["site"] == "out_proj" and app.query_one("#pairs-result").heatmap.row_count == 2
 
 
 async def test_dla_at_a_chosen_position(checkpoints):
     app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu")
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot, app)
-        app.query_one("#dla_pos", Input).value = "3"
+        app.query_one("#prompt-pos", Input).value = "3"
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: _history(app) == 2)
-        assert app._shown.meta["pos"] == 3 and app.ws.runs[-1].params["pos"] == 3
-        app.query_one("#dla_pos", Input).value = "99"
+        assert app._shown.result.meta["pos"] == 3 and app.ws.runs[-1].params["pos"] == 3
+        app.query_one("#prompt-pos", Input).value = "99"
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
         assert "outside the prompt" in app.screen.message

@@ -15,6 +15,7 @@ import traceback
 from typing import Any
 
 from analyses.errors import BadInput
+from analyses.registry import Param
 from analyses.results import Grid
 from analyses.toys import DEFAULT_MODEL
 
@@ -29,38 +30,39 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--session", default=None, help="append this run to a session file (created if absent)")
 
 
-def _prompt_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--prompt", required=True)
-    p.add_argument("--answer", required=True, help="the answer token as the tokenizer spells it, e.g. ' Mary'")
-    p.add_argument("--distractor", default=None, help="attribute answer - distractor instead")
-    p.add_argument("--pos", type=int, default=-1, help="position to attribute (default: last)")
-    bos = p.add_mutually_exclusive_group()
-    bos.add_argument("--prepend-bos", dest="prepend_bos", action="store_const", const=True, default=None)
-    bos.add_argument("--no-prepend-bos", dest="prepend_bos", action="store_const", const=False)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--top", type=int, default=None, help="text output: show the K rows of largest magnitude")
+def _add_param(p: argparse.ArgumentParser, param: Param) -> None:
+    """A declared parameter as a CLI option. Values stay text here: ``Analysis.bind`` checks and
+    converts them, so the CLI and the TUI refuse the same things with the same messages."""
+    if param.kind == "bos":
+        bos = p.add_mutually_exclusive_group()
+        bos.add_argument("--prepend-bos", dest=param.name, action="store_const", const=True, default=None,
+                         help=param.help)
+        bos.add_argument("--no-prepend-bos", dest=param.name, action="store_const", const=False)
+    elif param.kind == "flag":
+        p.add_argument(param.flag, dest=param.name, action="store_true", help=param.help)
+    else:
+        default = f" (default {param.default})" if param.default not in (None, "") and "default" not in param.help else ""
+        p.add_argument(param.flag, dest=param.name, required=param.required, metavar=param.metavar,
+                       choices=param.choices or None, default=None, help=param.help + default)
 
 
-def _pair_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--clean", help="clean prompt")
-    p.add_argument("--corrupt", help="corrupted prompt (same token length)")
-    p.add_argument("--answer", help="the clean prompt's answer token")
-    p.add_argument("--distractor", help="the corrupted prompt's answer token")
-    p.add_argument("--pairs", help="JSONL file of {clean, corrupt, answer, distractor} (aligned prompts)")
-    p.add_argument("--metric", default="logit_diff", choices=["logit_diff", "nld", "prob", "tokens"],
-                   help="nld: normalized logit difference; tokens: total probability of --tokens")
-    p.add_argument("--tokens", default=None, help="comma list of tokens for --metric tokens, e.g. ' Mary, John'")
-    bos = p.add_mutually_exclusive_group()
-    bos.add_argument("--prepend-bos", dest="prepend_bos", action="store_const", const=True, default=None)
-    bos.add_argument("--no-prepend-bos", dest="prepend_bos", action="store_const", const=False)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+def _row_count(text: str) -> int:
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, not {text!r}") from None
+    if k < 0:
+        raise argparse.ArgumentTypeError(f"0 (every row) or more, not {k}")
+    return k
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from analyses.registry import analyses
+
     parser = argparse.ArgumentParser(
         prog="workbench", description="Interpretability workbench: the TUI, or headless analyses."
     )
-    parser.add_argument("--model", dest="tui_model", default=DEFAULT_MODEL, help="model to open in the TUI")
+    parser.add_argument("--model", dest="tui_model", default=None, help=f"model to open in the TUI (default {DEFAULT_MODEL})")
     parser.add_argument("--device", dest="tui_device", default="auto")
     parser.add_argument("--dtype", dest="tui_dtype", default="float32")
     parser.add_argument("--device-map", dest="tui_device_map", default=None)
@@ -69,53 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run an analysis without the TUI")
-    analyses = run.add_subparsers(dest="analysis", required=True)
-    dla = analyses.add_parser("dla", help="direct logit attribution")
-    _model_args(dla)
-    _prompt_args(dla)
-    dla.add_argument("--by", default="layer", choices=["layer", "head", "neuron"])
-    lens = analyses.add_parser("logit-lens", help="residual stream after each layer, unembedded")
-    _model_args(lens)
-    _prompt_args(lens)
-
-    ev = analyses.add_parser("eval", help="task accuracy, overall and per variant")
-    _model_args(ev)
-    what = ev.add_mutually_exclusive_group(required=True)
-    what.add_argument("--task", help="ioi | ioi-abc | count01 | recall")
-    what.add_argument("--pairs", help="a JSONL file of {clean, corrupt, answer, distractor}: scores the clean prompts")
-    ev.add_argument("--n", type=int, default=500, help="number of prompts (default 500)")
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--split", default="test", help="test (held out from training; default) | train | all")
-    ev.add_argument("--json", action="store_true")
-
-    patch = analyses.add_parser("patch", help="activation patching sweep over layer x position (x head)")
-    _model_args(patch)
-    _pair_args(patch)
-    patch.add_argument("--site", required=True,
-                       help="resid_pre | attn_out | mlp_out | head_out | head_q | head_k | head_v | head_pattern; "
-                            "Mamba: resid_pre | layer_in | out_proj | conv | ssm_in")
-    patch.add_argument("--direction", default="denoise", choices=["denoise", "noise", "resample", "mean"])
-    patch.add_argument("--all-pos", action="store_true", help="patch all positions at once (grid over layers)")
-    patch.add_argument("--positions", default=None, metavar="LIST", help="sweep only these positions, e.g. 9,-1")
-    patch.add_argument("--heads", default=None, metavar="LIST", help="head sites: sweep only these heads, e.g. 0,3")
-
-    attrib = analyses.add_parser("attrib", help="attribution patching: the linear estimate of a patching sweep")
-    _model_args(attrib)
-    _pair_args(attrib)
-    attrib.add_argument("--site", required=True, help="as for 'run patch'")
-    attrib.add_argument("--all-pos", action="store_true")
-    eap = analyses.add_parser("eap", help="edge attribution patching (EAP, EAP-IG) over the whole edge graph")
-    _model_args(eap)
-    _pair_args(eap)
-    eap.add_argument("--ig", type=int, default=0, metavar="STEPS", help="EAP-IG with this many interpolation steps")
-    eap.add_argument("--positional", action="store_true", help="one score per (edge, position)")
-    eap.add_argument("--top", type=int, default=None, help="keep the top K edges and measure their faithfulness")
-    eap.add_argument("--threshold", type=float, default=None, help="or keep the edges with |score| >= T")
-    path = analyses.add_parser("path-patch", help="senders' clean outputs into receivers' inputs only")
-    _model_args(path)
-    _pair_args(path)
-    path.add_argument("--senders", required=True, help="comma list of writers: input, L0H1, L0MLP (Mamba: L3)")
-    path.add_argument("--receivers", required=True, help="comma list of readers: L1H2.q, L1H2.k, L1MLP, logits")
+    commands = run.add_subparsers(dest="analysis", required=True)
+    for analysis in analyses().values():
+        p = commands.add_parser(analysis.name, help=analysis.help, description=f"{analysis.help}. {analysis.doc}")
+        _model_args(p)
+        for param in analysis.params:
+            _add_param(p, param)
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        if analysis.result == "table" and "top" not in {q.name for q in analysis.params}:
+            p.add_argument("--top", dest="show_top", type=_row_count, default=None,
+                           help="text output: show the K rows of largest magnitude (0: every row)")
 
     models = sub.add_parser("models", help="list built-in and locally cached models")
     models.add_argument("--json", action="store_true")
@@ -142,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as e:
         print(f"workbench: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `workbench run ... | head`: the reader has gone; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         return 130
     except Exception:  # an internal failure: say so, with the traceback for the bug report
@@ -151,55 +119,80 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sessions.loading import load, quiet_hf
+    import sqlite3
 
+    from analyses.registry import get
+    from sessions.loading import load, quiet_hf
+    from sessions.workspace import check_new_path
+
+    analysis = get(args.analysis)
+    params = analysis.bind({p.name: getattr(args, p.name) for p in analysis.params})  # refused before loading
     quiet_hf()
-    from sessions.runs import run_analysis
     from sessions.store import Session, check_same_model
 
     session = None
-    if args.session is not None and os.path.exists(args.session):
-        session = Session.open(args.session)  # a bad session file fails before the model loads
+    if args.session is not None:
+        if os.path.exists(args.session):
+            session = Session.open(args.session)  # a bad session file fails before the model loads
+        else:
+            check_new_path(args.session)
     loaded = load(args.model, device=args.device, dtype=args.dtype, device_map=args.device_map)
     if args.session is not None:
-        session = session or Session.create(args.session, loaded.info)
+        try:
+            session = session or Session.create(args.session, loaded.info)
+        except (OSError, sqlite3.Error) as e:
+            raise BadInput(f"{args.session}: cannot create the session file ({e})") from None
         check_same_model(session, loaded.info)
-    if args.analysis == "eval":
-        params: dict[str, Any] = dict(task=args.task, pairs=args.pairs, n=args.n, seed=args.seed, split=args.split)
-    elif args.analysis in ("patch", "attrib", "eap", "path-patch"):
-        params = dict(clean=args.clean, corrupt=args.corrupt, answer=args.answer, distractor=args.distractor,
-                      pairs=args.pairs, prepend_bos=args.prepend_bos, metric=args.metric, tokens=args.tokens)
-        if args.analysis == "patch":
-            params.update(site=args.site, direction=args.direction, all_pos=args.all_pos, positions=args.positions,
-                          heads=args.heads)
-        elif args.analysis == "attrib":
-            params.update(site=args.site, all_pos=args.all_pos)
-        elif args.analysis == "eap":
-            params.update(ig=args.ig, positional=args.positional, top=args.top, threshold=args.threshold)
-        else:
-            params.update(senders=args.senders, receivers=args.receivers)
-    else:
-        params = dict(prompt=args.prompt, answer=args.answer, distractor=args.distractor, pos=args.pos,
-                      prepend_bos=args.prepend_bos)
-    if args.analysis == "dla":
-        params["by"] = args.by
-    result = run_analysis(loaded, args.analysis, **params)
+    result = analysis(loaded, params)
     if session is not None:
-        session.append_run(args.analysis, params, result)
-        session.close()
+        try:
+            session.append_run(analysis.name, params, result)
+        except (OSError, sqlite3.Error) as e:
+            raise BadInput(f"{args.session}: the run could not be saved ({e}); earlier runs are intact") from None
+        finally:
+            session.close()
     if args.json:
         print(json.dumps({"model": loaded.info, **result.to_json()}))
-    elif isinstance(result, Grid):
-        print(format_grid(result, loaded.info))
     else:
-        print(format_table(result, getattr(args, "top", None), loaded.info))
+        print(format_result(result, getattr(args, "show_top", None), loaded.info))
     return 0
+
+
+def format_result(result: Any, top: int | None = None, info: dict | None = None) -> str:
+    """Any result as readable text."""
+    from analyses.results import Scatter, Series, Table, TokenValues
+
+    if isinstance(result, Grid):
+        return format_grid(result, info)
+    if isinstance(result, Table):
+        return format_table(result, top, info)
+    lines = [_model_line(info)] if info else []
+    if "prompt_tokens" in result.meta:
+        lines.append("tokens  " + " ".join(f"[{t}]" for t in result.meta["prompt_tokens"]))
+    if isinstance(result, Scatter):
+        fit = result.fit()
+        lines.append(f"{result.analysis}: {result.y_name} against {result.x_name}, n = {fit['n']}: r = {fit['r']:+.4f}, "
+                     f"slope = {fit['slope']:+.4f} ± {fit['slope_se']:.4f}, intercept {fit['intercept']:+.4f}")
+        lines += [f"{lab:<16} {x:>+12.6f} {y:>+12.6f}" for lab, x, y in zip(result.labels, result.x, result.y)]
+    elif isinstance(result, Series):
+        names = list(result.lines)
+        lines.append(f"{result.x_name:>10}  " + "  ".join(f"{n:>22}" for n in names))
+        for i, x in enumerate(result.x):
+            lines.append(f"{x!s:>10}  " + "  ".join(f"{result.lines[n][i]:>+22.6f}" for n in names))
+    elif isinstance(result, TokenValues):
+        for label, toks, vals in zip(result.labels, result.texts, result.values):
+            lines.append(f"{label}: " + " ".join(f"[{t}]{v:+.3f}" for t, v in zip(toks, vals)))
+    return "\n".join(lines)
+
+
+def _model_line(info: dict) -> str:
+    return f"model   {info['spec']} ({info['model_type']}, {info['dtype']}, {info['device']})"
 
 
 def format_grid(grid: Grid, info: dict | None = None) -> str:
     """A grid as text: one line per layer (and head), one column per position."""
     meta = grid.meta
-    lines = [f"model   {info['spec']} ({info['model_type']}, {info['dtype']}, {info['device']})"] if info else []
+    lines = [_model_line(info)] if info else []
     if "prompt_tokens" in meta:
         lines.append("tokens  " + " ".join(f"[{t}]" for t in meta["prompt_tokens"]))
     lines.append(f"{grid.analysis} {meta.get('site', '')}  metric {meta.get('metric')}  "
@@ -226,9 +219,7 @@ def format_grid(grid: Grid, info: dict | None = None) -> str:
 def format_table(table, top: int | None, info: dict | None = None) -> str:
     """A readable, aligned text table of a result; large tables show their largest rows."""
     meta = table.meta
-    lines = []
-    if info:
-        lines.append(f"model   {info['spec']} ({info['model_type']}, {info['dtype']}, {info['device']})")
+    lines = [_model_line(info)] if info else []
     if "prompt_tokens" in meta:
         lines.append("tokens  " + " ".join(f"[{t}]" for t in meta["prompt_tokens"]))
     if "logit" in meta:

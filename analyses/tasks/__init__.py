@@ -17,6 +17,11 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
     "recall": recall.examples,
 }
 
+# task name -> generator(n, seed) of clean/corrupted Pairs, for the tasks that have a corruption
+PAIR_TASKS: dict[str, Callable[..., list[Pair]]] = {
+    "ioi": lambda n, seed=0: ioi.pairs(n, seed, kind="two"),
+    "ioi-abc": lambda n, seed=0: ioi.pairs(n, seed, kind="three"),
+}
 
 SPLITS = ("train", "test", "all")
 TEST_SHARE = 10  # one prompt in ten, by a hash of its text, is held out from training
@@ -48,9 +53,56 @@ def task_examples(task: str, n: int, seed: int = 0, split: str = "all") -> list[
     return out[:n]
 
 
+def task_pairs(task: str, n: int, seed: int = 0, same_length: Callable[[Pair], int] | None = None) -> list[Pair]:
+    """``n`` clean/corrupted pairs of ``task``; with ``same_length`` (a pair's token length), only
+    pairs as long as the first, so that positions line up across the sample."""
+    if task not in PAIR_TASKS:
+        raise BadInput(f"task {task!r} has no clean/corrupted pairs; tasks with pairs: {', '.join(PAIR_TASKS)}")
+    if n <= 0:
+        raise BadInput("--n must be positive")
+    if same_length is None:
+        return PAIR_TASKS[task](n, seed)
+    out: list[Pair] = []
+    want = None
+    for round_ in range(50):
+        for p in PAIR_TASKS[task](4 * n, seed + 7919 * round_):
+            length = same_length(p)
+            want = length if want is None else want
+            if length == want:
+                out.append(p)
+        if len(out) >= n:
+            return out[:n]
+    raise BadInput(f"could not find {n} pairs of task {task} with the same token length")
+
+
+def default_inputs(task: str | None) -> dict[str, str]:
+    """What the forms open on for a model trained on ``task``: one of its prompts with its answer
+    and distractor, and a clean/corrupted pair (``pair_*``) of the same task where it has one
+    (else two equally long prompts with opposite answers); IOI for any other model."""
+    from analyses.toys import DEFAULT_ANSWER, DEFAULT_DISTRACTOR, DEFAULT_PROMPT
+
+    ioi_pair = {"pair_clean": DEFAULT_PROMPT, "pair_corrupt": DEFAULT_PROMPT.replace("John gave", "Mary gave"),
+                "pair_answer": DEFAULT_ANSWER, "pair_distractor": DEFAULT_DISTRACTOR}
+    if task not in TASKS or task == "ioi":
+        return {"prompt": DEFAULT_PROMPT, "answer": DEFAULT_ANSWER, "distractor": DEFAULT_DISTRACTOR, **ioi_pair}
+    examples = task_examples(task, 200, seed=0, split="test")
+    first = examples[0]
+    out = {"prompt": first.prompt, "answer": first.answer, "distractor": first.distractor}
+    if task in PAIR_TASKS:
+        p = PAIR_TASKS[task](1, 0)[0]
+        return {**out, "pair_clean": p.clean, "pair_corrupt": p.corrupt, "pair_answer": p.answer,
+                "pair_distractor": p.distractor}
+    size = len(first.prompt.split())
+    other = next((e for e in examples if len(e.prompt.split()) == size and e.answer == first.distractor), None)
+    if other is None:
+        return {**out, **ioi_pair}
+    return {**out, "pair_clean": first.prompt, "pair_corrupt": other.prompt, "pair_answer": first.answer,
+            "pair_distractor": other.answer}
+
+
 def vocabulary() -> list[str]:
     """Every word any built-in task uses, for the toy models' word-level tokenizer."""
     return list(dict.fromkeys(ioi.NAMES + ioi.PLACES + ioi.OBJECTS + ioi.WORDS + count01.WORDS + recall.ITEMS + recall.WORDS))
 
 
-__all__ = ["SPLITS", "TASKS", "Example", "Pair", "in_split", "task_examples", "vocabulary"]
+__all__ = ["PAIR_TASKS", "SPLITS", "TASKS", "default_inputs", "task_pairs", "Example", "Pair", "in_split", "task_examples", "vocabulary"]

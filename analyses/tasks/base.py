@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The word-level toy tokenizers split like `tokenizers`' Whitespace pre-tokenizer.
 _WORD = re.compile(r"\w+|[^\w\s]+")
@@ -40,3 +40,4 @@ class Pair:
     answer: str
     distractor: str
     variant: str = ""
+    line: int | None = field(default=None, compare=False)  # its line in a pairs file, for error messages

@@ -33,7 +33,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
         missing = [f for f in FIELDS if not isinstance(obj.get(f), str) or not obj[f]]
         if missing:
             raise BadInput(f"{path}:{number}: missing or empty string field(s): {', '.join(missing)}")
-        pairs.append(Pair(*(obj[f] for f in FIELDS), variant=str(obj.get("variant", ""))))
+        pairs.append(Pair(*(obj[f] for f in FIELDS), variant=str(obj.get("variant", "")), line=number))
     if not pairs:
         raise BadInput(f"{path}: no prompt pairs in the file")
     return pairs

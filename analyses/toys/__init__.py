@@ -1,6 +1,6 @@
 """Built-in toy models, loadable as ``toy:NAME`` through the ordinary checkpoint loader.
 
-Trained toys (``toys.train.RECIPES``) ship as real HF checkpoints under ``shipped/NAME``, written
+Trained toys (``toys.recipes.RECIPES``) ship as real HF checkpoints under ``shipped/NAME``, written
 by ``workbench train NAME``. The ``random-*`` toys are small random checkpoints, one per family,
 that ``checkpoints.build_checkpoint`` writes deterministically on first use.
 """
@@ -33,6 +33,14 @@ DEFAULT_ANSWER, DEFAULT_DISTRACTOR = " Mary", " John"
 
 
 def toy_names() -> list[str]:
-    from analyses.toys.train import RECIPES
+    from analyses.toys.recipes import RECIPES
 
     return list(RECIPES) + list(RANDOM_TOYS)
+
+
+def toy_task(spec: str | None) -> str | None:
+    """The task a trained toy was trained on (``toy:count01`` -> ``count01``); None otherwise."""
+    from analyses.toys.recipes import RECIPES
+
+    recipe = RECIPES.get((spec or "").removeprefix("toy:")) if (spec or "").startswith("toy:") else None
+    return recipe.task if recipe is not None else None

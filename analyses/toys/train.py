@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -18,33 +17,8 @@ import torch.nn.functional as F
 
 from analyses.errors import BadInput
 from analyses.tasks import task_examples, vocabulary
+from analyses.toys.recipes import RECIPES, Recipe  # noqa: F401  (RECIPES: re-exported)
 from analyses.tokens import pad_batch
-
-
-@dataclass(frozen=True)
-class Recipe:
-    task: str
-    family: str
-    shape: dict = field(default_factory=dict)
-    steps: int = 1000
-    batch: int = 64
-    lr: float = 3e-3
-    seed: int = 0
-    attn_only: bool = False  # zero and freeze the MLPs: an attention-only model in a GPT-2 shell
-    bar: float = 0.95  # held-out accuracy the shipped checkpoint must reach
-    about: str = ""
-
-
-RECIPES: dict[str, Recipe] = {
-    "ioi": Recipe("ioi", "gpt2", {"d_model": 64, "n_layers": 2, "n_heads": 4, "n_ctx": 32}, steps=2000,
-                  about="GPT-2, 2 layers, 4 heads, trained on IOI (ABBA and BABA)"),
-    "ioi-mamba": Recipe("ioi-abc", "mamba", {"d_model": 64, "n_layers": 2}, steps=1000, bar=0.90,
-                        about="Mamba, 2 layers, trained on three-name ABC IOI (every answer slot)"),
-    "count01": Recipe("count01", "gpt2", {"d_model": 32, "n_layers": 1, "n_heads": 4, "n_ctx": 24}, steps=1000,
-                      attn_only=True, about="one attention-only layer, 4 heads, trained on Count01"),
-    "recall": Recipe("recall", "gpt2", {"d_model": 48, "n_layers": 2, "n_heads": 4, "n_ctx": 24}, steps=1500,
-                     bar=0.0, about="GPT-2, 2 layers, trained on list recall (accuracy falls with length)"),
-}
 
 
 def _freeze_mlps(model: torch.nn.Module) -> None:

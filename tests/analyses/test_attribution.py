@@ -100,14 +100,13 @@ def test_eap_shapes_positional_and_ig(name, loaded):
 def test_eap_ig_tracks_exact_edge_patching_on_the_trained_ioi_toy(tmp_path):
     from analyses.tasks import ioi
     from analyses.tasks.pair_files import write_pairs
-    from sessions.runs import encode_pairs
+    from analyses.inputs import pairs_input
 
     lm = load("toy:ioi", device="cpu")
     pairs = [p for p in ioi.pairs(200, seed=5) if p.clean.startswith("When")][:16]
     path = tmp_path / "pairs.jsonl"
     write_pairs(path, pairs)
-    enc = encode_pairs(lm, pairs=path)
-    args = (lm.hooked, enc["clean"], enc["corrupt"], enc["answer"], enc["distractor"])
+    args = (lm.hooked, *pairs_input(lm, pairs=str(path)).args)
     ig = edge_attribution(*args, ig_steps=20)
     exact = exact_edge_scores(*args)
     rank = lambda v: torch.tensor(v).argsort().argsort().float()  # noqa: E731

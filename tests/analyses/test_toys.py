@@ -7,7 +7,7 @@ import pytest
 from analyses.toys import SHIPPED
 from analyses.toys.train import RECIPES, train
 from sessions.loading import load
-from sessions.runs import run_eval
+from analyses.registry import run_analysis
 
 
 def test_a_short_training_run_lowers_the_loss(tmp_path):
@@ -23,7 +23,7 @@ def test_a_short_training_run_lowers_the_loss(tmp_path):
 def test_shipped_checkpoint_meets_its_bar(name):
     assert (SHIPPED / name / "model.safetensors").is_file(), f"toy:{name} is not shipped"
     lm = load(f"toy:{name}", device="cpu")
-    table = run_eval(lm, RECIPES[name].task, n=300, seed=7, split="test")
+    table = run_analysis(lm, "eval", task=RECIPES[name].task, n=300, seed=7, split="test")
     assert table.meta["accuracy"] >= RECIPES[name].bar, table.meta
     by = table.meta["by_variant"]
     if name == "recall":  # accuracy must visibly fall with list length

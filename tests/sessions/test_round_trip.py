@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import CORRUPT, PROMPT
 
-from sessions.runs import run_analysis
+from analyses.registry import run_analysis
 from sessions.store import Session
 
 PAIR = {"clean": PROMPT, "corrupt": CORRUPT, "answer": " Mary", "distractor": " Alice"}

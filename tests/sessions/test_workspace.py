@@ -52,9 +52,36 @@ def test_session_files_named_on_the_command_line(tmp_path, capsys):
     old = tmp_path / "old.wbs"
     with Session.create(old, INFO) as s:
         s.append_run("dla", {}, TABLE)
-    spaces = open_workspaces("toy:count01", [str(old), str(tmp_path / "new.wbs"), str(old)])
+    spaces = open_workspaces(None, [str(old), str(tmp_path / "new.wbs"), str(old)], "toy:count01")
     assert [(w.name, w.spec, len(w.runs)) for w in spaces] == [("old.wbs", "toy:ioi", 1), ("new.wbs", "toy:count01", 0)]
     bad = tmp_path / "bad.wbs"
     bad.write_bytes(b"not a session" * 50)
     assert main(["--session", str(old), "--session", str(bad)]) == 2  # refused before the screen opens
     assert "not an SQLite database" in capsys.readouterr().err and bad.read_bytes() == b"not a session" * 50
+
+
+def test_a_model_other_than_the_sessions_is_refused(tmp_path, capsys):
+    """Defect: `workbench --session one.wbs --model toy:recall` silently opened the session's model."""
+    from workbench.cli import main
+
+    old = tmp_path / "old.wbs"
+    with Session.create(old, INFO) as s:
+        s.append_run("dla", {}, TABLE)
+    with pytest.raises(BadInput, match="holds runs of toy:ioi, not toy:recall"):
+        open_workspaces("toy:recall", [str(old)], "toy:ioi")
+    assert open_workspaces("toy:ioi", [str(old)], "toy:ioi")[0].spec == "toy:ioi"  # the same model is fine
+    assert main(["--session", str(old), "--model", "toy:recall"]) == 2
+    assert "holds runs of toy:ioi" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["no-such-dir/x.wbs", "a-file/x.wbs"])
+def test_a_session_in_a_folder_that_is_not_there_is_refused_up_front(tmp_path, capsys, where):
+    """Defect: the TUI stayed "loading" forever and the CLI gave a traceback after loading the model."""
+    from workbench.cli import main
+
+    (tmp_path / "a-file").write_text("x")
+    path = str(tmp_path / where)
+    assert main(["--session", path]) == 2
+    assert "x.wbs" in capsys.readouterr().err
+    code = main(["run", "dla", "--model", "toy:nope", "--prompt", "a", "--answer", "b", "--session", path])
+    assert code == 2 and "x.wbs" in capsys.readouterr().err  # before the (unknown) model is even looked up

@@ -1,0 +1,131 @@
+"""What the analyst types, as tensors: a prompt with its answer, or clean/corrupted pairs from
+one typed pair, a pairs file, or a sample of a built-in task. Every check names what was wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from analyses.errors import BadInput
+from analyses.tokens import encode_prompt, resolve_token, token_strings
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+
+@dataclass
+class PromptInput:
+    """One prompt's ids [1, pos], its answer and optional distractor ids, and the run's facts."""
+
+    ids: Tensor
+    answer: int
+    distractor: int | None
+    meta: dict[str, Any]
+
+
+def prompt_input(lm, prompt: str, answer: str | None, distractor: str | None = None,
+                 prepend_bos: bool | None = None) -> PromptInput:
+    import torch
+
+    tok = lm.tokenizer
+    ids = encode_prompt(tok, prompt, prepend_bos, lm.hooked.shape.n_ctx)
+    a = resolve_token(tok, answer) if answer else None
+    d = resolve_token(tok, distractor) if distractor else None
+    if d is not None and d == a:
+        raise BadInput(f"answer and distractor are the same token ({answer!r})")
+    meta = {"prompt_tokens": token_strings(tok, ids), "answer": answer, "distractor": distractor}
+    return PromptInput(torch.tensor([ids]), a, d, meta)
+
+
+@dataclass
+class PairsInput:
+    """Aligned clean/corrupted prompts [n, pos] with the clean answers and corrupted answers [n],
+    the metric's token set, and where they came from."""
+
+    clean: Tensor
+    corrupt: Tensor
+    answer: Tensor
+    distractor: Tensor
+    token_set: Tensor | None
+    tokens: list[str]
+    source: str
+
+    @property
+    def args(self) -> tuple:
+        return self.clean, self.corrupt, self.answer, self.distractor
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return {"prompt_tokens": self.tokens, "n_pairs": int(self.clean.shape[0]), "data": self.source}
+
+
+def pairs_input(lm, clean: str | None = None, corrupt: str | None = None, answer: str | None = None,
+                distractor: str | None = None, pairs: str | None = None, task: str | None = None, n: int = 16,
+                seed: int = 0, prepend_bos: bool | None = None, tokens: str | None = None, **_: Any) -> PairsInput:
+    """Pairs from exactly one source: a typed pair (clean, corrupt, answer, distractor), a JSONL
+    pairs file, or ``n`` pairs of a built-in task. Every prompt must have the first one's token
+    length, since patching compares position by position; a task sample keeps the pairs of the
+    first pair's length (one template's worth of positions)."""
+    import torch
+
+    from analyses.tasks import Pair, task_pairs
+    from analyses.tasks.pair_files import read_pairs
+
+    typed = [x for x in (clean, corrupt) if x]
+    sources = [s for s, given in (("a typed pair", typed), ("--pairs", pairs), ("--task", task)) if given]
+    if len(sources) > 1:
+        raise BadInput(f"give one source of prompts, not {' and '.join(sources)}")
+    tok, n_ctx = lm.tokenizer, lm.hooked.shape.n_ctx
+    if pairs:
+        items, where, source = read_pairs(pairs), lambda i: f"{pairs}:{items[i].line}: ", f"file {pairs}"
+    elif task:
+        length = lambda p: len(encode_prompt(tok, p.clean, prepend_bos, n_ctx))  # noqa: E731
+        items, where, source = task_pairs(task, n, seed, same_length=length), lambda i: f"pair {i + 1}: ", f"task {task}"
+    elif clean and corrupt and answer and distractor:
+        items, where, source = [Pair(clean, corrupt, answer, distractor)], lambda i: "", "one pair"
+    else:
+        raise BadInput("give --clean, --corrupt, --answer and --distractor, or --pairs FILE, or --task NAME")
+    rows_clean, rows_corrupt, answers, distractors = [], [], [], []
+    for i, p in enumerate(items):
+        try:
+            c = encode_prompt(tok, p.clean, prepend_bos, n_ctx)
+            r = encode_prompt(tok, p.corrupt, prepend_bos, n_ctx)
+            a, d = resolve_token(tok, p.answer), resolve_token(tok, p.distractor)
+        except BadInput as e:
+            raise BadInput(f"{where(i)}{e}") from None
+        if len(c) != len(r):
+            raise BadInput(f"{where(i)}clean and corrupt prompts differ in token length ({len(c)} vs {len(r)}): "
+                           f"{token_strings(tok, c)} vs {token_strings(tok, r)}")
+        if rows_clean and len(c) != len(rows_clean[0]):
+            raise BadInput(f"{where(i)}all pairs must have the same token length ({len(rows_clean[0])}), got {len(c)}")
+        if a == d:
+            raise BadInput(f"{where(i)}answer and distractor are the same token ({p.answer!r})")
+        rows_clean.append(c), rows_corrupt.append(r), answers.append(a), distractors.append(d)
+    token_set = None if not tokens else torch.tensor([resolve_token(tok, t) for t in tokens.split(",")])
+    return PairsInput(torch.tensor(rows_clean), torch.tensor(rows_corrupt), torch.tensor(answers),
+                      torch.tensor(distractors), token_set, token_strings(tok, rows_clean[0]), source)
+
+
+def token_candidates(lm, prompts: list[str], k: int = 10) -> list[tuple[str, str]]:
+    """Tokens to pick an answer or distractor from: the model's top-k next tokens after the first
+    prompt, then every distinct token of the prompts, each as (spelling, why it is offered)."""
+    import torch
+
+    tok, n_ctx = lm.tokenizer, lm.hooked.shape.n_ctx
+    encoded = [encode_prompt(tok, p, None, n_ctx) for p in prompts if p]
+    if not encoded:
+        raise BadInput("type a prompt first: the tokens to pick from come from it")
+    with torch.no_grad():
+        logits = lm.hooked.run(torch.tensor([encoded[0]])).logits[0, -1]
+    probs = torch.softmax(logits.float(), -1)
+    top = torch.topk(probs, min(k, probs.numel()))
+    out: dict[str, str] = {}
+    for rank, (p, i) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
+        out.setdefault(token_strings(tok, [i])[0], f"prediction #{rank}, p = {p:.3f}")
+    specials = set(tok.all_special_ids)
+    for which, ids in enumerate(encoded):
+        name = "prompt" if len(encoded) == 1 else ("first" if which == 0 else "second") + " prompt"
+        for pos, (i, spelled) in enumerate(zip(ids, token_strings(tok, ids))):
+            if i not in specials:
+                out.setdefault(spelled, f"{name} token {pos}")
+    return list(out.items())

@@ -1,0 +1,69 @@
+"""Analyses of one prompt: direct logit attribution, the logit lens, attention patterns."""
+
+from __future__ import annotations
+
+from analyses.registry import Analysis, Param, declare
+
+PROMPT = (
+    Param("prompt", "prompt", "the prompt", required=True),
+    Param("answer", "token", "the answer token as the tokenizer spells it, e.g. ' Mary'", required=True),
+    Param("distractor", "token", "attribute answer - distractor instead"),
+)
+POS = Param("pos", "int", "position to attribute (0-based; negative counts from the end; default: last)", default=-1,
+            label="position")
+BOS = Param("prepend_bos", "bos", "prepend the tokenizer's BOS token (default: as the tokenizer does)", label="BOS")
+
+
+def run_dla(lm, prompt: str, answer: str, distractor: str | None, by: str, pos: int, prepend_bos: bool | None):
+    from analyses.dla import dla
+    from analyses.inputs import prompt_input
+
+    x = prompt_input(lm, prompt, answer, distractor, prepend_bos)
+    table = dla(lm.hooked, x.ids[0].tolist(), x.answer, x.distractor, by=by, pos=pos)
+    table.meta = {**x.meta, **table.meta}
+    return table
+
+
+def run_logit_lens(lm, prompt: str, answer: str, distractor: str | None, pos: int, prepend_bos: bool | None):
+    from analyses.dla import logit_lens
+    from analyses.inputs import prompt_input
+
+    x = prompt_input(lm, prompt, answer, distractor, prepend_bos)
+    decode = lambda i: lm.tokenizer.decode([i], clean_up_tokenization_spaces=False)  # noqa: E731
+    table = logit_lens(lm.hooked, x.ids[0].tolist(), x.answer, x.distractor, pos=pos, decode=decode)
+    table.meta = {**x.meta, **table.meta}
+    return table
+
+
+def run_attention(lm, prompt: str, layer: int, head: int, prepend_bos: bool | None):
+    from analyses.attention import attention_pattern
+    from analyses.inputs import prompt_input
+
+    x = prompt_input(lm, prompt, None, None, prepend_bos)
+    grid = attention_pattern(lm.hooked, x.ids, layer, head, x.meta["prompt_tokens"])
+    grid.meta = {"prompt_tokens": x.meta["prompt_tokens"], **grid.meta}
+    return grid
+
+
+declare(Analysis(
+    "dla", "DLA", "direct logit attribution", (
+        *PROMPT,
+        Param("by", "choice", "granularity of the decomposition", default="layer", choices=("layer", "head", "neuron")),
+        POS, BOS,
+    ), run_dla, "table", "prompt", key=("by", "pos"),
+    doc="Rows (embed, heads or layers or neurons, bias) sum to the answer's logit (difference) at the position.",
+))
+declare(Analysis(
+    "logit-lens", "logit lens", "residual stream after each layer, unembedded", (*PROMPT, POS, BOS),
+    run_logit_lens, "table", "prompt", key=("pos",),
+    doc="The answer's logit (difference), rank and the top token after each layer.",
+))
+declare(Analysis(
+    "attention", "attention pattern", "which tokens each query position of one head attends to", (
+        PROMPT[0],
+        Param("layer", "int", "layer (negative counts from the end)", default=0),
+        Param("head", "int", "head (query head on GQA models)", default=0),
+        BOS,
+    ), run_attention, "grid", "prompt", key=("layer", "head"), excludes=("mamba",),
+    doc="A query x key heatmap over the prompt's tokens; rows sum to 1.",
+))

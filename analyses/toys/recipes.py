@@ -1,0 +1,32 @@
+"""The trained toys' recipes: task, architecture, sizes, optimiser and seeds. Kept apart from the
+training code (torch) so the app can tell a toy's task before its first frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Recipe:
+    task: str
+    family: str
+    shape: dict = field(default_factory=dict)
+    steps: int = 1000
+    batch: int = 64
+    lr: float = 3e-3
+    seed: int = 0
+    attn_only: bool = False  # zero and freeze the MLPs: an attention-only model in a GPT-2 shell
+    bar: float = 0.95  # held-out accuracy the shipped checkpoint must reach
+    about: str = ""
+
+
+RECIPES: dict[str, Recipe] = {
+    "ioi": Recipe("ioi", "gpt2", {"d_model": 64, "n_layers": 2, "n_heads": 4, "n_ctx": 32}, steps=2000,
+                  about="GPT-2, 2 layers, 4 heads, trained on IOI (ABBA and BABA)"),
+    "ioi-mamba": Recipe("ioi-abc", "mamba", {"d_model": 64, "n_layers": 2}, steps=1000, bar=0.90,
+                        about="Mamba, 2 layers, trained on three-name ABC IOI (every answer slot)"),
+    "count01": Recipe("count01", "gpt2", {"d_model": 32, "n_layers": 1, "n_heads": 4, "n_ctx": 24}, steps=1000,
+                      attn_only=True, about="one attention-only layer, 4 heads, trained on Count01"),
+    "recall": Recipe("recall", "gpt2", {"d_model": 48, "n_layers": 2, "n_heads": 4, "n_ctx": 24}, steps=1500,
+                     bar=0.0, about="GPT-2, 2 layers, trained on list recall (accuracy falls with length)"),
+}

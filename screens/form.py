@@ -1,0 +1,250 @@
+"""The TUI form of a tab, generated from the analysis declarations (analyses.registry).
+
+One control per parameter name among the tab's analyses; choosing an analysis shows the controls it
+reads and hides the rest, so values typed for one analysis stay for the next. On the pairs tab a
+"data" choice says where the pairs come from (one typed pair, a pairs file, or a task sample) and
+shows only those inputs. Controls are named ``{tab}-{param}`` (``prompt-answer``, ``pairs-site``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import Checkbox, Input, Label, Select
+
+from analyses.registry import Analysis, Param
+
+# The order of the form's fields by kind: texts, tokens, choices, numbers; and how many of the
+# grid's four columns a field spans.
+ORDER = {"prompt": 0, "path": 0, "task": 0, "token": 1, "text": 1, "nodes": 1, "choice": 2, "site": 2, "bos": 2,
+         "flag": 2, "int": 3, "float": 3, "ints": 3}
+SPAN = {"path": 2, "nodes": 2}  # a prompt spans the row, or half of it beside another
+BOS_OPTIONS = [("default", "default"), ("prepend", "on"), ("none", "off")]
+# The pairs tab's data sources and the parameters each one reads.
+SOURCES = {"one pair": ("clean", "corrupt", "answer", "distractor"), "pairs file": ("pairs",),
+           "task sample": ("task", "n", "seed")}
+SOURCE_PARAMS = {name for names in SOURCES.values() for name in names}
+
+
+def _default_text(param: Param) -> str:
+    return "" if param.default is None or param.kind == "flag" else str(param.default)
+
+
+class Field(Horizontal):
+    """A label and its control."""
+
+    DEFAULT_CSS = """
+    Field { height: 1; }
+    Field > Label { width: auto; color: $text-muted; margin-right: 1; }
+    Field > Input, Field > Select { width: 1fr; }
+    """
+
+
+class AnalysisForm(Vertical):
+    """The controls of every analysis on one tab; ``analysis`` is the one chosen."""
+
+    DEFAULT_CSS = """
+    AnalysisForm { height: auto; }
+    AnalysisForm > .fields { layout: grid; grid-size: 4; grid-rows: 1; grid-gutter: 0 1; height: auto; }
+    AnalysisForm .span2 { column-span: 2; }
+    AnalysisForm .span4 { column-span: 4; }
+    AnalysisForm .choose { height: 1; }
+    AnalysisForm .choose > Select { width: 1fr; margin-right: 1; }
+    AnalysisForm .choose > Input { width: 1fr; margin-right: 1; }
+    """
+
+    def __init__(self, tab: str, declared: list[Analysis], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.tab = tab
+        self.declared = {a.name: a for a in declared}
+        self.analysis = declared[0]
+        self.params: dict[str, Param] = {}
+        for a in declared:
+            for p in a.params:
+                self.params.setdefault(p.name, p)
+        self.edited: set[str] = set()  # parameters the analyst has typed into (they keep their value)
+        self.family: str | None = None
+        self.options: dict[str, list[str]] = {}  # a Select's current option values, by parameter
+
+    # ---- building --------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="choose"):
+            yield Select([(a.title, a.name) for a in self.declared.values()], value=self.analysis.name,
+                         allow_blank=False, compact=True, id=f"{self.tab}-analysis", tooltip="the analysis to run")
+            if self.has_sources:
+                yield Select([(s, s) for s in SOURCES], value="one pair", allow_blank=False, compact=True,
+                             id=f"{self.tab}-source", tooltip="where the prompts come from")
+            yield Input(placeholder="filter labels", id=f"{self.tab}-filter", compact=True)
+            yield Input(placeholder="top k rows", id=f"{self.tab}-topk", type="integer", valid_empty=True, compact=True)
+        prompts = sum(p.kind == "prompt" for p in self.params.values())
+        with Horizontal(classes="fields"):
+            for p in sorted(self.params.values(), key=lambda p: ORDER[p.kind]):
+                yield self._field(p, 4 // prompts if p.kind == "prompt" else SPAN.get(p.kind, 1))
+
+    @property
+    def has_sources(self) -> bool:
+        return any(SOURCE_PARAMS <= {p.name for p in a.params} for a in self.declared.values())
+
+    def _field(self, p: Param, span: int) -> Widget:
+        cid, tip = f"{self.tab}-{p.name}", p.help
+        if p.kind == "flag":
+            return Field(Checkbox(p.short, p.default, compact=True, id=cid, tooltip=tip), id=f"{cid}-field", classes="span1")
+        if p.kind == "bos":
+            control: Widget = Select(BOS_OPTIONS, value="default", allow_blank=False, compact=True, id=cid, tooltip=tip)
+        elif p.kind in ("choice", "site", "task"):
+            options = self.options[p.name] = self._options(p)
+            value = p.default if p.default in options else (Select.NULL if not p.required else options[0])
+            if p.kind == "site":
+                value = "head_out"
+            control = Select([(o, o) for o in options], value=value, allow_blank=not p.required and p.default is None,
+                             compact=True, id=cid, tooltip=tip, prompt=p.short)
+        else:
+            kind = {"int": "integer", "float": "number"}.get(p.kind, "text")
+            control = Input(_default_text(p), placeholder=_placeholder(p), id=cid, type=kind, valid_empty=True,
+                            compact=True, tooltip=tip)
+        return Field(Label(p.short), control, id=f"{cid}-field", classes=f"span{span}")
+
+    def _options(self, p: Param) -> list[str]:
+        if p.kind == "task":
+            from analyses.tasks import TASKS
+
+            return list(TASKS)
+        if p.kind == "site":
+            return ["resid_pre", "attn_out", "mlp_out", "head_out", "head_q", "head_k", "head_v", "head_pattern"]
+        return list(p.choices)
+
+    def on_mount(self) -> None:
+        self.choose(self.analysis.name)
+
+    # ---- state -----------------------------------------------------------------------------------
+
+    def choose(self, name: str) -> None:
+        """Show the controls ``name`` reads; untouched ones take its defaults when it is a change."""
+        changed, self.analysis = name != self.analysis.name, self.declared[name]
+        select = self.query_one(f"#{self.tab}-analysis", Select)
+        if select.value != name:
+            select.value = name
+        for p in self.analysis.params if changed else ():  # e.g. n: 16 pairs to patch, 500 prompts to evaluate
+            if p.name not in self.edited and p.default is not None and p.kind in ("int", "float"):
+                self._set(p.name, p.default)
+        self.refresh_fields()
+
+    def refresh_fields(self) -> None:
+        reads = {p.name for p in self.analysis.params}
+        source = self.source
+        shown = {n for n in reads if (n not in SOURCE_PARAMS or source is None or n in SOURCES[source])
+                 and self._wanted(self.params[n])}
+        for name in self.params:
+            self.query_one(f"#{self.tab}-{name}-field").display = name in shown
+        if self.has_sources:
+            self.query_one(f"#{self.tab}-source").display = bool(reads & SOURCE_PARAMS)
+
+    def _wanted(self, p: Param) -> bool:
+        return p.when is None or self._get(self.params[p.when[0]]) == p.when[1]
+
+    @property
+    def source(self) -> str | None:
+        if not self.has_sources or not ({p.name for p in self.analysis.params} & SOURCE_PARAMS):
+            return None
+        value = self.query_one(f"#{self.tab}-source", Select).value
+        if "clean" not in {p.name for p in self.analysis.params}:  # eval: a task or a file
+            return "pairs file" if value == "pairs file" else "task sample"
+        return str(value)
+
+    def values(self) -> dict[str, Any]:
+        """The chosen analysis's parameters as typed: what ``Analysis.bind`` checks. Inputs of
+        another data source are left out."""
+        source = self.source
+        out: dict[str, Any] = {}
+        for p in self.analysis.params:
+            if p.name in SOURCE_PARAMS and source is not None and p.name not in SOURCES[source]:
+                continue
+            out[p.name] = self._get(p)
+        return out
+
+    def _get(self, p: Param) -> Any:
+        control = self.query_one(f"#{self.tab}-{p.name}")
+        if isinstance(control, Checkbox):
+            return control.value
+        if isinstance(control, Select):
+            value = control.value
+            if p.kind == "bos":
+                return {"default": None, "on": True, "off": False}[value]
+            return None if value is Select.NULL else value
+        return control.value
+
+    def fill(self, name: str, params: dict[str, Any]) -> None:
+        """Show analysis ``name`` with a stored run's parameters, so the controls match the run."""
+        if name not in self.declared:
+            return
+        self.analysis = self.declared[name]
+        self.query_one(f"#{self.tab}-analysis", Select).value = name
+        if self.has_sources and set(params) & SOURCE_PARAMS:
+            source = next((s for s, names in SOURCES.items() if any(params.get(n) for n in names[:2])), "one pair")
+            self.query_one(f"#{self.tab}-source", Select).value = source
+        for key, value in params.items():
+            if key in self.params:
+                self._set(key, value)
+        self.refresh_fields()
+
+    def set_inputs(self, values: dict[str, Any]) -> None:
+        """Put prompts and tokens (a stored prompt, the model's own task) into the controls."""
+        for key, value in values.items():
+            if key in self.params and value is not None:
+                self._set(key, value)
+
+    def _set(self, name: str, value: Any) -> None:
+        p, control = self.params[name], self.query_one(f"#{self.tab}-{name}")
+        if isinstance(control, Checkbox):
+            control.value = bool(value)
+        elif isinstance(control, Select):
+            if p.kind == "bos":
+                control.value = {None: "default", True: "on", False: "off"}[value]
+            elif value is None:
+                if not p.required and p.default is None:
+                    control.clear()
+            else:
+                self._offer(name, [str(value)])
+                control.value = str(value)
+        else:
+            control.value = "" if value is None else str(value)
+
+    def set_family(self, family: str, sites: list[str]) -> None:
+        """Offer what the loaded model has: its sites, and only the analyses that apply to it."""
+        self.family = family
+        if "site" in self.params:
+            select = self.query_one(f"#{self.tab}-site", Select)
+            current = select.value
+            self._offer("site", sites, replace=True)
+            preferred = next((s for s in ("head_out", "out_proj") if s in sites), sites[0])
+            select.value = current if current in sites else preferred
+        usable = [a for a in self.declared.values() if a.available_for(family)]
+        select = self.query_one(f"#{self.tab}-analysis", Select)
+        select.set_options([(a.title, a.name) for a in usable])
+        self.choose(self.analysis.name if self.analysis in usable else usable[0].name)
+        if "by" in self.params:
+            by = self.query_one(f"#{self.tab}-by", Select)
+            current = by.value
+            options = ["layer"] if family == "mamba" else list(self.params["by"].choices)
+            self._offer("by", options, replace=True)
+            by.value = current if current in options else options[0]
+
+    def _offer(self, name: str, options: list[str], replace: bool = False) -> None:
+        """Make ``options`` choosable in a Select (a stored run may name one the model lacks)."""
+        have = self.options[name]
+        new = list(options) if replace else have + [o for o in options if o not in have]
+        if new != have:
+            self.options[name] = new
+            self.query_one(f"#{self.tab}-{name}", Select).set_options([(o, o) for o in new])
+
+
+def _placeholder(p: Param) -> str:
+    if p.kind == "prompt":
+        return p.help
+    if p.default is None:
+        return {"ints": "all, or 9,-1", "nodes": "L0H1,L0MLP", "int": "none", "float": "none"}.get(p.kind, "none")
+    return str(p.default)

@@ -1,0 +1,92 @@
+"""The forms as the analyst edits them: choosing an analysis or a data source shows its controls,
+edits mark a result on show as stale, the token previews follow the prompts, and the controls
+offer what the loaded model has. A mixin of ``WorkbenchApp``."""
+
+from __future__ import annotations
+
+from textual.widgets import Checkbox, Input, Select, Static
+
+from analyses.errors import BadInput
+from analyses.registry import analyses
+
+from screens.panes import token_preview
+from workbench.running import ANALYSIS_TABS
+
+
+class FormActions:
+    """Needs the app's ``_pane``, ``_shown`` and ``loaded``."""
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._form_changed(event.input)
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self._form_changed(event.select)
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        self._form_changed(event.checkbox)
+
+    def _form_changed(self, control) -> None:
+        tab, _, name = (control.id or "").partition("-")
+        if tab not in ANALYSIS_TABS or not self._started:  # events of controls still being set up
+            return
+        pane = self._pane(tab)
+        if name == "analysis":
+            pane.form.choose(str(control.value))
+        elif isinstance(control, Select):  # a data source or a metric may show or hide fields
+            pane.form.refresh_fields()
+        elif name in ("filter", "topk"):
+            pane.view.label_filter = pane.form.query_one(f"#{tab}-filter", Input).value
+            top = pane.form.query_one(f"#{tab}-topk", Input).value
+            pane.view.top_k = int(top) if top.isdigit() and int(top) > 0 else None
+            return
+        elif control.has_focus:
+            pane.form.edited.add(name)
+        if name in ("prompt", "clean", "corrupt", "source", "analysis"):
+            self._refresh_tokens()
+        self._check_stale(tab)
+
+    def _check_stale(self, tab: str) -> None:
+        """Mark the result on show when its tab's inputs no longer match the run's."""
+        entry = self._shown
+        if entry is None or analyses().get(entry.analysis) is None or analyses()[entry.analysis].tab != tab:
+            return
+        form = self._pane(tab).form
+        try:
+            same = form.analysis.name == entry.analysis and form.analysis.bind(form.values()) == entry.params
+        except BadInput:
+            same = False
+        view = self._pane(tab).view
+        view.border_subtitle = "" if same else "inputs edited since this run: ctrl+r runs them"
+        view.set_class(not same, "stale")
+
+    def _refresh_tokens(self) -> None:
+        tok = None if self.loaded is None else self.loaded.tokenizer
+
+        def spell(text: str) -> list[str] | None:
+            if tok is None:
+                return None
+            from analyses.tokens import token_strings
+
+            return token_strings(tok, tok(text)["input_ids"]) if text else []
+
+        prompt = self._pane("prompt").form
+        self.query_one("#prompt-tokens", Static).update(token_preview(spell(prompt.values().get("prompt") or "")))
+        pairs = self._pane("pairs").form.values()
+        if "clean" in pairs:
+            text = token_preview(spell(pairs["clean"] or ""), spell(pairs["corrupt"] or "") if tok else None)
+        else:
+            text = token_preview(None) if tok is None else "pairs from " + (
+                f"file {pairs['pairs']}" if pairs.get("pairs") else f"task {pairs.get('task')}" if pairs.get("task") else
+                "the form")
+        self.query_one("#pairs-tokens", Static).update(text)
+
+    def _fit_controls(self) -> None:
+        """Offer the sites and analyses the current session's model has."""
+        if self.loaded is None:
+            return
+        from analyses.patching import sites_for
+
+        hooked = self.loaded.hooked
+        for tab in ANALYSIS_TABS:
+            self._pane(tab).form.set_family(hooked.shape.family, list(sites_for(hooked)))
+

@@ -1,0 +1,102 @@
+"""Small pieces the app's screens share: user keymaps, error texts, a run's headline and key
+parameters, memory in use."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from analyses.errors import BadInput
+
+
+def keymap_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return Path(base) / "workbench" / "keymap.toml"
+
+
+def apply_keymap(app) -> None:
+    """User key bindings from $XDG_CONFIG_HOME/workbench/keymap.toml: ``run = "f5"``."""
+    path = keymap_path()
+    if not path.is_file():
+        return
+    try:
+        keys = tomllib.loads(path.read_text()).get("keymap", {})
+        app.set_keymap({str(k): str(v) for k, v in keys.items()})
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        app.notify(f"{path}: {e}; using the default keys", severity="error")
+
+
+def help_keys(app) -> list[tuple[str, str]]:
+    """Every key that works where the focus is, the app's own first, with what it does."""
+    keys: dict[str, str] = {}
+    actives = sorted(app.screen.active_bindings.values(), key=lambda a: a.node is not app)
+    for active in actives:
+        binding = active.binding
+        if binding.description and not binding.system:
+            keys.setdefault(app.get_key_display(binding), binding.description + (f": {binding.tooltip}" if binding.tooltip else ""))
+    return list(keys.items())
+
+
+def failure_text(e: Exception) -> str:
+    if isinstance(e, BadInput):
+        return str(e)
+    if type(e).__name__ == "OutOfMemoryError":
+        return "out of memory: try a smaller batch, --dtype bfloat16, or --device-map auto"
+    return f"internal error: {type(e).__name__}: {e}"
+
+
+def headline(result: Any) -> str:
+    """A result's main number, for the status bar and the history."""
+    from analyses.results import Grid, Scatter, Series, Table
+
+    meta = result.meta
+    if isinstance(result, Grid):
+        if "clean" in meta and "corrupt" in meta:
+            text = f"clean {meta['clean']:+.3f} corrupt {meta['corrupt']:+.3f}"
+            return text + (f"  PARTIAL {meta.get('cells_done')}/{meta.get('cells_total')} cells" if meta.get("partial") else "")
+        return f"{len(result.labels[result.axes[0]])} x {len(result.labels[result.axes[-1]])}"
+    if isinstance(result, Scatter):
+        fit = result.fit()
+        return f"r {fit['r']:+.3f} slope {fit['slope']:+.3f}"
+    if isinstance(result, Series):
+        first = next(iter(result.lines))
+        return f"{first} {result.lines[first][-1]:+.3f} at {result.x_name} {result.x[-1]}" if result.x else "empty"
+    if isinstance(result, Table):
+        if "logit" in meta:
+            return f"{'logit diff' if meta.get('distractor') else 'logit'} {meta['logit']:+.4f}"
+        if "circuit" in meta:
+            return f"top {meta['circuit']['edges_kept']} edges: faithfulness {meta['circuit']['faithfulness']:.3f}"
+        if "accuracy" in meta:
+            return f"accuracy {meta['accuracy']:.3f}"
+        if result.analysis == "path_patch":
+            return "  ".join(f"{k} {v:+.3f}" for k, v in zip(result.labels, result.values))
+    return f"{len(result.labels)} rows"
+
+
+def key_params(entry) -> str:
+    """The parameters that tell runs of one analysis apart, as ``site=head_out direction=mean``."""
+    from analyses.registry import analyses
+
+    analysis = analyses().get(entry.analysis)
+    keys = analysis.key if analysis is not None else ()
+    return " ".join(f"{k}={entry.params[k]}" for k in keys if entry.params.get(k) not in (None, ""))
+
+
+def count(items: list, noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
+def memory_text(device: str) -> str:
+    """Memory in use: the process's resident set, and allocated CUDA memory on a GPU."""
+    try:
+        rss = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        text = f"RSS {rss / 2**20:.0f} MiB"
+    except (OSError, ValueError, IndexError):
+        text = ""
+    if device.startswith("cuda"):
+        import torch
+
+        text += f"  CUDA {torch.cuda.memory_allocated() / 2**20:.0f} MiB"
+    return text
