@@ -85,10 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list built-in and locally cached models")
     models.add_argument("--json", action="store_true")
 
-    train = sub.add_parser("train", help="train a built-in toy model from scratch (CPU, minutes)")
-    train.add_argument("name", help="ioi | ioi-mamba | count01 | recall")
+    from analyses.toys.recipes import TRAIN_RECIPES
+
+    train = sub.add_parser("train", help="train a built-in toy model from scratch (CPU, minutes)",
+                           description="Train a toy from scratch; Ctrl-C stops it and still writes the checkpoint so far.")
+    train.add_argument("name", help=" | ".join(TRAIN_RECIPES))
     train.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recipe's)")
     train.add_argument("--out", default=None, help="output checkpoint directory (default ./toy-NAME)")
+    train.add_argument("--heads", type=int, default=None,
+                       help="attention heads (default: the recipe's); d_model is kept, so it must divide d_model")
+    train.add_argument("--seed", type=int, default=None, help="seed of the initial weights and of the data stream "
+                       "(default: the recipe's)")
+    train.add_argument("--eval-every", type=int, default=0, metavar="N",
+                       help="score a fixed held-out sample every N steps and print the learning curve (0: never)")
+    train.add_argument("--json", action="store_true", help="print the run report (learning curve included) as JSON")
     return parser
 
 
@@ -259,15 +269,19 @@ def _cell(v: Any) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import signal
+    import threading
     import time
 
     from sessions.loading import quiet_hf
 
     quiet_hf()
-    from analyses.toys.train import train
+    from analyses.toys.train import resolve_recipe, train_with_curve
 
+    resolve_recipe(args.name, args.heads, args.seed)  # a bad name, head count or seed: exit 2 before anything
     out = args.out or f"toy-{args.name}"
     start = time.monotonic()
+    stop = threading.Event()
 
     def bar(step: int, total: int, loss: float) -> None:
         filled = int(30 * step / total)
@@ -275,9 +289,34 @@ def _train(args: argparse.Namespace) -> int:
                          f"loss {loss:.3f} {time.monotonic() - start:.0f}s")
         sys.stderr.flush()
 
-    path = train(args.name, out, steps=args.steps, progress=bar)
+    def point(p: dict) -> None:
+        eos = "" if p["eos_accuracy"] != p["eos_accuracy"] else f" eos_accuracy {p['eos_accuracy']:.3f}"  # NaN: no EOS
+        sys.stderr.write(f"\nstep {p['step']}: loss {p['loss']:.4f} held-out loss {p['held_out_loss']:.4f} "
+                         f"accuracy {p['accuracy']:.3f}{eos}\n")
+
+    def interrupted(signum, frame) -> None:  # the first Ctrl-C stops after this step; a second one aborts
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
+    previous = signal.signal(signal.SIGINT, interrupted) if main_thread else None
+    try:
+        report = train_with_curve(args.name, out, steps=args.steps, progress=bar, heads=args.heads, seed=args.seed,
+                                  should_stop=stop.is_set, eval_every=args.eval_every, on_eval=point)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
     sys.stderr.write("\n")
-    print(f"wrote {path}; load it with --model {path}")
+    if args.json:
+        print(json.dumps(report))
+    path = report["path"]
+    if report["cancelled"]:
+        print(f"stopped at step {report['steps_done']}/{report['steps']}; wrote the checkpoint so far to {path}",
+              file=sys.stderr if args.json else sys.stdout)
+        return 130
+    if not args.json:
+        print(f"wrote {path} ({report['heads']} heads, seed {report['seed']}, {report['steps_done']} steps, "
+              f"{report['seconds']:.0f}s); load it with --model {path}")
     return 0
 
 
