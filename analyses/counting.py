@@ -566,7 +566,7 @@ def attention_sweep(model: HookedModel, tokenizer, examples: list[Example], w01s
             drow.append(float(out.margin.mean()))
         grid.append(row)
         diffs.append(drow)
-    labels = {"w01": [f"w01={a:g}" for a in w01s], "w02": [f"w02={b:g}" for b in w02s]}
+    labels = {"w01": [f"w01={a:g}" for a in w01s], "w02": [f"{b:g}" for b in w02s]}  # the header names the axis
     meta = {"layer": data.layer, "heads": hs, "n": data.n, "base_accuracy": con.accuracy, "metric": "accuracy",
             "mean_margin": diffs}
     return Grid("count_attention", ["w01", "w02"], labels, grid, meta)

@@ -20,7 +20,7 @@ from analyses.registry import Analysis, Param
 # The order of the form's fields by kind: texts, tokens, choices, numbers; and how many of the
 # grid's four columns a field spans.
 ORDER = {"prompt": 0, "path": 0, "task": 0, "token": 1, "text": 1, "nodes": 1, "choice": 2, "site": 2, "bos": 2,
-         "flag": 2, "int": 3, "float": 3, "ints": 3}
+         "flag": 2, "int": 3, "float": 3, "ints": 3, "floats": 3}
 SPAN = {"path": 2, "nodes": 2}  # a prompt spans the row, or half of it beside another
 BOS_OPTIONS = [("default", "default"), ("prepend", "on"), ("none", "off")]
 # The pairs tab's data sources and the parameters each one reads.
@@ -83,7 +83,7 @@ class AnalysisForm(Vertical):
         prompts = sum(p.kind == "prompt" for p in self.params.values())
         with Horizontal(classes="fields"):
             for p in sorted(self.params.values(), key=lambda p: ORDER[p.kind]):
-                yield self._field(p, 4 // prompts if p.kind == "prompt" else SPAN.get(p.kind, 1))
+                yield self._field(p, 4 // max(prompts, 1) if p.kind == "prompt" else SPAN.get(p.kind, 1))
 
     @property
     def has_sources(self) -> bool:
@@ -246,5 +246,6 @@ def _placeholder(p: Param) -> str:
     if p.kind == "prompt":
         return p.help
     if p.default is None:
-        return {"ints": "all, or 9,-1", "nodes": "L0H1,L0MLP", "int": "none", "float": "none"}.get(p.kind, "none")
+        return {"ints": "all, or 9,-1", "floats": "0.5,1,2", "nodes": "L0H1,L0MLP", "int": "none",
+                "float": "none"}.get(p.kind, "none")
     return str(p.default)

@@ -30,6 +30,11 @@ heads (9,-1); denoise writes clean into corrupted, noise the reverse, resample a
 their faithfulness measured), the EAP faithfulness curve over k, path patching (senders and
 receivers as comma lists), and task accuracy. **Escape** cancels a sweep between batches and
 keeps the cells done; a run started while another runs waits its turn.""",
+    "model": """### The model and a task's examples
+Analyses of the model's heads over examples of its task (Count01: per-head separation, probe and
+AUC, attention ratios w01 / w02, attention interventions, pattern vs value resampling, how the
+model weighs its heads) and training a toy from scratch with a learning curve. Choose the
+analysis at the top; **ctrl+r** runs; **Escape** stops a training run after the current step.""",
 }
 
 
@@ -65,7 +70,8 @@ class AnalysisPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield AnalysisForm(self.tab, self.declared, id=f"{self.tab}-form")
-        yield Static(token_preview(None), id=f"{self.tab}-tokens", classes="tokens", markup=False)
+        if any(p.kind == "prompt" for a in self.declared for p in a.params):
+            yield Static(token_preview(None), id=f"{self.tab}-tokens", classes="tokens", markup=False)
         yield ProgressBar(id=f"{self.tab}-progress", show_eta=True)
         yield ResultView(id=f"{self.tab}-result")
 

@@ -206,9 +206,11 @@ move from the baseline are hidden when not all fit (the line above says which). 
         self.hidden: list[str] = []
         self.hidden_note = ""
         self.caption = ""
+        self.corner = ""  # the column axis's name, above the row labels
 
     def show_grid(self, grid: Grid) -> None:
         rows, columns = grid_rows(grid)
+        self.corner = "pos" if "pos" in grid.axes and grid.axes[-1] == "head" else grid.axes[-1]
         base, base_name = grid_baseline(grid)
         self._show(rows, columns, grid_shade(grid), base, base_name, partial_note(grid))
 
@@ -218,6 +220,7 @@ move from the baseline are hidden when not all fit (the line above says which). 
         layers = sorted({int(k[1:].split("H")[0]) for k in cells if "H" in k and k.startswith("L")})
         heads = sorted({int(k.split("H")[1]) for k in cells if "H" in k and k.startswith("L")})
         rows = [(f"L{layer}", [cells[f"L{layer}H{h}"] for h in heads]) for layer in layers]
+        self.corner = "head"
         scale = max((abs(v) for _, vs in rows for v in vs if finite(v)), default=1.0) or 1.0
         self._show(rows, [f"H{h}" for h in heads], lambda v: v / scale, 0.0, "zero", "")
 
@@ -261,7 +264,7 @@ move from the baseline are hidden when not all fit (the line above says which). 
 
     def _fill(self, rows: list, columns: list[str], keep: list[int], shade, cell: int, label_w: int) -> None:
         DataTable.clear(self, columns=True)
-        self.add_column(Text(""), key="label", width=label_w)
+        self.add_column(Text(f"{self.corner[: label_w - 2]}→" if self.corner else ""), key="label", width=label_w)
         for j, label in zip(keep, columns):
             self.add_column(Text(short_label(label, cell).rjust(cell + 1)), key=f"c{j}", width=cell + 1)
         for label, values in rows:

@@ -159,3 +159,19 @@ async def test_a_session_reopens_on_its_last_prompt(tmp_path):
     async with app.run_test(size=(100, 32)) as pilot:
         await pilot.pause()
         assert app.query_one("#prompt-prompt", Input).value == "list : shoe cake . after shoe comes"
+
+
+async def test_the_model_tab_measures_count01_heads():
+    app = WorkbenchApp("toy:count01", device="cpu")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot, app)
+        _choose(app, "model", "count-heads", n="100")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.ws.runs[-1].analysis == "count-heads", steps=1200)
+        assert app._pane("model").view.table.row_count == 5  # four heads and the model
+        _choose(app, "model", "count-attention", n="100", w01s="0.5,1", w02s="0,1")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.ws.runs[-1].analysis == "count-attention", steps=1200)
+        grid = app.ws.runs[-1].result
+        assert grid.axes == ["w01", "w02"] and app._pane("model").view.heatmap.row_count == 2
+        assert grid.meta["base_accuracy"] > 0.9 and all(0 <= v <= 1 for row in grid.values for v in row)

@@ -22,11 +22,12 @@ from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog
 from sessions.workspace import Entry, Workspace, open_workspaces
 from workbench.forms import FormActions
+from analyses.registry import TABS as ANALYSIS_TAB_TITLES
 from workbench.running import ANALYSIS_TABS, Job, RunActions
 from workbench.session_actions import SessionActions
 from workbench.support import apply_keymap, failure_text, help_keys, memory_text
 
-TABS = [("prompt", "Prompt"), ("pairs", "Patching"), ("plot_tab", "Plot"), ("prompts_tab", "Prompts"),
+TABS = [*((tab, title) for tab, (title, _) in ANALYSIS_TAB_TITLES.items()), ("plot_tab", "Plot"), ("prompts_tab", "Prompts"),
         ("history_tab", "History"), ("sessions_tab", "Sessions")]
 
 

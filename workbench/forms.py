@@ -4,6 +4,7 @@ offer what the loaded model has. A mixin of ``WorkbenchApp``."""
 
 from __future__ import annotations
 
+from textual.css.query import NoMatches
 from textual.widgets import Checkbox, Input, Select, Static
 
 from analyses.errors import BadInput
@@ -26,6 +27,13 @@ class FormActions:
         self._form_changed(event.checkbox)
 
     def _form_changed(self, control) -> None:
+        try:
+            self._follow_control(control)
+        except NoMatches:  # a change that arrives while the app is closing: nothing left to update
+            if self.is_running:  # False from the start of the app's shutdown
+                raise
+
+    def _follow_control(self, control) -> None:
         tab, _, name = (control.id or "").partition("-")
         if tab not in ANALYSIS_TABS or not self._started:  # events of controls still being set up
             return

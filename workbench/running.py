@@ -14,14 +14,14 @@ from textual.message import Message
 from textual.widgets import Input, ProgressBar
 
 from analyses.errors import BadInput, Cancelled
-from analyses.registry import Analysis, analyses
+from analyses.registry import TABS, Analysis, analyses
 from screens.dialogs import TokenPicker
 from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog
 from sessions.workspace import Entry, Workspace
 from workbench.support import failure_text, headline
 
-ANALYSIS_TABS = ("prompt", "pairs")
+ANALYSIS_TABS = tuple(TABS)
 
 
 @dataclass

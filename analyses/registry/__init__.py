@@ -24,11 +24,13 @@ from analyses.errors import BadInput
 #   text    free text                               path   a file on this machine
 #   int     a whole number                          float  a finite number
 #   ints    a comma list of whole numbers ("9,-1")  nodes  a comma list of node names ("L0H1,L0MLP")
+#   floats  a comma list of finite numbers ("0.5,1,2")
 #   choice  one of ``choices``                      flag   on or off
 #   bos     the tokenizer's default, or force a BOS token on (--prepend-bos) or off (--no-prepend-bos)
 #   site    a hook site; the choices come from the loaded model
 #   task    a built-in task (analyses.tasks.TASKS)
-KINDS = ("prompt", "token", "text", "path", "int", "float", "ints", "nodes", "choice", "flag", "bos", "site", "task")
+KINDS = ("prompt", "token", "text", "path", "int", "float", "ints", "floats", "nodes", "choice", "flag", "bos", "site",
+         "task")
 RESULTS = ("table", "grid", "scatter", "series", "tokens")
 
 
@@ -93,6 +95,8 @@ class Param:
             raise BadInput(f"{self.flag} must be one of {', '.join(self.choices)} (got {text!r})")
         if self.kind == "ints":
             int_list(text, self.flag)  # checked now, parsed by the runner
+        if self.kind == "floats":
+            float_list(text, self.flag)
         if self.kind == "prompt" and not text.strip():
             if self.required:
                 raise BadInput("the prompt is empty")
@@ -124,6 +128,14 @@ def int_list(text: str | None, what: str) -> list[int] | None:
         return [int(x) for x in str(text).split(",") if x.strip()]
     except ValueError:
         raise BadInput(f"{what}: give whole numbers separated by commas, like 9,-1 (got {text!r})") from None
+
+
+def float_list(text: str | None, what: str) -> list[float] | None:
+    """ "0.5, 1, 2" -> [0.5, 1.0, 2.0]; None or blank -> None."""
+    if text is None or not str(text).strip():
+        return None
+    values = [_number(x, float, what) for x in str(text).split(",") if x.strip()]
+    return values
 
 
 def names_list(text: str | None) -> list[str]:
@@ -185,7 +197,9 @@ class Analysis:
 
 
 REGISTRY: dict[str, Analysis] = {}
-TABS = {"prompt": "one prompt", "pairs": "clean/corrupted pairs or a dataset"}
+# The TUI's analysis tabs: id -> (title, what its analyses take)
+TABS = {"prompt": ("Prompt", "one prompt"), "pairs": ("Patching", "clean/corrupted pairs or a dataset"),
+        "model": ("Model", "the model and a task's examples")}
 
 
 def declare(analysis: Analysis) -> Analysis:
@@ -234,7 +248,7 @@ def analyses_table() -> str:
         what = a.help + (f". {a.doc}" if a.doc else "")
         shared = set(PAIRS) <= set(a.params)
         params = ["*pair inputs*"] * shared + [_param_doc(p) for p in a.params if not (shared and p in PAIRS)]
-        lines.append(f"| `{a.name}` | {a.result} | {TABS[a.tab]} | {what} | {', '.join(params)} |")
+        lines.append(f"| `{a.name}` | {a.result} | {TABS[a.tab][1]} | {what} | {', '.join(params)} |")
     pair_inputs = ", ".join(_param_doc(p) for p in PAIRS)
     return "\n".join(lines) + f"\n\n*pair inputs*: {pair_inputs}."
 

@@ -156,7 +156,7 @@ def test_attention_sweep_without_edited_heads_is_the_base_accuracy(toy, examples
     assert grid.meta["base_accuracy"] == pytest.approx(base)
     grid = attention_sweep(toy.hooked, toy.tokenizer, examples[:40], [0.5, 1.0], [0.0, 0.5, 2.0], heads=[0, -1])
     assert grid.axes == ["w01", "w02"]
-    assert grid.labels == {"w01": ["w01=0.5", "w01=1"], "w02": ["w02=0", "w02=0.5", "w02=2"]}
+    assert grid.labels == {"w01": ["w01=0.5", "w01=1"], "w02": ["0", "0.5", "2"]}
     assert len(grid.values) == 2 and all(len(r) == 3 for r in grid.values)
     assert all(0.0 <= v <= 1.0 for r in grid.values for v in r)
     assert grid.meta["heads"] == [0, 3]

@@ -1,0 +1,111 @@
+"""Counting heads on Count01 (Zsámboki et al. 2025): do a one-layer model's heads each solve the
+task (a pseudo-ensemble) or split it (division of labour), and how does the model combine them?
+Also training a toy from scratch, so models with other head counts and seeds can be compared."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analyses.registry import Analysis, Param, declare, float_list, int_list
+
+EXAMPLES = (
+    Param("n", "int", "Count01 examples to measure on (default 400)", default=400, minimum=10),
+    Param("seed", "int", "the examples' seed (and the probe's split)", default=0),
+    Param("split", "choice", "test: held out from training (default); train; all", default="test",
+          choices=("test", "train", "all")),
+    Param("layer", "int", "the attention layer whose heads are measured", default=0),
+)
+
+
+def _examples(n: int, seed: int, split: str):
+    from analyses.tasks import task_examples
+
+    return task_examples("count01", n, seed, split)
+
+
+def run_heads(lm, n: int, seed: int, split: str, layer: int):
+    from analyses.counting import head_metrics
+
+    return head_metrics(lm.hooked, lm.tokenizer, _examples(n, seed, split), layer=layer, seed=seed)
+
+
+def run_attention_sweep(lm, n: int, seed: int, split: str, layer: int, w01s: str, w02s: str, heads: str | None):
+    from analyses.counting import attention_sweep
+
+    return attention_sweep(lm.hooked, lm.tokenizer, _examples(n, seed, split), float_list(w01s, "--w01s"),
+                           float_list(w02s, "--w02s"), heads=int_list(heads, "--heads"), layer=layer)
+
+
+def run_swap(lm, n: int, seed: int, split: str, layer: int):
+    from analyses.counting import swap_ablation
+
+    return swap_ablation(lm.hooked, lm.tokenizer, _examples(n, seed, split), layer=layer, seed=seed)
+
+
+def run_combination(lm, n: int, seed: int, split: str, layer: int):
+    from analyses.counting import head_combination
+
+    return head_combination(lm.hooked, lm.tokenizer, _examples(n, seed, split), layer=layer)
+
+
+def run_train(lm, recipe: str, n_heads: int | None, train_seed: int | None, steps: int | None, out: str,
+              eval_every: int, progress=None, should_stop=None):
+    """Train a toy from scratch (the loaded model is not used): the learning curve, and where the
+    checkpoint is, to open as a model."""
+    from analyses.results import Series
+    from analyses.toys.train import train_with_curve
+
+    report = train_with_curve(recipe, out, steps=steps, heads=n_heads, seed=train_seed, eval_every=eval_every,
+                              progress=(lambda d, t, loss: progress(d, t)) if progress else None,
+                              should_stop=should_stop)
+    curve = report["curve"]
+    lines = {k: [float(v) for v in curve[k]] for k in curve if k != "step"}
+    meta: dict[str, Any] = {k: report[k] for k in ("path", "steps_done", "cancelled", "seconds")}
+    meta.update(recipe=recipe, heads=n_heads, seed=train_seed, ordered=True)
+    return Series("train", list(curve["step"]), lines, "step", meta)
+
+
+def _recipes() -> tuple[str, ...]:
+    from analyses.toys.recipes import RECIPES
+
+    return tuple(RECIPES)
+
+
+declare(Analysis(
+    "count-heads", "count: per-head metrics", "Count01: how well each head alone separates more-1s from more-0s",
+    EXAMPLES, run_heads, "table", "model", key=("n", "split"),
+    doc="Per head: AUC and s-acc of its direct contribution to the yes-no logit, a linear probe's held-out "
+        "accuracy, attention ratios w01 and w02 (raw and value-weighted), and its accuracy alone.",
+))
+declare(Analysis(
+    "count-attention", "count: attention sweep", "Count01: accuracy when heads attend to 1s and 2s in set ratios "
+    "to 0s", (
+        *EXAMPLES,
+        Param("w01s", "floats", "attention to a 1 relative to a 0", default="0.25,0.5,1,2,4", metavar="LIST"),
+        Param("w02s", "floats", "attention to a 2 relative to a 0", default="0,0.5,1,2", metavar="LIST"),
+        Param("heads", "ints", "the heads whose attention is set (default: all)", metavar="LIST"),
+    ), run_attention_sweep, "grid", "model", key=("w01s", "w02s", "heads"),
+    doc="A w01 x w02 grid of model accuracy with the heads' attention row at '=' set to those ratios, values kept.",
+))
+declare(Analysis(
+    "count-swap", "count: pattern vs values", "Count01: accuracy with one head's attention pattern or its values "
+    "taken from another string", EXAMPLES, run_swap, "table", "model", key=("n",),
+    doc="Which matters more for a head: where it attends or what it reads.",
+))
+declare(Analysis(
+    "count-combine", "count: head weights", "Count01: the model's own head weighting vs least squares vs uniform",
+    EXAMPLES, run_combination, "table", "model", key=("n",),
+    doc="Answer and end-of-sequence accuracy with the heads' outputs weighted as fitted, uniformly (equal spread), "
+        "or as the model does.",
+))
+declare(Analysis(
+    "train-toy", "train a toy", "train a built-in toy from scratch, with a learning curve", (
+        Param("recipe", "choice", "the toy's recipe", default="count01", choices=_recipes()),
+        Param("n_heads", "int", "attention heads per layer (default: the recipe's)", minimum=1, label="heads"),
+        Param("train_seed", "int", "seed of the weights and the data (default: the recipe's)", label="train seed"),
+        Param("steps", "int", "optimizer steps (default: the recipe's)", minimum=1),
+        Param("out", "path", "the checkpoint folder to write", required=True, metavar="DIR"),
+        Param("eval_every", "int", "held-out accuracy every this many steps", default=100, minimum=1),
+    ), run_train, "series", "model", cancellable=True, key=("recipe", "n_heads", "train_seed", "steps"),
+    doc="Loss and held-out accuracy over steps; the checkpoint loads like any other (--model DIR).",
+))
