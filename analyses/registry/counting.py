@@ -66,9 +66,9 @@ def run_train(lm, recipe: str, n_heads: int | None, train_seed: int | None, step
 
 
 def _recipes() -> tuple[str, ...]:
-    from analyses.toys.recipes import RECIPES
+    from analyses.toys.recipes import TRAIN_RECIPES
 
-    return tuple(RECIPES)
+    return tuple(TRAIN_RECIPES)
 
 
 declare(Analysis(
