@@ -190,3 +190,12 @@ def test_token_set_metric_and_threshold_circuits(capsys, checkpoints):
     assert code == 0 and json.loads(out)["circuit"]["faithfulness"] == pytest.approx(1.0, abs=1e-5)
     code, _, err = _run(capsys, "run", "patch", *base, "--site", "resid_pre", "--metric", "tokens")
     assert code == 2 and "token set" in err
+
+
+def test_count01_head_metrics_from_the_cli(capsys):
+    code, out, err = _run(capsys, "run", "count-heads", "--model", "toy:count01", "--n", "60", "--json")
+    assert code == 0, err
+    rows = {r["label"]: r for r in json.loads(out)["rows"]}
+    assert set(rows) == {"L0H0", "L0H1", "L0H2", "L0H3", "model"} and 0.5 <= rows["L0H0"]["auc"] <= 1
+    code, _, err = _run(capsys, "run", "count-attention", "--model", "toy:count01", "--w01s", "1,x")
+    assert code == 2 and "--w01s" in err

@@ -175,3 +175,17 @@ async def test_the_model_tab_measures_count01_heads():
         grid = app.ws.runs[-1].result
         assert grid.axes == ["w01", "w02"] and app._pane("model").view.heatmap.row_count == 2
         assert grid.meta["base_accuracy"] > 0.9 and all(0 <= v <= 1 for row in grid.values for v in row)
+
+
+async def test_training_a_toy_from_the_model_tab_records_its_curve(tmp_path):
+    app = WorkbenchApp("toy:count01", device="cpu")
+    out = tmp_path / "c01-h2"
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        _choose(app, "model", "train-toy", n_heads="2", train_seed="1", steps="40", out=str(out), eval_every="20")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.ws.runs[-1].analysis == "train-toy", steps=2400)
+        curve = app.ws.runs[-1].result
+        assert curve.x == [20, 40] and {"loss", "accuracy"} <= set(curve.lines)
+        assert curve.meta["path"] == str(out) and curve.meta["steps_done"] == 40 and not curve.meta["cancelled"]
+        assert app.ws.runs[-1].params["n_heads"] == 2 and (out / "config.json").is_file()
