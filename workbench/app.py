@@ -16,13 +16,13 @@ from textual.message import Message
 from textual.widgets import Footer, Header, ProgressBar, Select, Static, TabbedContent, TabPane
 
 from analyses.errors import BadInput
+from analyses.registry import TABS as ANALYSIS_TAB_TITLES
 from analyses.registry import Analysis, analyses
 from screens.panes import AnalysisPane, HistoryPane, PlotPane, PromptsPane, SessionsPane
 from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog
 from sessions.workspace import Entry, Workspace, open_workspaces
 from workbench.forms import FormActions
-from analyses.registry import TABS as ANALYSIS_TAB_TITLES
 from workbench.running import ANALYSIS_TABS, Job, RunActions
 from workbench.session_actions import SessionActions
 from workbench.support import apply_keymap, failure_text, help_keys, memory_text
@@ -246,7 +246,6 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, App, inherit_binding
         for task in PAIR_TASKS:
             yield SystemCommand(f"Pairs from task {task}", f"the Patching tab's pairs: 16 of the {task} task",
                                 partial(self._use_task, task))
-
         for task in TASKS:
             yield SystemCommand(f"Evaluate task: {task}", "accuracy overall and per variant on 200 held-out examples",
                                 partial(self._evaluate, task))

@@ -41,15 +41,20 @@ class RunFinished(Message):
         super().__init__()
         self.job, self.result, self.error = job, result, error
 
+
 class RunFailed(Message):
+    """Work beside the runs failed (looking up token candidates): its error, for a dialog."""
+
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
+
 
 class RunProgress(Message):
     def __init__(self, tab: str, done: int, total: int) -> None:
         super().__init__()
         self.tab, self.done, self.total = tab, done, total
+
 
 class TokenCandidates(Message):
     def __init__(self, field: str, candidates: list[tuple[str, str]]) -> None:
@@ -69,7 +74,7 @@ class RunActions:
         if other is not None:
             return other()
         if tab not in ANALYSIS_TABS:
-            return self.notify("ctrl+r runs the analysis of the Prompt or the Patching tab", severity="warning")
+            return self.notify("ctrl+r runs the analysis of the Prompt, Patching or Model tab", severity="warning")
         form = self._pane(tab).form
         self._submit(form.analysis, form.values())
 
@@ -144,6 +149,9 @@ class RunActions:
             loaded = self.models.get(nxt.ws.spec)
             if loaded is not None and nxt.ws in self.workspaces:
                 self._start(nxt, loaded)
+            else:
+                self.notify(f"{nxt.analysis.title} was not run: its session was closed or its model unloaded",
+                            severity="warning")
 
     def _record(self, job: Job, result) -> None:
         ws = job.ws
@@ -166,7 +174,7 @@ class RunActions:
         """F2: pick the answer or distractor from the model's top predictions and the prompt's tokens."""
         focused = self.focused.id if self.focused is not None else ""
         tab = self._tab()
-        if tab not in ANALYSIS_TABS:
+        if tab not in ANALYSIS_TABS or "answer" not in self._pane(tab).form.params:
             return self.notify("F2 picks an answer or distractor on the Prompt or Patching tab", severity="warning")
         field = focused if focused in (f"{tab}-answer", f"{tab}-distractor") else f"{tab}-answer"
         v = self._pane(tab).form.values()
