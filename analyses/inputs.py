@@ -59,6 +59,25 @@ class PairsInput:
         return {"prompt_tokens": self.tokens, "n_pairs": int(self.clean.shape[0]), "data": self.source}
 
 
+def pair_source(clean: str | None = None, corrupt: str | None = None, answer: str | None = None,
+                distractor: str | None = None, pairs: str | None = None, task: str | None = None) -> str:
+    """Which one source the pairs come from ("typed", "pairs" or "task"); BadInput when there are
+    several, none, or a typed pair with a part missing. Checked before any model loads."""
+    sources = [s for s, given in (("--clean/--corrupt", clean or corrupt), ("--pairs", pairs), ("--task", task)) if given]
+    if len(sources) > 1:
+        raise BadInput(f"give one source of prompts: {' or '.join(sources)}, not both")
+    if not sources:
+        raise BadInput("give --clean, --corrupt, --answer and --distractor, or --pairs FILE, or --task NAME")
+    if pairs:
+        return "pairs"
+    if task:
+        return "task"
+    missing = [k for k, v in (("clean", clean), ("corrupt", corrupt), ("answer", answer), ("distractor", distractor)) if not v]
+    if missing:
+        raise BadInput(f"a typed pair needs {', '.join('--' + m for m in sorted(missing))} too")
+    return "typed"
+
+
 def pairs_input(lm, clean: str | None = None, corrupt: str | None = None, answer: str | None = None,
                 distractor: str | None = None, pairs: str | None = None, task: str | None = None, n: int = 16,
                 seed: int = 0, prepend_bos: bool | None = None, tokens: str | None = None, **_: Any) -> PairsInput:
@@ -71,20 +90,15 @@ def pairs_input(lm, clean: str | None = None, corrupt: str | None = None, answer
     from analyses.tasks import Pair, task_pairs
     from analyses.tasks.pair_files import read_pairs
 
-    typed = [x for x in (clean, corrupt) if x]
-    sources = [s for s, given in (("a typed pair", typed), ("--pairs", pairs), ("--task", task)) if given]
-    if len(sources) > 1:
-        raise BadInput(f"give one source of prompts, not {' and '.join(sources)}")
+    kind = pair_source(clean, corrupt, answer, distractor, pairs, task)
     tok, n_ctx = lm.tokenizer, lm.hooked.shape.n_ctx
-    if pairs:
+    if kind == "pairs":
         items, where, source = read_pairs(pairs), lambda i: f"{pairs}:{items[i].line}: ", f"file {pairs}"
-    elif task:
+    elif kind == "task":
         length = lambda p: len(encode_prompt(tok, p.clean, prepend_bos, n_ctx))  # noqa: E731
         items, where, source = task_pairs(task, n, seed, same_length=length), lambda i: f"pair {i + 1}: ", f"task {task}"
-    elif clean and corrupt and answer and distractor:
-        items, where, source = [Pair(clean, corrupt, answer, distractor)], lambda i: "", "one pair"
     else:
-        raise BadInput("give --clean, --corrupt, --answer and --distractor, or --pairs FILE, or --task NAME")
+        items, where, source = [Pair(clean, corrupt, answer, distractor)], lambda i: "", "one pair"
     rows_clean, rows_corrupt, answers, distractors = [], [], [], []
     for i, p in enumerate(items):
         try:

@@ -91,7 +91,7 @@ class Param:
                 raise BadInput(f"{self.flag}: true, false or not given")
             return value
         text = str(value)
-        if self.kind in ("choice",) and text not in self.choices:
+        if self.kind == "choice" and text not in self.choices:
             raise BadInput(f"{self.flag} must be one of {', '.join(self.choices)} (got {text!r})")
         if self.kind == "ints":
             int_list(text, self.flag)  # checked now, parsed by the runner

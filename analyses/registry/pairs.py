@@ -36,16 +36,9 @@ def _split(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _check_pairs(p: dict[str, Any]) -> None:
-    typed = [k for k in ("clean", "corrupt", "answer", "distractor") if p.get(k)]
-    sources = [s for s, given in (("--clean/--corrupt", p.get("clean") or p.get("corrupt")), ("--pairs", p.get("pairs")),
-                                  ("--task", p.get("task"))) if given]
-    if len(sources) > 1:
-        raise BadInput(f"give one source of prompts: {' or '.join(sources)}, not both")
-    if not sources:
-        raise BadInput("give --clean, --corrupt, --answer and --distractor, or --pairs FILE, or --task NAME")
-    if sources == ["--clean/--corrupt"] and len(typed) < 4:
-        missing = sorted({"clean", "corrupt", "answer", "distractor"} - set(typed))
-        raise BadInput(f"a typed pair needs {', '.join('--' + m for m in missing)} too")
+    from analyses.inputs import pair_source
+
+    pair_source(*(p.get(k) for k in ("clean", "corrupt", "answer", "distractor", "pairs", "task")))
     if p.get("metric") == "tokens" and not p.get("tokens"):
         raise BadInput("--metric tokens needs a token set: --tokens A,B")
 
