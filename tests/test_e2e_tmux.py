@@ -19,17 +19,25 @@ EXE = os.path.join(os.path.dirname(sys.executable), "workbench")
 SOCKET = f"wb-e2e-{os.getpid()}"  # a tmux server of our own, never shared with the user's
 
 
+@pytest.fixture(autouse=True)
+def _own_server(request):
+    """A server per test: one test's `kill-server` races with the next test's first command."""
+    global SOCKET
+    SOCKET = f"wb-e2e-{os.getpid()}-{request.node.name.split('_')[1]}"
+
+
 def _tmux(*args: str) -> str:
     return subprocess.run(["tmux", "-L", SOCKET, *args], capture_output=True, text=True, check=False).stdout
 
 
-def _screen_when(session: str, needle: str, timeout: float = 180) -> str:
-    """The screen once ``needle`` is on it and the drawing has settled (two equal captures)."""
+def _screen_when(session: str, needle: str, timeout: float = 180, times: int = 1, gone: bool = False) -> str:
+    """The screen once ``needle`` is on it (``times`` times, or no longer, with ``gone``) and the
+    drawing has settled (two equal captures)."""
     deadline = time.monotonic() + timeout
     previous = None
     while time.monotonic() < deadline:
         screen = _tmux("capture-pane", "-p", "-t", session)
-        if needle in screen and screen == previous:
+        if (needle not in screen if gone else screen.count(needle) >= times) and screen == previous:
             return screen
         previous = screen
         time.sleep(0.3)
@@ -78,9 +86,9 @@ def test_a_task_dataset_resample_ablation_eap_curve_and_attention_from_the_keybo
         _tmux("send-keys", "-t", name, "C-p")
         _screen_when(name, "Search for commands")
         _tmux("send-keys", "-t", name, "-l", command)
-        _screen_when(name, command)
+        _screen_when(name, command, times=2)  # typed, and offered as a match
         _tmux("send-keys", "-t", name, "Enter")
-        time.sleep(0.5)
+        _screen_when(name, "Search for commands", gone=True)
 
     try:
         _tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", f"env {env} {EXE} --session {path}; sleep 60")
