@@ -385,7 +385,7 @@ def name_arithmetic(
                 counts[p1, p2] += len(group)
     rate = torch.where(counts > 0, flips / counts.clamp(min=1), torch.full_like(flips, float("nan")))
     labels = [f"slot {k}" for k in range(5)]
-    meta = {"mode": mode, "layer": layer, "offset": offset, "n_test": len(test), "n_avg": len(avg_set), "prompts_per_cell": counts.tolist(),
+    meta = {"metric": "flip rate", "mode": mode, "layer": layer, "offset": offset, "n_test": len(test), "n_avg": len(avg_set), "prompts_per_cell": counts.tolist(),
             "mean_flip_rate": float(rate.nanmean()), "averages": len(avg)}
     return Grid("name_arith", ["slot", "avg slot"], {"slot": labels, "avg slot": labels}, rate.tolist(), meta)
 
