@@ -243,7 +243,8 @@ def conv_slice_patching(
                     progress(done, total)
     tokens = token_labels or [str(i) for i in range(seq)]
     labels = {"slice": [f"L{x} k={k}" for x in layers for k in ks], "pos": [f"{i}:{t}" for i, t in enumerate(tokens)]}
-    meta = {"metric": "nld", "direction": direction, "clean": 1.0, "corrupt": 0.0, "layers": layers, "slices": ks}
+    # method: the TUI heatmap's baseline (a noised cell that changes nothing reads 1, the clean run)
+    meta = {"metric": "nld", "method": direction, "clean": 1.0, "corrupt": 0.0, "layers": layers, "slices": ks}
     return Grid("conv_slices", ["slice", "pos"], labels, values.view(-1, seq).tolist(), meta)
 
 
@@ -401,8 +402,9 @@ def eap_positions(table: Table, top: int | None = None) -> Grid:
         raise BadInput("the EAP table has no per-position scores (run it with positional=True)")
     order = table.top(top if top is not None else len(table.labels))
     values = [[table.columns[c][i] for c in pos_cols] for i in order]
-    return Grid("eap_pos", ["edge", "pos"], {"edge": [table.labels[i] for i in order], "pos": pos_cols}, values,
-                dict(table.meta))
+    # Scores are 0 where an edge does nothing: no clean/corrupt baseline for the heatmap to centre on.
+    meta = {("metric_" + k if k in ("clean", "corrupt") else k): v for k, v in table.meta.items()}
+    return Grid("eap_pos", ["edge", "pos"], {"edge": [table.labels[i] for i in order], "pos": pos_cols}, values, meta)
 
 
 def circuit_search(task: Task, table: Table, target: float,
