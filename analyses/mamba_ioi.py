@@ -167,7 +167,7 @@ def greedy_crosstalk(task: Task, target: float, should_stop: Callable[[], bool] 
     if clean["accuracy"] < target:
         raise BadInput(f"the clean accuracy ({clean['accuracy']:.3f}) is below the target ({target:g})")
     restored: list[int] = []
-    ablated = lambda: [x for x in range(n_layers) if x not in restored]  # noqa: E731
+    ablated = lambda: [x for x in range(n_layers) if x not in restored]
     history = [task.run(crosstalk_edits(task, ablated()))]
     while history[-1]["accuracy"] < target:
         best = None

@@ -20,8 +20,7 @@ import torch
 from transformers import MambaConfig, MambaForCausalLM
 
 from analyses.dla import dla
-from analyses.models import hooked
-import analyses.models.mamba as mamba
+from analyses.models import hooked, mamba
 from analyses.models.hooks import Hooks
 
 
@@ -71,10 +70,10 @@ def main() -> None:
         for n in args.tokens:
             ids = torch.randint(0, config.vocab_size, (batch, n), device=args.device)
             with torch.no_grad():
-                hf = timed(lambda: model(ids), args.repeats, args.device)
-            t_fast = timed(lambda: hm.run(ids), args.repeats, args.device)
+                hf = timed(lambda ids=ids: model(ids), args.repeats, args.device)
+            t_fast = timed(lambda ids=ids: hm.run(ids), args.repeats, args.device)
             mamba.selective_scan = sequential
-            t_seq = timed(lambda: hm.run(ids), args.repeats, args.device)
+            t_seq = timed(lambda ids=ids: hm.run(ids), args.repeats, args.device)
             mamba.selective_scan = FAST
             print(f"{batch:>5} {n:>6}  {hf:>9.3f}s  {t_fast:>10.3f}s  {t_seq:>10.3f}s  {t_fast / hf:>7.2f}  "
                   f"{t_seq / hf:>7.2f}  {t_seq / t_fast:>9.2f}")
