@@ -195,3 +195,103 @@ def test_bad_edits_are_refused(checkpoints):
     with pytest.raises(BadInput), edited(lm.hooked, ["L0H0:out:0=0@40"]):
         lm.hooked.run(torch.tensor([[2, 5, 9]]))
     assert lm.hooked.standing == ()
+
+
+# ---- the declarations: CLI, any analysis with edits, the session record ------------------------
+
+
+def test_cli_composition_grid_and_channels(capsys, checkpoints):
+    from workbench.cli import main
+
+    assert main(["run", "composition", "--model", str(checkpoints["llama-gqa"]), "--mode", "K", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["axes"] == ["sender", "receiver"] and out["mode"] == "K" and out["fold"] == "tl"
+    n = len(out["axis_labels"]["sender"])
+    assert n == 8 and out["grid"][0][0] == 0.0 and out["grid"][0][n - 1] > 0  # L0 -> L1 only
+    assert main(["run", "channels", "--model", str(checkpoints["gpt2"]), "--receiver", "L1H2", "--top", "0",
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert len(rows) == 4 * 8 and all(r["label"].endswith("-> L1H2") for r in rows)  # 4 senders x d_head 8
+    assert rows == sorted(rows, key=lambda r: -r["cs"])
+    assert main(["run", "head-spectra", "--model", str(checkpoints["neox"]), "--circuit", "qk", "--show", "L1H0",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out["lines"]) == ["L1H0"] and out["lines"]["L1H0"] == sorted(out["lines"]["L1H0"], reverse=True)
+
+
+@pytest.mark.parametrize("argv", [
+    ["channels", "--sender", "head1"],
+    ["head-spectra", "--show", "L0X"],
+    ["eval", "--task", "recall", "--edit", "L0H0:ov:0+=1"],
+    ["dla", "--prompt", "a", "--answer", "b", "--edit", "nonsense"],
+    ["inhibition", "--prompt", "a", "--sender", "L0H0", "--receiver", "L1H0", "--positions", "1,x"],
+])
+def test_cli_refuses_bad_input_before_loading(capsys, argv):
+    from workbench.cli import main
+
+    assert main(["run", argv[0], "--model", "toy:nope", *argv[1:]]) == 2
+    assert "toy:nope" not in capsys.readouterr().err
+
+
+def test_any_analysis_runs_with_edits_and_records_them(capsys, checkpoints, tmp_path):
+    from conftest import PROMPT
+
+    from sessions.store import Session
+    from workbench.cli import main
+
+    model = str(checkpoints["gpt2"])
+    base = ["run", "dla", "--model", model, "--prompt", PROMPT, "--answer", " Mary", "--json"]
+    assert main(base) == 0
+    plain = json.loads(capsys.readouterr().out)
+    session = tmp_path / "s.wbs"
+    assert main([*base, "--edit", "L1H0:ov:0=0", "--edit", "l0h1:out:1+=2@-1", "--session", str(session)]) == 0
+    edited_out = json.loads(capsys.readouterr().out)
+    assert edited_out["edits"] == ["L1H0:ov:0=0", "L0H1:out:1+=2@-1"] and "edits" not in plain
+    assert edited_out["logit"] != pytest.approx(plain["logit"])
+    assert edited_out["sum"] == pytest.approx(edited_out["logit"], abs=1e-4)  # DLA still adds up under edits
+    run = Session.open(str(session)).runs()[0]
+    assert run.result.meta["edits"] == ["L1H0:ov:0=0", "L0H1:out:1+=2@-1"]
+
+
+def test_inhibition_on_a_prompt(loaded):
+    from conftest import PROMPT
+
+    from analyses.registry import run_analysis
+
+    lm = loaded("gpt2")
+    t = run_analysis(lm, "inhibition", prompt=PROMPT, sender="L0H1", receiver="L1H2", positions="1", vs="3")
+    name = "blocks.1.attn.hook_pattern"
+    ids = torch.tensor([lm.tokenizer(PROMPT)["input_ids"]])
+    row = lm.hooked.run(ids, capture=[name]).cache[name][0, 2, -1]
+    assert t.meta["clean"] == pytest.approx(float(row[1] - row[3]), abs=1e-6)
+    assert len(t.labels) == lm.hooked.shape.d_head
+    for i in (0, 3):  # each row is a run with that component projected out at the query position only
+        with edited(lm.hooked, [f"L0H1:out:{i}=0@-1"]):
+            row = lm.hooked.run(ids, capture=[name]).cache[name][0, 2, -1]
+        assert t.columns["ablated"][i] == pytest.approx(float(row[1] - row[3]), abs=1e-6)
+        assert t.columns["change"][i] == pytest.approx(t.meta["clean"] - t.columns["ablated"][i], abs=1e-9)
+    assert lm.hooked.standing == ()
+    with pytest.raises(BadInput, match="later layer"):
+        run_analysis(lm, "inhibition", prompt=PROMPT, sender="L1H1", receiver="L1H2", positions="1")
+
+
+def test_recall_edit_search_reports_its_best_edit(checkpoints):
+    """On toy:recall: the reported edit is the top of the search, and before/after per variant
+    are eval's numbers without and with that edit on the held-out sample."""
+    from analyses.evaluate import evaluate
+    from analyses.tasks import task_examples
+    from analyses.talking_heads import recall_edit_search
+    from sessions.loading import load
+
+    lm = load("toy:recall", device="cpu")
+    t = recall_edit_search(lm.hooked, lm.tokenizer, n=30, seed=1, scales=(0.0, 3.0), comps=1)
+    assert t.meta["edits_tried"] == 2 * 4 * 1 * 2
+    assert t.meta["edit"] == t.meta["top_edits"][0]["edit"]
+    assert t.meta["search_accuracy_after"] >= max(e["search_accuracy"] for e in t.meta["top_edits"])
+    assert t.labels[0] == "len2" and t.labels[-1] == "all"
+    held = task_examples("recall", 30, 1, "test")
+    before = evaluate(lm.hooked, lm.tokenizer, "recall", held)
+    with edited(lm.hooked, [t.meta["edit"]]):
+        after = evaluate(lm.hooked, lm.tokenizer, "recall", held)
+    assert t.columns["before"] == before.columns["accuracy"] and t.columns["after"] == after.columns["accuracy"]
+    assert t.columns["gain"][-1] == pytest.approx(after.meta["accuracy"] - before.meta["accuracy"])
