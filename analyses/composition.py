@@ -220,7 +220,9 @@ def channels(model: HookedModel, mode: str = "Q", fold: str = "tl", top: int = 3
     n, h = w.n_layers, w.n_heads
     s, vh = ov_svd(w)
     q = receiver_factors(w, mode)
-    cs = component_scores(vh, q)  # [L, H, k, L, H]
+    cs = torch.zeros(n, h, vh.shape[2], n, h)  # [L, H, k, L, H]: zero unless the receiver is later
+    for l1 in range(n - 1):
+        cs[l1, :, :, l1 + 1 :] = component_scores(vh[l1], q[l1 + 1 :])
     mean, std = random_baseline(w.W_O.shape[-1], w.W_O.shape[-2], q, draws)  # [k, L, H]
     z = (cs - mean) / std.clamp_min(1e-12)
     later = torch.arange(n)[:, None, None, None, None] < torch.arange(n)[None, None, None, :, None]
