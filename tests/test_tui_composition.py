@@ -31,6 +31,8 @@ async def test_composition_heatmap_and_spectra_from_the_model_tab():
         grid = app.ws.runs[-1].result
         assert isinstance(grid, Grid) and grid.meta["mode"] == "V" and app.ws.runs[-1].params["fold"] == "tl"
         assert len(grid.values) == 8 and grid.values[4] == [0.0] * 8  # layer-1 senders have no later receiver
+        await wait_for(pilot, lambda: app._pane("model").view.heatmap.row_count == 8)  # sender x receiver map
+        assert app._pane("model").view.current_view == "map"
         _choose(app, "model", "head-spectra", circuit="qk", show="L1H0,L1H3")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: len(app.ws.runs) == 3)

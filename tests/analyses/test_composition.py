@@ -295,3 +295,13 @@ def test_recall_edit_search_reports_its_best_edit(checkpoints):
         after = evaluate(lm.hooked, lm.tokenizer, "recall", held)
     assert t.columns["before"] == before.columns["accuracy"] and t.columns["after"] == after.columns["accuracy"]
     assert t.columns["gain"][-1] == pytest.approx(after.meta["accuracy"] - before.meta["accuracy"])
+
+
+def test_models_without_heads_refuse_composition_and_edits(loaded):
+    from analyses.composition import head_weights as hw
+
+    lm = loaded("mamba")
+    with pytest.raises(BadInput, match="attention heads"):
+        hw(lm.hooked)
+    with pytest.raises(BadInput, match="attention heads"), edited(lm.hooked, ["L0H0:ov:0=0"]):
+        pass
