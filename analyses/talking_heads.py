@@ -135,3 +135,49 @@ def recall_edit_search(model: HookedModel, tokenizer, n: int = 300, seed: int = 
             "search_accuracy_after": scored[0][0], "top_edits": [{"edit": e, "search_accuracy": a} for a, e in scored[:10]],
             "held_out_gain": acc1[-1] - acc0[-1]}
     return Table("recall-edit", labels, cols, meta)
+
+
+def inhibition_task(model: HookedModel, tokenizer, examples, sender: str, receiver: str, task: str = "") -> Table:
+    """The inhibition score over a task's examples (Talking Heads Fig. 2, inferred): per example,
+    ``D = α_r(END→answer) − α_r(END→distractor)`` with each token's first position in the prompt
+    (IO and S1 on IOI), END the last prompt token. Per sender component i, ``D_i`` with i projected
+    out of the sender's output at END; ``I_i = (mean D − mean D_i) / mean D``."""
+    from analyses.tokens import encode_prompt, resolve_token
+
+    shape = model.shape
+    ls, hs, s_label = parse_head(sender, shape.n_layers, shape.n_heads)
+    lr, hr, r_label = parse_head(receiver, shape.n_layers, shape.n_heads)
+    if ls >= lr:
+        raise BadInput(f"the receiver ({r_label}) must be in a later layer than the sender ({s_label})")
+    groups: dict[int, list[tuple[list[int], int, int]]] = {}
+    for e in examples:
+        ids = encode_prompt(tokenizer, e.prompt, n_ctx=shape.n_ctx)
+        a, d = resolve_token(tokenizer, e.answer), resolve_token(tokenizer, e.distractor)
+        if a in ids and d in ids:
+            groups.setdefault(len(ids), []).append((ids, ids.index(a), ids.index(d)))
+    used = sum(len(g) for g in groups.values())
+    if used == 0:
+        raise BadInput("no example has both its answer and its distractor in the prompt (IOI-style tasks do)")
+    name = f"blocks.{lr}.attn.hook_pattern"
+
+    def mean_d(edits: list[Edit]) -> float:
+        total = 0.0
+        with edited(model, edits):
+            for rows in groups.values():
+                ids = torch.tensor([r[0] for r in rows])
+                pat = model.run(ids, capture=[name], stop_at_layer=lr + 1).cache[name][:, hr, -1].float()
+                idx = torch.arange(len(rows))
+                total += float((pat[idx, [r[1] for r in rows]] - pat[idx, [r[2] for r in rows]]).sum())
+        return total / used
+
+    clean = mean_d([])
+    ablated = [mean_d([Edit(ls, hs, "out", (i,), "=", 0.0, -1)]) for i in range(shape.d_head)]
+    w = head_weights(model, "tl")
+    s, vh = ov_svd(w)
+    cs = component_scores(vh[ls, hs], receiver_factors(w, "Q"))[:, lr, hr]
+    change = [clean - a for a in ablated]
+    cols = {"score": [c / clean if clean else float("nan") for c in change], "change": change, "ablated": ablated,
+            "cs_q": cs.tolist(), "sigma": s[ls, hs].tolist()}
+    meta = {"task": task, "n": used, "sender": s_label, "receiver": r_label, "clean": clean,
+            "rank_agreement": _spearman([abs(c) for c in change], cs.tolist())}
+    return Table("inhibition-task", [f"{s_label}.c{i}" for i in range(shape.d_head)], cols, meta)

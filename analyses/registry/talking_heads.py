@@ -45,6 +45,13 @@ def run_inhibition(lm, prompt: str, sender: str, receiver: str, positions: str, 
                       int_list(vs, "--vs") or [], query, x.meta["prompt_tokens"])
 
 
+def run_inhibition_task(lm, task: str, n: int, seed: int, sender: str, receiver: str):
+    from analyses.talking_heads import inhibition_task
+    from analyses.tasks import task_examples
+
+    return inhibition_task(lm.hooked, lm.tokenizer, task_examples(task, n, seed, "test"), sender, receiver, task)
+
+
 def run_recall_edit(lm, task: str, n: int, seed: int, scales: str, comps: int, progress=None, should_stop=None):
     from analyses.talking_heads import recall_edit_search
 
@@ -113,6 +120,20 @@ declare(Analysis(
     check=_check_inhibition,
     doc="Per sender component: the change in the receiver's attention score when that component is projected "
         "out of the sender's output at the query position, beside its Q-composition CS_i.",
+))
+declare(Analysis(
+    "inhibition-task", "inhibition score (task)", "inhibition score averaged over a task's prompts (IOI: END -> IO "
+    "vs S1)", (
+        Param("task", "task", "the task (default ioi): its answer and distractor must occur in the prompt",
+              default="ioi", metavar="NAME"),
+        Param("n", "int", "prompts (held-out split)", default=50, minimum=1),
+        Param("seed", "int", "the sample's seed", default=0),
+        Param("sender", "text", "the sender head, e.g. L0H1", required=True, metavar="HEAD"),
+        Param("receiver", "text", "the receiver head in a later layer, e.g. L1H2", required=True, metavar="HEAD"),
+    ), run_inhibition_task, "table", "model", key=("task", "sender", "receiver"), excludes=("mamba",),
+    check=_check_inhibition,
+    doc="D = attention from the last token to the answer's first position minus to the distractor's; per sender "
+        "component i projected out at the last token, I_i = (D - D_i)/D, beside its Q-composition CS_i.",
 ))
 declare(Analysis(
     "recall-edit", "edit search", "the one-component weight edit that most helps a task, gain per list length", (

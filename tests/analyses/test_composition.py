@@ -305,3 +305,34 @@ def test_models_without_heads_refuse_composition_and_edits(loaded):
         hw(lm.hooked)
     with pytest.raises(BadInput, match="attention heads"), edited(lm.hooked, ["L0H0:ov:0=0"]):
         pass
+
+
+def test_inhibition_over_a_task_matches_runs_by_hand():
+    """On toy:ioi: D is the mean of α(END→IO) − α(END→S1) over the prompts; D_i the same with
+    component i projected out of the sender's output at END; score = (D − D_i)/D."""
+    from analyses.registry import run_analysis
+    from analyses.tasks import task_examples
+    from analyses.tokens import encode_prompt, resolve_token
+    from sessions.loading import load
+
+    lm = load("toy:ioi", device="cpu")
+    t = run_analysis(lm, "inhibition-task", task="ioi", n=6, seed=2, sender="L0H1", receiver="L1H2")
+    name = "blocks.1.attn.hook_pattern"
+
+    def d_mean() -> float:
+        ds = []
+        for e in task_examples("ioi", 6, 2, "test"):
+            ids = encode_prompt(lm.tokenizer, e.prompt)
+            row = lm.hooked.run(torch.tensor([ids]), capture=[name]).cache[name][0, 2, -1]
+            a, d = resolve_token(lm.tokenizer, e.answer), resolve_token(lm.tokenizer, e.distractor)
+            ds.append(float(row[ids.index(a)] - row[ids.index(d)]))
+        return sum(ds) / len(ds)
+
+    clean = d_mean()
+    assert t.meta["n"] == 6 and t.meta["clean"] == pytest.approx(clean, abs=1e-6)
+    with edited(lm.hooked, ["L0H1:out:6=0@-1"]):
+        ablated = d_mean()
+    assert t.columns["ablated"][6] == pytest.approx(ablated, abs=1e-6)
+    assert t.columns["score"][6] == pytest.approx((clean - ablated) / clean, rel=1e-4)
+    assert t.columns["cs_q"] == pytest.approx(run_analysis(lm, "inhibition", prompt="Mary gave", sender="L0H1",
+                                                            receiver="L1H2", positions="0").columns["cs_q"])
