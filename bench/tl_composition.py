@@ -5,7 +5,7 @@ TransformerLens is not a dependency of the workbench; give this script a Python 
 install torch==2.13.0 transformer_lens``). TL runs in that interpreter as a subprocess on the
 same checkpoint; both sides are timed in this one run and the ratio is printed.
 
-    .venv/bin/python bench/tl_composition.py --tl-python /tmp/tlvenv/bin/python [--small] [--write-fixture]
+    PYTHONPATH=. .venv/bin/python bench/tl_composition.py --tl-python /tmp/tlvenv/bin/python [--small] [--write-fixture]
 
 ``--write-fixture`` rewrites tests/analyses/data/tl_composition.json: TL's scores on the tiny
 deterministic checkpoints the test rebuilds, so the parity test runs without TL installed.
