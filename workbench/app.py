@@ -22,6 +22,7 @@ from screens.panes import AnalysisPane, HistoryPane, PlotPane, PromptsPane, Sess
 from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog
 from sessions.workspace import Entry, Workspace, open_workspaces
+from workbench.edit_actions import EditActions
 from workbench.forms import FormActions
 from workbench.running import ANALYSIS_TABS, Job, RunActions
 from workbench.session_actions import SessionActions
@@ -31,7 +32,7 @@ TABS = [*((tab, title) for tab, (title, _) in ANALYSIS_TAB_TITLES.items()), ("pl
         ("history_tab", "History"), ("sessions_tab", "Sessions")]
 
 
-class WorkbenchApp(FormActions, RunActions, SessionActions, App, inherit_bindings=False):
+class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, inherit_bindings=False):
     TITLE = "interpretability workbench"
     AUTO_FOCUS = "#prompt-prompt"  # type a prompt straight away
     CSS = """
@@ -221,6 +222,7 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, App, inherit_binding
         """The command palette (ctrl+p): every action, tab, analysis, open session and task eval."""
         yield from super().get_system_commands(screen)
         yield from self.session_commands()
+        yield from self.edit_commands()
         for title, help_text, action in [
             ("Run", "run the analysis of the current tab (ctrl+r)", self.action_run),
             ("Pick token", "pick the answer or distractor from the prompt's tokens (F2)", self.action_pick_token),
@@ -291,6 +293,8 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, App, inherit_binding
         else:
             info = loaded.info
             text = f"{info['model_type']} · {info['device']} · {info['dtype']} · {memory_text(info['device'])}"
+        if self.edits:
+            text += " · edits: " + " ".join(self.edits)
         self.query_one("#model_status", Static).update(text)
 
 

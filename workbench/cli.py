@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
         _model_args(p)
         for param in analysis.params:
             _add_param(p, param)
+        p.add_argument("--edit", dest="edits", action="append", default=None, metavar="EDIT",
+                       help="run with this edit of a head's SVD component, undone afterwards (repeatable): "
+                            "LxHy:ov:I=SCALE scales OV component I (weights), LxHy:out:I=SCALE[@POS] or "
+                            "LxHy:out:I+=DIST[@POS] the head's output (activations); see docs/composition.md")
         p.add_argument("--json", action="store_true", help="print one JSON object")
         if analysis.result == "table" and "top" not in {q.name for q in analysis.params}:
             p.add_argument("--top", dest="show_top", type=_row_count, default=None,
@@ -137,6 +141,9 @@ def _run(args: argparse.Namespace) -> int:
 
     analysis = get(args.analysis)
     params = analysis.bind({p.name: getattr(args, p.name) for p in analysis.params})  # refused before loading
+    from analyses.edit_spec import parse_edits
+
+    edits = [e.text for e in parse_edits(args.edits)]  # a malformed edit too
     quiet_hf()
     from sessions.store import Session, check_same_model
 
@@ -153,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         except (OSError, sqlite3.Error) as e:
             raise BadInput(f"{args.session}: cannot create the session file ({e})") from None
         check_same_model(session, loaded.info)
-    result = analysis(loaded, params)
+    result = analysis(loaded, params, edits=edits)
     if session is not None:
         try:
             session.append_run(analysis.name, params, result)
@@ -164,7 +171,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"model": loaded.info, **result.to_json()}))
     else:
-        print(format_result(result, getattr(args, "show_top", None), loaded.info))
+        text = format_result(result, getattr(args, "show_top", None), loaded.info)
+        if result.meta.get("edits"):
+            first, _, rest = text.partition("\n")
+            text = f"{first}\nedits   {' '.join(result.meta['edits'])}\n{rest}"
+        print(text)
     return 0
 
 
@@ -205,8 +216,13 @@ def format_grid(grid: Grid, info: dict | None = None) -> str:
     lines = [_model_line(info)] if info else []
     if "prompt_tokens" in meta:
         lines.append("tokens  " + " ".join(f"[{t}]" for t in meta["prompt_tokens"]))
-    lines.append(f"{grid.analysis} {meta.get('site', '')}  metric {meta.get('metric')}  "
-                 f"clean {meta.get('clean', float('nan')):+.4f}  corrupt {meta.get('corrupt', float('nan')):+.4f}")
+    if "metric" in meta:
+        lines.append(f"{grid.analysis} {meta.get('site', '')}  metric {meta.get('metric')}  "
+                     f"clean {meta.get('clean', float('nan')):+.4f}  corrupt {meta.get('corrupt', float('nan')):+.4f}")
+    else:  # not a patching grid: its scalar facts (a composition grid's mode, fold, baseline)
+        facts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in meta.items()
+                 if isinstance(v, (str, int, float)) and k not in ("edits",)]
+        lines.append(f"{grid.analysis}  " + "  ".join(facts))
     rows: list[tuple[str, list[float]]] = []
     if grid.axes[-1] == "head" and "pos" in grid.axes:  # layer x pos x head: a row per (layer, head)
         for li, layer in enumerate(grid.values):

@@ -32,6 +32,7 @@ class Job:
     analysis: Analysis
     params: dict[str, Any]
     stop: threading.Event = field(default_factory=threading.Event)  # Escape or quit: stop between batches
+    edits: tuple[str, ...] = ()  # the edits in force when it was asked for (workbench.edit_actions)
 
 
 class RunFinished(Message):
@@ -92,7 +93,7 @@ class RunActions:
             return
         if not analysis.available_for(loaded.hooked.shape.family):
             return self.push_screen(ErrorDialog(f"{analysis.title} does not apply to {loaded.hooked.shape.family}"))
-        job = Job(self.ws, analysis, params)
+        job = Job(self.ws, analysis, params, edits=self.edits)
         if self._active_job is not None:
             self._waiting.append(job)
             return self.notify(f"{analysis.title} waits for {self._active_job.analysis.title} to finish "
@@ -112,7 +113,7 @@ class RunActions:
     def compute(self, job: Job, loaded) -> None:
         progress = lambda d, t: self.post_message(RunProgress(job.analysis.tab, d, t))  # noqa: E731
         try:
-            self.post_message(RunFinished(job, job.analysis(loaded, job.params, progress, job.stop.is_set)))
+            self.post_message(RunFinished(job, job.analysis(loaded, job.params, progress, job.stop.is_set, job.edits)))
         except Cancelled:
             self.post_message(RunFinished(job, error="cancelled: the run stopped between batches; nothing was saved"))
         except Exception as e:

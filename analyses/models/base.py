@@ -92,6 +92,9 @@ class HookedModel:
 
     shape: ModelShape
     model: nn.Module
+    # Interventions applied before a run's own in every run: the activation edits in force
+    # (analyses.edits), so any analysis runs "with edits".
+    standing: tuple[Intervention, ...] = ()
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
@@ -147,7 +150,7 @@ class HookedModel:
         large vocabularies the unembedding costs as much as the layers. Without ``grad_names``
         runs under no_grad.
         """
-        hooks = Hooks(capture, interventions, grad_names, detach=not grad_names)
+        hooks = Hooks(capture, [*self.standing, *interventions], grad_names, detach=not grad_names)
         self._check_names(hooks)
         with torch.set_grad_enabled(bool(grad_names)):
             return self._forward(tokens, attention_mask, hooks, start_at_layer, resid, stop_at_layer, logit_pos)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import math
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -187,10 +187,22 @@ class Analysis:
             self.check(params)
         return params
 
-    def __call__(self, lm: ModelContext, given: dict[str, Any], progress=None, should_stop=None) -> Any:
-        """Run with ``given`` parameters (checked by ``bind``)."""
+    def __call__(self, lm: ModelContext, given: dict[str, Any], progress=None, should_stop=None,
+                 edits: Sequence[str] = ()) -> Any:
+        """Run with ``given`` parameters (checked by ``bind``), with ``edits`` (analyses.edit_spec
+        texts, e.g. "L1H2:ov:0=0") applied for the run and undone after it; the result's meta
+        records them under "edits"."""
         extra = {"progress": progress, "should_stop": should_stop} if self.cancellable else {}
-        return self.run(lm, **self.bind(given), **extra)
+        params = self.bind(given)
+        if not edits:
+            return self.run(lm, **params, **extra)
+        from analyses.edit_spec import parse_edits
+        from analyses.edits import edited
+
+        with edited(lm.hooked, parse_edits(edits)) as stack:
+            result = self.run(lm, **params, **extra)
+            result.meta["edits"] = stack.texts()
+        return result
 
     def available_for(self, family: str) -> bool:
         return family not in self.excludes
@@ -226,10 +238,11 @@ def get(name: str) -> Analysis:
     return found
 
 
-def run_analysis(lm: ModelContext, name: str, progress=None, should_stop=None, **given: Any) -> Any:
+def run_analysis(lm: ModelContext, name: str, progress=None, should_stop=None, edits: Sequence[str] = (),
+                 **given: Any) -> Any:
     """Run analysis ``name`` on a loaded model: the one entry point of the CLI and the TUI, so a
-    number seen in the TUI is the number ``workbench run`` prints."""
-    return get(name)(lm, given, progress, should_stop)
+    number seen in the TUI is the number ``workbench run`` prints. ``edits``: see ``Analysis.__call__``."""
+    return get(name)(lm, given, progress, should_stop, edits)
 
 
 def _param_doc(p: Param) -> str:

@@ -1,0 +1,162 @@
+"""Edits of heads' SVD components: on the weights (W_O) or on the activations during runs.
+
+A weight edit scales OV components of head h: ``W_O[h] <- W_O[h] (I + Σ_i (α-1) v_i v_iᵀ)``, so
+``OV' = OV + Σ_i (α-1) s_i u_i v_iᵀ`` exactly (``OV v_i = s_i u_i`` and v_i ⊥ 1 when W_O is
+centred). It acts on everything the head writes through W_O, the value bias's share included.
+An activation edit changes the head's output ``z_h W_O[h]`` inside ``hook_attn_out`` (the head
+output recomputed from ``hook_z`` of the same run): scale its components along v_i, or add
+``value * v_i``. Both are the same on the residual stream: scaling by α as weights or as
+activations gives the same run.
+
+``EditStack`` keeps the edits applied to a model in order; ``undo`` restores the weights from a
+copy taken before the edit (bit for bit) or drops the run-time interventions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from analyses.composition import head_weights, ov_svd
+from analyses.edit_spec import Edit, parse_edit
+from analyses.errors import BadInput
+from analyses.models.base import HookedModel, materialized
+from analyses.models.hooks import Intervention
+
+
+def _check(model: HookedModel, edit: Edit) -> None:
+    shape = model.shape
+    if shape.n_heads == 0 or not hasattr(model, "_attn_out_proj"):
+        raise BadInput(f"edit {edit.text}: {shape.family} has no attention heads to edit")
+    if not (0 <= edit.layer < shape.n_layers and 0 <= edit.head < shape.n_heads):
+        raise BadInput(f"edit {edit.text}: no head {edit.head_label} ({shape.n_layers} layers x {shape.n_heads} heads)")
+    bad = [c for c in edit.comps if c >= shape.d_head]
+    if bad:
+        raise BadInput(f"edit {edit.text}: a head has {shape.d_head} components (0..{shape.d_head - 1})")
+
+
+def write_directions(model: HookedModel, layer: int, head: int, comps: Sequence[int]) -> Tensor:
+    """Unit write directions v_i [len(comps), D] (fp32, CPU) of OV components of one head."""
+    _, vh = ov_svd(head_weights(model, "tl", layers=[layer]))
+    return vh[0, head, list(comps)]
+
+
+def _w_o_view(model: HookedModel, layer: int, head: int) -> tuple[torch.nn.Parameter, Tensor]:
+    """(the out-projection's weight, a view of head ``head``'s W_O [d_head, D] in it)."""
+    o = model._attn_out_proj(model._parts(layer)[1])
+    dh = model.shape.d_head
+    rows = slice(head * dh, (head + 1) * dh)
+    w = o.weight
+    return w, (w[rows, :] if model.conv1d else w[:, rows].T)
+
+
+@dataclass
+class _Applied:
+    edit: Edit
+    saved: Tensor | None = None  # the weight before a weight edit
+    weight: Tensor | None = None
+    interventions: tuple[Intervention, ...] = ()
+
+
+def _weight_edit(model: HookedModel, edit: Edit) -> _Applied:
+    v = write_directions(model, edit.layer, edit.head, edit.comps)
+    o = model._attn_out_proj(model._parts(edit.layer)[1])
+    with materialized(o), torch.no_grad():
+        weight, block = _w_o_view(model, edit.layer, edit.head)
+        saved = weight.detach().clone()
+        w = block.float()
+        vd = v.to(w.device)
+        new = w + (edit.value - 1.0) * (w @ vd.T) @ vd
+        block.copy_(new.to(block.dtype))
+    return _Applied(edit, saved=saved, weight=weight)
+
+
+def _activation_edit(model: HookedModel, edit: Edit) -> _Applied:
+    v = write_directions(model, edit.layer, edit.head, edit.comps)
+    _, block = _w_o_view(model, edit.layer, edit.head)
+    w_o = block.detach().float().clone()
+    seen: dict[str, Tensor] = {}
+    h, pos, value, scale = edit.head, edit.pos, edit.value, edit.op == "="
+
+    def keep_z(z: Tensor) -> Tensor:
+        seen["z"] = z
+        return z
+
+    def change(out: Tensor) -> Tensor:
+        vd = v.to(out.device)
+        if scale:
+            head_out = seen["z"][:, :, h].float() @ w_o.to(out.device)  # [b, s, D]
+            delta = (value - 1.0) * (head_out @ vd.T) @ vd
+        else:
+            delta = (value * vd.sum(0)).expand(*out.shape[:2], -1)
+        if pos is not None:
+            if not -out.shape[1] <= pos < out.shape[1]:
+                raise BadInput(f"edit {edit.text}: position {pos} is outside the run's {out.shape[1]} positions")
+            keep = torch.zeros(out.shape[1], device=out.device, dtype=torch.bool)
+            keep[pos] = True
+            delta = delta * keep[None, :, None]
+        return out + delta.to(out.dtype)
+
+    p = f"blocks.{edit.layer}."
+    ivs = (Intervention(p + "attn.hook_z", "fn", fn=keep_z), Intervention(p + "hook_attn_out", "fn", fn=change))
+    return _Applied(edit, interventions=ivs)
+
+
+@dataclass
+class EditStack:
+    """The edits applied to one model, oldest first."""
+
+    model: HookedModel
+    applied: list[_Applied] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._base = tuple(self.model.standing)  # interventions of an enclosing stack stay on
+
+    def _sync(self) -> None:
+        self.model.standing = self._base + tuple(iv for a in self.applied for iv in a.interventions)
+
+    @property
+    def edits(self) -> list[Edit]:
+        return [a.edit for a in self.applied]
+
+    def texts(self) -> list[str]:
+        return [e.text for e in self.edits]
+
+    def apply(self, edit: Edit | str) -> Edit:
+        edit = parse_edit(edit) if isinstance(edit, str) else edit
+        _check(self.model, edit)
+        done = _weight_edit(self.model, edit) if edit.target == "ov" else _activation_edit(self.model, edit)
+        self.applied.append(done)
+        self._sync()
+        return edit
+
+    def undo(self) -> Edit | None:
+        """Undo the latest edit: its weights back bit for bit, or its interventions dropped."""
+        if not self.applied:
+            return None
+        done = self.applied.pop()
+        if done.saved is not None:
+            with torch.no_grad():
+                done.weight.copy_(done.saved)
+        self._sync()
+        return done.edit
+
+    def clear(self) -> None:
+        while self.applied:
+            self.undo()
+
+
+@contextlib.contextmanager
+def edited(model: HookedModel, edits: Sequence[Edit | str]) -> Iterator[EditStack]:
+    """Within the block, ``edits`` are applied (in order); afterwards the model is as before."""
+    stack = EditStack(model)
+    try:
+        for e in edits:
+            stack.apply(e)
+        yield stack
+    finally:
+        stack.clear()

@@ -1,0 +1,148 @@
+"""Communication channels between heads (Merullo et al. 2024, "Talking Heads"): composition
+scores from the weights, SVD spectra, per-component channels, the inhibition score on a prompt,
+and the search for the component edit that most helps list recall. Definitions: docs/composition.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analyses.errors import BadInput
+from analyses.registry import Analysis, Param, declare, float_list, int_list, names_list
+from analyses.registry.prompt import BOS
+
+FOLD = Param("fold", "choice", "which weights: tl = as TransformerLens's from_pretrained processes them (norm weight "
+             "folded in, centred); ln = norm weight folded in only; raw = as stored", default="tl",
+             choices=("tl", "ln", "raw"))
+MODE = Param("mode", "choice", "receiver side: Q (R = W_Q W_Kᵀ), K (R = W_K W_Qᵀ) or V (R = W_V W_O)", default="Q",
+             choices=("Q", "K", "V"))
+
+
+def run_composition(lm, mode: str, fold: str):
+    from analyses.composition import composition_grid
+
+    return composition_grid(lm.hooked, mode, fold)
+
+
+def run_spectra(lm, circuit: str, fold: str, show: str | None):
+    from analyses.composition import spectra
+
+    return spectra(lm.hooked, circuit, fold, names_list(show) or None)
+
+
+def run_channels(lm, mode: str, fold: str, top: int, sender: str | None, receiver: str | None, draws: int):
+    from analyses.composition import channels
+
+    return channels(lm.hooked, mode, fold, top, sender or None, receiver or None, draws)
+
+
+def run_inhibition(lm, prompt: str, sender: str, receiver: str, positions: str, vs: str | None, query: int,
+                   prepend_bos: bool | None):
+    from analyses.inputs import prompt_input
+    from analyses.talking_heads import inhibition
+
+    x = prompt_input(lm, prompt, None, None, prepend_bos)
+    return inhibition(lm.hooked, x.ids, sender, receiver, int_list(positions, "--positions") or [],
+                      int_list(vs, "--vs") or [], query, x.meta["prompt_tokens"])
+
+
+def run_inhibition_task(lm, task: str, n: int, seed: int, sender: str, receiver: str):
+    from analyses.talking_heads import inhibition_task
+    from analyses.tasks import task_examples
+
+    return inhibition_task(lm.hooked, lm.tokenizer, task_examples(task, n, seed, "test"), sender, receiver, task)
+
+
+def run_recall_edit(lm, task: str, n: int, seed: int, scales: str, comps: int, progress=None, should_stop=None):
+    from analyses.talking_heads import recall_edit_search
+
+    return recall_edit_search(lm.hooked, lm.tokenizer, n, seed, float_list(scales, "--scales") or [], comps, task,
+                              progress, should_stop)
+
+
+def _check_head(value: str | None, flag: str) -> None:
+    text = (value or "").strip().upper()
+    if text and not (text.startswith("L") and "H" in text and all(p.isdigit() for p in text[1:].split("H", 1))):
+        raise BadInput(f"{flag}: a head is written like L1H2 (got {value!r})")
+
+
+def _check_channels(p: dict[str, Any]) -> None:
+    _check_head(p["sender"], "--sender")
+    _check_head(p["receiver"], "--receiver")
+
+
+def _check_inhibition(p: dict[str, Any]) -> None:
+    _check_head(p["sender"], "--sender")
+    _check_head(p["receiver"], "--receiver")
+
+
+def _check_spectra(p: dict[str, Any]) -> None:
+    for h in names_list(p["show"]):
+        _check_head(h, "--show")
+
+
+declare(Analysis(
+    "composition", "composition scores", "Q/K/V composition scores of every sender head with every later head",
+    (MODE, FOLD), run_composition, "grid", "model", key=("mode", "fold"), excludes=("mamba",),
+    doc="‖L R‖_F/(‖L‖_F‖R‖_F) with L the sender's OV, as TransformerLens's all_composition_scores; a sender x "
+        "receiver heatmap (0 unless the receiver is in a later layer); meta has the random-sender baseline.",
+))
+declare(Analysis(
+    "head-spectra", "head SVD spectra", "singular values of every head's OV or QK circuit", (
+        Param("circuit", "choice", "ov (W_V W_O) or qk (W_Q W_Kᵀ)", default="ov", choices=("ov", "qk")),
+        FOLD,
+        Param("show", "text", "only these heads, e.g. L0H1,L1H2 (default: all)", metavar="HEADS", label="heads"),
+    ), run_spectra, "series", "model", key=("circuit", "show"), excludes=("mamba",), check=_check_spectra,
+    doc="One line per head: singular value against component index (components are numbered by these).",
+))
+declare(Analysis(
+    "channels", "top channels", "the strongest sender-component -> receiver channels, against random senders", (
+        MODE, FOLD,
+        Param("top", "int", "rows to list (0: every pair and component)", default=30, minimum=0),
+        Param("sender", "text", "only this sender head, e.g. L0H1", metavar="HEAD"),
+        Param("receiver", "text", "only this receiver head, e.g. L1H2", metavar="HEAD"),
+        Param("draws", "int", "random sender matrices for the baseline", default=20, minimum=2),
+    ), run_channels, "table", "model", key=("mode", "sender", "receiver"), excludes=("mamba",),
+    check=_check_channels,
+    doc="CS_i = ‖v_iᵀ R‖/‖R‖_F per OV component i of the sender (v_i its write direction), z against the same "
+        "statistic for random Gaussian factors of the same shapes, the singular value and the pair's score.",
+))
+declare(Analysis(
+    "inhibition", "inhibition score", "how one sender component steers a later head's attention on a prompt", (
+        Param("prompt", "prompt", "the prompt", required=True),
+        Param("sender", "text", "the sender head, e.g. L0H1", required=True, metavar="HEAD"),
+        Param("receiver", "text", "the receiver head in a later layer, e.g. L1H2", required=True, metavar="HEAD"),
+        Param("positions", "ints", "key positions whose attention is summed, e.g. 3,5", required=True,
+              metavar="LIST"),
+        Param("vs", "ints", "subtract the attention to these key positions", metavar="LIST"),
+        Param("query", "int", "the query position (negative counts from the end)", default=-1),
+        BOS,
+    ), run_inhibition, "table", "prompt", key=("sender", "receiver", "positions"), excludes=("mamba",),
+    check=_check_inhibition,
+    doc="Per sender component: the change in the receiver's attention score when that component is projected "
+        "out of the sender's output at the query position, beside its Q-composition CS_i.",
+))
+declare(Analysis(
+    "inhibition-task", "inhibition score (task)", "inhibition score averaged over a task's prompts (IOI: END -> IO "
+    "vs S1)", (
+        Param("task", "task", "the task (default ioi): its answer and distractor must occur in the prompt",
+              default="ioi", metavar="NAME"),
+        Param("n", "int", "prompts (held-out split)", default=50, minimum=1),
+        Param("seed", "int", "the sample's seed", default=0),
+        Param("sender", "text", "the sender head, e.g. L0H1", required=True, metavar="HEAD"),
+        Param("receiver", "text", "the receiver head in a later layer, e.g. L1H2", required=True, metavar="HEAD"),
+    ), run_inhibition_task, "table", "model", key=("task", "sender", "receiver"), excludes=("mamba",),
+    check=_check_inhibition,
+    doc="D = attention from the last token to the answer's first position minus to the distractor's; per sender "
+        "component i projected out at the last token, I_i = (D - D_i)/D, beside its Q-composition CS_i.",
+))
+declare(Analysis(
+    "recall-edit", "edit search", "the one-component weight edit that most helps a task, gain per list length", (
+        Param("task", "task", "the task (default recall)", default="recall", metavar="NAME"),
+        Param("n", "int", "prompts in the search sample and in the held-out sample", default=300, minimum=10),
+        Param("seed", "int", "the samples' seed", default=0),
+        Param("scales", "floats", "scales tried for each component (0 removes it)", default="0,2", metavar="LIST"),
+        Param("comps", "int", "leading components per head to try (0: all)", default=0, minimum=0),
+    ), run_recall_edit, "table", "model", cancellable=True, key=("task", "scales", "comps"), excludes=("mamba",),
+    doc="Every LxHy:ov:i=scale is scored on a search sample (train split); the best is measured on held-out "
+        "prompts: accuracy before, after and the gain per variant.",
+))
