@@ -12,6 +12,7 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Footer, Header, ProgressBar, Select, Static, TabbedContent, TabPane
 
@@ -295,7 +296,11 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, in
             text = f"{info['model_type']} · {info['device']} · {info['dtype']} · {memory_text(info['device'])}"
         if self.edits:
             text += " · edits: " + " ".join(self.edits)
-        self.query_one("#model_status", Static).update(text)
+        try:
+            self.query_one("#model_status", Static).update(text)
+        except NoMatches:  # the refresh timer fired while the app was closing
+            if self.is_running:
+                raise
 
 
 APP_HELP = """### Interpretability workbench
