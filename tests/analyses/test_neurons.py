@@ -343,3 +343,24 @@ def test_a_neuron_outside_the_mlp_is_refused(capsys, checkpoints, tmp_path):
     code = main(["run", "neuron-ablation", "--model", str(checkpoints["gpt2"]), "--neuron", "1", "--corpus",
                  str(corpus), "--heads", "L5H0"])
     assert code == 2 and "L5H0 not among the heads" in capsys.readouterr().err
+
+
+def test_the_lookup_toy_shows_the_marker_head(capsys):
+    """toy:lookup: layer-1 neuron 11 writes ' yes'; over the task's texts exactly one head (L0H5) is
+    active on 25-75 % of them, the n-gram rule 'contains school' explains it on held-out texts, and
+    the KS test separates its ablation effects on active and inactive texts."""
+    common = ["--model", "toy:lookup", "--layer", "1", "--neuron", "11", "--task", "lookup", "--n", "80", "--top", "80",
+              "--json"]
+    assert main(["run", "neuron-congruence", "--model", "toy:lookup", "--layers", "1", "--top", "1", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["rows"][0]
+    assert row["label"] == "L1N11" and row["token"].strip() == "yes"
+    assert main(["run", "neuron-heads", *common]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [r["label"] for r in rows if r["selected"]] == ["L0H5"]
+    assert main(["run", "neuron-explain", *common]) == 0
+    row = json.loads(capsys.readouterr().out)["rows"][0]
+    assert row["explanation"] == "contains 'school'" and row["balanced_accuracy"] >= 0.9
+    assert row["shuffled_baseline"] < 0.7
+    assert main(["run", "neuron-ablation", *common]) == 0
+    row = json.loads(capsys.readouterr().out)["rows"][0]
+    assert row["label"] == "L0H5" and row["ks_d"] > 0.8 and row["ks_p"] < 1e-6
