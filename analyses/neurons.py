@@ -131,7 +131,7 @@ def _check_layer(model: HookedModel, layer: int) -> int:
     return layer % n
 
 
-def _check_neuron(model: HookedModel, layer: int, neuron: int) -> tuple[int, int]:
+def check_neuron(model: HookedModel, layer: int, neuron: int) -> tuple[int, int]:
     if model.shape.family == "mamba":
         raise BadInput("Mamba has no MLP neurons")
     layer = _check_layer(model, layer)
@@ -253,7 +253,7 @@ def max_activating(model: HookedModel, tokenizer, batches: Iterable, layer: int,
                    should_stop=None) -> tuple[list[Trimmed], dict]:
     """The neuron's top-``k`` documents, each trimmed (``trim``), dropping trimmed prompts longer
     than ``max_len`` tokens (the paper's 100); and the run's facts."""
-    layer, neuron = _check_neuron(model, layer, neuron)
+    layer, neuron = check_neuron(model, layer, neuron)
     if not 0 < ratio <= 1:
         raise BadInput(f"--ratio {ratio}: a share of the activation in (0, 1]")
     docs, read, stopped = top_documents(model, batches, layer, neuron, k, progress, total, should_stop)
