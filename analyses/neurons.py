@@ -552,7 +552,7 @@ def explain_heads(model: HookedModel, tokenizer, prompts: list[Trimmed], layer: 
                      ("n_test", len(test)), ("test_active", sum(truth))):
             rows[k].append(v)
         if llm is not None:
-            text = ["".join(texts[i]) for i in range(len(prompts))]
+            text = [tokenizer.decode(p.ids, skip_special_tokens=True) for p in prompts]
             explanation = llm.explain(token, [text[i] for i in train if y[i]], [text[i] for i in train if not y[i]])
             llm_pred = [llm.classify(explanation, text[i]) for i in test]
             rows["llm_explanation"].append(explanation)
@@ -606,7 +606,7 @@ def _ks_row(rows: dict[str, list], a: list[float], b: list[float], la: list[floa
             rate: float) -> None:
     """KS on Δp (the paper's measure); the mean Δ log p too, which a saturated p(token) hides."""
     d, p = ks_2samp(a, b)
-    mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
+    mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")
     for k, v in (("ks_d", d), ("ks_p", p), ("dp_active", mean(a)), ("dp_inactive", mean(b)),
                  ("dlogp_active", mean(la)), ("dlogp_inactive", mean(lb)), ("n_active", len(a)),
                  ("n_inactive", len(b)), ("active_rate", rate)):

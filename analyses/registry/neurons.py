@@ -34,13 +34,9 @@ def _prompts(lm, layer: int, neuron: int, corpus, task, n, seed, batch, prepend_
 def _check(p: dict[str, Any]) -> None:
     check_corpus(p)
     if p.get("ratio") is not None and p["ratio"] > 1:
-        raise_bad(f"--ratio {p['ratio']:g}: a share of the activation, at most 1")
+        from analyses.errors import BadInput
 
-
-def raise_bad(message: str) -> None:
-    from analyses.errors import BadInput
-
-    raise BadInput(message)
+        raise BadInput(f"--ratio {p['ratio']:g}: a share of the activation, at most 1")
 
 
 def run_congruence(lm, layers: str | None, top: int, all_tokens: bool):

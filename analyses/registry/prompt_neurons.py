@@ -11,7 +11,7 @@ from analyses.registry import Analysis, Param, declare
 
 def run_heads_prompt(lm, prompt: str, layer: int, neuron: int, prepend_bos: bool | None):
     from analyses.inputs import prompt_input
-    from analyses.neurons import check_neuron, active_heads, head_attribution, head_labels
+    from analyses.neurons import active_heads, check_neuron, head_attribution, head_labels
     from analyses.results import Table
 
     x = prompt_input(lm, prompt, None, None, prepend_bos)

@@ -109,6 +109,6 @@ __all__ = ["PAIR_TASKS", "SPLITS", "TASKS", "default_inputs", "task_pairs", "Exa
 
 
 # The paper-2 toy's task (appended, like its recipe, so parallel edits stay apart).
-from analyses.tasks import lookup  # noqa: E402
+from analyses.tasks import lookup
 
 TASKS["lookup"] = lookup.examples

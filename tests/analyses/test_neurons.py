@@ -9,6 +9,7 @@ import math
 import random
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
 import torch
@@ -80,8 +81,8 @@ def test_chunked_congruence_matches_the_full_matrix(loaded, name):
 
 
 def test_word_tokens_word_level_and_bpe(loaded):
-    from transformers import GPT2TokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2TokenizerFast
 
     tok = loaded("gpt2").tokenizer  # word level: every non-special token
     mask = word_token_mask(tok, len(tok) + 3)
@@ -241,9 +242,9 @@ def test_ks_statistic_by_hand_and_against_scipy():
 
 
 class _Handler(BaseHTTPRequestHandler):
-    seen: list = []
+    seen: ClassVar[list] = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).seen.append((self.path, self.headers.get("Authorization"), body))
         answer = "Yes" if body["max_tokens"] == 1 else "Active when the context holds 'school'."
