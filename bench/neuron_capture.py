@@ -10,8 +10,8 @@ Three passes over the same batches, each timed in this one run:
 - capture: what ``neuron-max-acts`` runs: the column kept and the run stopped after the neuron's
   layer (``analyses.neurons.neuron_activations``).
 
-Printed as throughput (documents/s) and as a ratio to the plain hooked forward's throughput
-(target >= 0.8x).
+Printed as throughput (documents/s, best of ``--repeats`` passes, the methods taking turns) and
+as a ratio to the plain hooked forward's throughput (target >= 0.8x).
 
     .venv/bin/python bench/neuron_capture.py [--device cpu|cuda] [--docs 256] [--batch 16] [--layer 9]
 """
@@ -41,19 +41,27 @@ def batches(n_docs: int, batch: int, max_len: int, vocab: int, seed: int = 0) ->
     return out
 
 
-def stream(fn, data: list[torch.Tensor], device: str, repeats: int) -> float:
-    """Best-of-``repeats`` seconds for one pass of ``fn`` over every batch (after a warm-up batch)."""
-    fn(data[0].to(device))
-    best = float("inf")
+def one_pass(fn, data: list[torch.Tensor], device: str) -> float:
+    """Seconds for one pass of ``fn`` over every batch."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for ids in data:
+        fn(ids.to(device))
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def best_of(fns: dict, data: list[torch.Tensor], device: str, repeats: int) -> dict[str, float]:
+    """Best-of-``repeats`` pass time of each ``fn``, the methods taking turns within each repeat so
+    that load from other processes falls on all of them alike (after one warm-up batch each)."""
+    for fn in fns.values():
+        fn(data[0].to(device))
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for ids in data:
-            fn(ids.to(device))
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
+        for name, fn in fns.items():
+            best[name] = min(best[name], one_pass(fn, data, device))
     return best
 
 
@@ -74,15 +82,17 @@ def main() -> None:
     print(f"GPT-2-small shape, random weights, {args.docs} docs of {args.max_len // 4}-{args.max_len} tokens, "
           f"batch {args.batch}, neuron layer {args.layer}, device {args.device}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
-    with torch.no_grad():
-        hf = stream(lambda ids: model(ids), data, args.device, args.repeats)
-    plain = stream(lambda ids: hm.run(ids), data, args.device, args.repeats)
-    full = stream(lambda ids: neuron_activations(hm, ids, args.layer, [7], full=True), data, args.device, args.repeats)
-    early = stream(lambda ids: neuron_activations(hm, ids, args.layer, [7]), data, args.device, args.repeats)
-    for name, t in (("plain HF forward", hf), ("plain hooked forward", plain), ("capture, full forward", full),
-                    ("capture, stop after layer", early)):
-        print(f"{name:>26}: {args.docs / t:8.1f} docs/s  ratio to plain hooked {plain / t:5.2f}x")
+    def hf(ids):
+        with torch.no_grad():
+            return model(ids)
 
+    fns = {"plain HF forward": hf, "plain hooked forward": lambda ids: hm.run(ids),
+           "capture, full forward": lambda ids: neuron_activations(hm, ids, args.layer, [7], full=True),
+           "capture, stop after layer": lambda ids: neuron_activations(hm, ids, args.layer, [7])}
+    best = best_of(fns, data, args.device, args.repeats)
+    plain = best["plain hooked forward"]
+    for name, t in best.items():
+        print(f"{name:>26}: {args.docs / t:8.1f} docs/s  ratio to plain hooked {plain / t:5.2f}x")
 
 if __name__ == "__main__":
     main()
