@@ -106,3 +106,9 @@ def vocabulary() -> list[str]:
 
 
 __all__ = ["PAIR_TASKS", "SPLITS", "TASKS", "default_inputs", "task_pairs", "Example", "Pair", "in_split", "task_examples", "vocabulary"]
+
+
+# The paper-2 toy's task (appended, like its recipe, so parallel edits stay apart).
+from analyses.tasks import lookup
+
+TASKS["lookup"] = lookup.examples

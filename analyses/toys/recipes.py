@@ -43,3 +43,9 @@ STUDY_RECIPES: dict[str, Recipe] = {
 }
 
 TRAIN_RECIPES: dict[str, Recipe] = {**RECIPES, **STUDY_RECIPES}
+
+# Paper 2 (context look-ups): a head that sees a marker word in the context feeds a later "yes" neuron.
+RECIPES["lookup"] = Recipe("lookup", "gpt2", {"d_model": 32, "n_layers": 2, "n_heads": 8, "n_ctx": 16, "n_inner": 16,
+                                               "resid_pdrop": 0.0, "attn_pdrop": 0.0, "embd_pdrop": 0.0},
+                           steps=500, about="GPT-2, 2 layers, 8 heads, 16 MLP neurons, no dropout, trained on context look-up")
+TRAIN_RECIPES["lookup"] = RECIPES["lookup"]

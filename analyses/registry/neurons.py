@@ -1,0 +1,146 @@
+"""Next-token neurons and the heads that drive them (Neo, Cohen & Barez 2024): which neurons
+write a token, which texts make them fire, which heads feed them, when those heads are active,
+and what ablating a head does to the neuron's token (docs/neurons.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analyses.registry import Analysis, Param, declare, int_list, names_list
+from analyses.registry.corpus import CORPUS, check_corpus
+
+NEURON = (
+    Param("layer", "int", "the neuron's layer (negative counts from the end)", default=-1),
+    Param("neuron", "int", "the neuron's index in the MLP", required=True, minimum=0),
+)
+PROMPTS = (
+    Param("top", "int", "the neuron's top-activating texts to keep", default=40, minimum=1),
+    Param("ratio", "float", "trim each text to its shortest suffix keeping this share of the activation",
+          default=0.8, minimum=0.01),
+    Param("max_len", "int", "drop trimmed prompts longer than this many tokens", default=100, minimum=1,
+          label="max length"),
+)
+HEAD_TAGS = ("layer", "neuron", "top")
+
+
+def _prompts(lm, layer: int, neuron: int, corpus, task, n, seed, batch, prepend_bos, top, ratio, max_len,
+             progress=None, should_stop=None):
+    from analyses.neurons import corpus_prompts
+
+    return corpus_prompts(lm.hooked, lm.tokenizer, layer, neuron, corpus, task, n, seed, batch, prepend_bos, top,
+                          ratio, max_len, progress, should_stop)
+
+
+def _check(p: dict[str, Any]) -> None:
+    check_corpus(p)
+    if p.get("ratio") is not None and p["ratio"] > 1:
+        from analyses.errors import BadInput
+
+        raise BadInput(f"--ratio {p['ratio']:g}: a share of the activation, at most 1")
+
+
+def run_congruence(lm, layers: str | None, top: int, all_tokens: bool):
+    from analyses.neurons import congruence_table
+
+    return congruence_table(lm.hooked, lm.tokenizer, int_list(layers, "--layers"), top, words_only=not all_tokens)
+
+
+def run_max_acts(lm, layer, neuron, corpus, task, n, seed, batch, prepend_bos, top, ratio, max_len,
+                 progress=None, should_stop=None):
+    from analyses.neurons import max_acts_result
+
+    prompts, meta = _prompts(lm, layer, neuron, corpus, task, n, seed, batch, prepend_bos, top, ratio, max_len,
+                             progress, should_stop)
+    return max_acts_result(lm.tokenizer, prompts, meta)
+
+
+def run_heads(lm, layer, neuron, corpus, task, n, seed, batch, prepend_bos, top, ratio, max_len,
+              progress=None, should_stop=None):
+    from analyses.neurons import heads_table, prompts_attribution
+
+    prompts, meta = _prompts(lm, layer, neuron, corpus, task, n, seed, batch, prepend_bos, top, ratio, max_len,
+                             progress, should_stop)
+    layer = meta["layer"]
+    attr = prompts_attribution(lm.hooked, [p.ids for p in prompts], layer, neuron, batch)
+    return heads_table(lm.hooked, attr, layer, neuron, meta=meta)
+
+
+def run_explain(lm, layer, neuron, corpus, task, n, seed, batch, prepend_bos, top, ratio, max_len, test_share,
+                max_n, endpoint, llm_model, key_env, progress=None, should_stop=None):
+    from analyses.llm import Explainer
+    from analyses.neurons import explain_heads
+
+    prompts, meta = _prompts(lm, layer, neuron, corpus, task, n, seed, batch, prepend_bos, top, ratio, max_len,
+                             progress, should_stop)
+    llm = Explainer(endpoint, llm_model, key_env) if endpoint else None
+    table = explain_heads(lm.hooked, lm.tokenizer, prompts, meta["layer"], neuron, test_share, seed, max_n, llm)
+    table.meta = {**meta, **table.meta}
+    return table
+
+
+def run_ablation(lm, layer, neuron, corpus, task, n, seed, batch, prepend_bos, top, ratio, max_len, token, heads,
+                 progress=None, should_stop=None):
+    from analyses.neurons import ablation_table, predicted_token
+    from analyses.tokens import resolve_token
+
+    prompts, meta = _prompts(lm, layer, neuron, corpus, task, n, seed, batch, prepend_bos, top, ratio, max_len,
+                             progress, should_stop)
+    tok = resolve_token(lm.tokenizer, token) if token else predicted_token(lm.hooked, meta["layer"], neuron)
+    table = ablation_table(lm.hooked, prompts, meta["layer"], neuron, tok, names_list(heads) or None)
+    table.meta = {**meta, **table.meta,
+                  "token": lm.tokenizer.decode([tok], clean_up_tokenization_spaces=False)}
+    return table
+
+
+CORPUS_DOC = " Texts: the neuron's top-activating texts of a corpus file or a task, each trimmed to its shortest " \
+             "suffix keeping --ratio of the activation."
+declare(Analysis(
+    "neuron-congruence", "neurons: next-token congruence", "next-token neurons: each neuron's best "
+    "W_out[n] . W_U[:, t] and the token t", (
+        Param("layers", "ints", "layers to rank (default: all)", metavar="LIST"),
+        Param("top", "int", "neurons to list per layer", default=20, minimum=1),
+        Param("all_tokens", "flag", "rank over every token, not only word tokens", label="all tokens"),
+    ), run_congruence, "table", "model", key=("layers", "top"), excludes=("mamba",),
+    doc="Final-norm weight folded in, W_out centred for LayerNorm, the vocabulary mean subtracted; word tokens: "
+        "'Ġ'/'▁'-prefixed and longer than 2 characters on BPE vocabularies, every non-special token on word-level ones.",
+))
+declare(Analysis(
+    "neuron-max-acts", "neurons: max-activating texts", "a neuron's top-activating texts, trimmed, coloured by "
+    "its activation", (*NEURON, *CORPUS, *PROMPTS), run_max_acts, "tokens", "model", cancellable=True,
+    check=_check, key=HEAD_TAGS, excludes=("mamba",),
+    doc="Only the neuron's column is kept by the hook and the run stops after its layer." + CORPUS_DOC,
+))
+declare(Analysis(
+    "neuron-heads", "neurons: head attribution", "which heads feed a neuron at the last token of its "
+    "top-activating texts", (*NEURON, *CORPUS, *PROMPTS), run_heads, "table", "model", cancellable=True,
+    check=_check, key=HEAD_TAGS, excludes=("mamba",),
+    doc="Per head: mean of head_out . W_in[:, n] through the MLP norm at its cached scale, the share of texts where "
+        "it is active (> mean + 2 sd over heads), selected when that share is 25-75 %." + CORPUS_DOC,
+))
+declare(Analysis(
+    "neuron-explain", "neurons: explain heads", "when is each selected head active? An n-gram rule (and "
+    "optionally an LLM), scored on held-out texts", (
+        *NEURON, *CORPUS, *PROMPTS,
+        Param("test_share", "float", "share of the texts held out for scoring", default=0.5, minimum=0.05,
+              label="test share"),
+        Param("max_n", "int", "longest n-gram the rule explainer tries", default=2, minimum=1, label="max n"),
+        Param("endpoint", "text", "an OpenAI-compatible API base URL (e.g. https://api.openai.com/v1); "
+              "off by default", metavar="URL"),
+        Param("llm_model", "text", "the endpoint's model name", default="gpt-4-1106-preview", metavar="NAME",
+              label="LLM model"),
+        Param("key_env", "text", "environment variable holding the endpoint's API key", default="OPENAI_API_KEY",
+              metavar="VAR", label="key variable"),
+    ), run_explain, "table", "model", cancellable=True, check=_check, key=HEAD_TAGS, excludes=("mamba",),
+    doc="Balanced accuracy (TPR+TNR)/2 on the held-out texts, the mean over shuffled labels and a permutation p."
+        + CORPUS_DOC,
+))
+declare(Analysis(
+    "neuron-ablation", "neurons: head ablation", "zero a head: change in the neuron's token probability where "
+    "the head is active vs not, with a KS test", (
+        *NEURON, *CORPUS, *PROMPTS,
+        Param("token", "token", "the token whose probability is measured (default: the neuron's congruence token)"),
+        Param("heads", "nodes", "heads to ablate, e.g. L0H1,L1H2 (default: the selected ones)", metavar="LIST"),
+    ), run_ablation, "table", "model", cancellable=True, check=_check, key=HEAD_TAGS, excludes=("mamba",),
+    doc="Δp = p(token) clean - p(token) with the head's z zeroed, at the last token; two-sample KS between the "
+        "active and the inactive texts' Δp, per head and pooled (row 'all')." + CORPUS_DOC,
+))
