@@ -209,6 +209,7 @@ class Analysis:
 
 
 REGISTRY: dict[str, Analysis] = {}
+CORE = ("prompt", "pairs")  # declared first: their first analyses are the Prompt and Patching tabs' defaults
 # The TUI's analysis tabs: id -> (title, what its analyses take)
 TABS = {"prompt": ("Prompt", "one prompt"), "pairs": ("Patching", "clean/corrupted pairs or a dataset"),
         "model": ("Model", "the model and a task's examples")}
@@ -224,10 +225,12 @@ def declare(analysis: Analysis) -> Analysis:
 
 
 def analyses() -> dict[str, Analysis]:
-    """Every declared analysis, by name (the modules of this package declare them on import)."""
-    for module in pkgutil.iter_modules(__path__):
-        if not module.name.startswith("_"):  # not __main__
-            importlib.import_module(f"{__name__}.{module.name}")
+    """Every declared analysis, by name (the modules of this package declare them on import).
+    The core modules come first: a tab's form opens on its first declared analysis (DLA, patching),
+    whatever a paper's module is called."""
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))  # not __main__
+    for name in sorted(names, key=lambda n: (n not in CORE, CORE.index(n) if n in CORE else 0)):
+        importlib.import_module(f"{__name__}.{name}")
     return REGISTRY
 
 
