@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from analyses.models.base import HookedModel, exec_device, materialized
+from analyses.models.base import HookedModel, Prefix, exec_device, materialized
 from analyses.models.hooks import Hooks
 
 PER_LAYER_ATTN = ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z")
@@ -64,11 +64,33 @@ class TransformerAdapter(HookedModel):
             ctx["rotary"] = self._rotary_tables(tokens, ctx["position_ids"])
         return ctx
 
+    def prefix_hooks(self, layer: int) -> tuple[str, str]:
+        """The hook names of a layer's keys and values as attention consumes them (what a
+        ``Prefix`` holds): keys after rotary embedding where the family has it."""
+        p = f"blocks.{layer}.attn."
+        return p + ("hook_rot_k" if self.rotary else "hook_k"), p + "hook_v"
+
+    def _with_prefix(self, ctx: dict, prefix: Prefix) -> dict:
+        start = prefix.start
+        ctx = dict(ctx, prefix=prefix, masks=[m[:, :, start:] for m in ctx["masks"]],
+                   position_ids=ctx["position_ids"][:, start:])
+        if self.rotary:
+            ctx["rotary"] = tuple(t[:, start:] for t in ctx["rotary"])
+        return ctx
+
+    def _can_narrow(self, layer: int, hooks: Hooks) -> bool:
+        if not hasattr(self, "_layer_names"):
+            self._layer_names = [[n for n in self.hook_names() if n.startswith(f"blocks.{i}.")] for i in range(self.shape.n_layers)]
+        return not any(hooks.active(name) for name in self._layer_names[layer])
+
     def _block(self, layer: int, x: Tensor, ctx: dict, hooks: Hooks) -> Tensor:
         p = f"blocks.{layer}."
         ln1, attn, ln2, mlp = self._parts(layer)
         x = hooks(p + "hook_resid_pre", x)
         attn_out = hooks(p + "hook_attn_out", self._attention(layer, attn, ln1, x, ctx, hooks))
+        narrow = ctx.get("narrow")
+        if narrow is not None:  # the last block, at one position per row: the attention said so too
+            x = x[torch.arange(x.shape[0], device=x.device), narrow][:, None]
         if self.shape.parallel_attn_mlp:
             mlp_in = hooks(p + "hook_mlp_in", x)
             mlp_out = hooks(p + "hook_mlp_out", self._mlp(layer, mlp, self._norm(ln2, mlp_in, p + "ln2", hooks), hooks))
@@ -93,11 +115,24 @@ class TransformerAdapter(HookedModel):
             cos, sin = (t.to(x.device) for t in ctx["rotary"])
             q, k = self._rotate(q, k, cos, sin)
             q, k = hooks(p + "hook_rot_q", q), hooks(p + "hook_rot_k", k)
+        prefix = ctx.get("prefix")
+        if prefix is not None and prefix.start:
+            # Earlier positions' keys and values, shared by every copy of the prompts in the batch.
+            pk, pv = prefix.keys[layer], prefix.values[layer]
+            rep = b // pk.shape[0]
+            k = torch.cat([pk.to(k.device, k.dtype).repeat(rep, 1, 1, 1), k], 1)
+            v = torch.cat([pv.to(v.device, v.dtype).repeat(rep, 1, 1, 1), v], 1)
         qh, kh, vh = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         if n_kv != n_heads:
             kh = kh.repeat_interleave(n_heads // n_kv, dim=1)
             vh = vh.repeat_interleave(n_heads // n_kv, dim=1)
         mask = ctx["masks"][layer].to(x.device)
+        narrow = ctx.get("narrow")
+        if narrow is not None:  # queries at one position per row; keys and values everywhere
+            rows = torch.arange(b, device=x.device)
+            qh = qh[rows, :, narrow][:, :, None]
+            mask = mask.expand(b, -1, -1, -1)[rows, :, narrow][:, :, None]
+            s = 1
         scale = attn.scaling
         if hooks.active(p + "hook_attn_scores") or hooks.active(p + "hook_pattern"):
             scores = (qh @ kh.transpose(-1, -2)) * scale
@@ -140,8 +175,8 @@ class TransformerAdapter(HookedModel):
 
     def _linear(self, module: nn.Module, x: Tensor) -> Tensor:
         if self.conv1d:
-            out = x.reshape(-1, x.shape[-1]) @ module.weight
-            out = out if module.bias is None else out + module.bias
+            flat = x.reshape(-1, x.shape[-1])
+            out = flat @ module.weight if module.bias is None else torch.addmm(module.bias, flat, module.weight)
             return out.view(*x.shape[:-1], -1)
         return F.linear(x, module.weight, module.bias)
 
