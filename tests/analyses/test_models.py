@@ -44,6 +44,26 @@ def test_right_padded_batch_matches_hf(name, loaded, hf_model):
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_logits_at_chosen_positions_and_tokens_are_those_of_the_full_run(name, loaded):
+    """``logit_pos`` (the last block then runs its queries at that position only, keys and values
+    everywhere) and ``vocab`` (only those columns of the unembedding) change no value; with the
+    last block hooked it runs in full."""
+    lm = loaded(name)
+    long, short = encode(lm)[0], encode(lm, "Then Mary went to the park")[0]
+    ids = torch.full((2, len(long)), lm.tokenizer.pad_token_id)
+    ids[0], ids[1, : len(short)] = long, short
+    mask = (torch.arange(len(long))[None] < torch.tensor([[len(long)], [len(short)]])).long()
+    full = lm.hooked.run(ids, attention_mask=mask).logits
+    pos, vocab = torch.tensor([len(long) - 1, len(short) - 1]), torch.tensor([7, 3, 5])
+    want = full[torch.arange(2), pos][:, None][..., vocab]
+    got = lm.hooked.run(ids, attention_mask=mask, logit_pos=pos, vocab=vocab)
+    assert got.logits.shape == (2, 1, 3) and (got.logits - want).abs().max() < 1e-5
+    last = f"blocks.{lm.hooked.shape.n_layers - 1}.hook_resid_pre"
+    hooked = lm.hooked.run(ids, attention_mask=mask, logit_pos=pos, vocab=vocab, capture=[last])
+    assert (hooked.logits - want).abs().max() < 1e-5 and hooked.cache[last].shape[1] == len(long)
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_start_at_layer_equals_full_run(name, loaded):
     hm = loaded(name).hooked
     ids = encode(loaded(name))
