@@ -150,7 +150,8 @@ class EdgeGraph:
         return out
 
     def edges(self) -> list[tuple[int, int]]:
-        return [tuple(e) for e in self.allowed.nonzero().tolist()]
+        rows, cols = self.allowed.nonzero(as_tuple=True)  # two flat lists: far quicker than [[i, j], ...]
+        return list(zip(rows.tolist(), cols.tolist()))
 
     def edge_label(self, i: int, j: int) -> str:
         return f"{self.writers[i].label}->{self.readers[j].label}"

@@ -149,6 +149,8 @@ class TransformerAdapter(HookedModel):
         """q, k, v with each head reading its own copy of the residual (``hook_{q,k,v}_input``), so
         an edit or a gradient can reach one head's query, key or value input alone."""
         p = f"blocks.{layer}."
+        if not any(hooks.wants(p + n) or p + n in hooks.edits for n in SPLIT_INPUTS):
+            return self._tapped_qkv(layer, attn, ln1, x, hooks)
         if hooks.active(p + "ln1.hook_scale") or hooks.active(p + "ln1.hook_normalized"):
             self._norm(ln1, x, p + "ln1", hooks)  # so that ln1's own hooks still see [b, s, d]
         out = []
@@ -158,6 +160,25 @@ class TransformerAdapter(HookedModel):
             out.append(y if bias is None else y + bias)
         return tuple(out)
 
+    def _tapped_qkv(self, layer: int, attn: nn.Module, ln1: nn.Module, x: Tensor, hooks: Hooks):
+        """The per-head inputs when they are only differentiated (EAP): q, k, v come from one
+        normalisation of ``x`` as in a plain run, and each head's input gradient is formed in the
+        backward pass from its output gradient, ``J_norm^T (w * (W_h g_h))`` (the per-head copies
+        equal ``x``, so this is their exact gradient), instead of normalising one copy per head."""
+        p = f"blocks.{layer}."
+        xf = x.float()
+        if self.shape.norm == "layernorm":
+            xf = xf - xf.mean(-1, keepdim=True)
+        eps = getattr(ln1, "eps", None) or getattr(ln1, "variance_epsilon", None) or 1e-5
+        scale = (xf.pow(2).mean(-1, keepdim=True) + eps).sqrt().detach()
+        unit = (xf / scale).detach()
+        w_norm = (ln1.weight + self.shape.norm_offset).float().detach()
+        q, k, v = self._qkv(attn, self._norm(ln1, x, p + "ln1", hooks))
+        out = []
+        for name, y, (w, _) in zip(SPLIT_INPUTS, (q, k, v), self._qkv_weights(attn)):
+            tap = hooks(p + name, x.new_zeros(x.shape[0], x.shape[1], w.shape[1], x.shape[2]))
+            out.append(_HeadInputGrad.apply(y, tap, unit, scale, w_norm, w.detach(), self.shape.norm == "layernorm"))
+        return tuple(out)
     def _embed(self, tokens: Tensor, hooks: Hooks) -> Tensor:
         wte = self._embedding()
         with materialized(wte):
@@ -229,3 +250,24 @@ class TransformerAdapter(HookedModel):
 
     def _rotate(self, q: Tensor, k: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
+
+
+class _HeadInputGrad(torch.autograd.Function):
+    """Identity on a head's q/k/v ``y`` [b, s, h, e]; the gradient of the (zero) per-head input tap
+    [b, s, h, d] is ``J^T (w * (g @ W_h^T))`` with J the norm's Jacobian at the shared input
+    (symmetric: ``(v - mean v - unit * mean(unit * v)) / scale``, without ``mean v`` for RMSNorm)."""
+
+    @staticmethod
+    def forward(ctx, y, tap, unit, scale, w_norm, w, layernorm):  # noqa: D102
+        ctx.save_for_backward(unit, scale, w_norm, w)
+        ctx.layernorm = layernorm
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: D102
+        unit, scale, w_norm, w = ctx.saved_tensors
+        v = torch.einsum("bshe,dhe->bshd", g.float(), w.float()) * w_norm
+        if ctx.layernorm:
+            v = v - v.mean(-1, keepdim=True)
+        v = v - unit[:, :, None] * (unit[:, :, None] * v).mean(-1, keepdim=True)
+        return g, (v / scale[:, :, None]).to(g.dtype), None, None, None, None, None

@@ -237,3 +237,25 @@ def test_split_qkv_inputs_reproduce_the_run_and_reach_one_head(name, loaded):
         Intervention("blocks.1.hook_k_input", op="add", value=torch.randn(hm.shape.d_model), head=1)])
     delta = (edited.cache["blocks.1.attn.hook_k"] - plain.cache["blocks.1.attn.hook_k"]).abs().amax(dim=(0, 1, 3))
     assert delta[1] > 1e-3 and all(delta[h] < 1e-6 for h in range(len(delta)) if h != 1)
+
+
+@pytest.mark.parametrize("name", TRANSFORMERS)
+def test_gradients_at_per_head_inputs_equal_those_through_per_head_copies(name, loaded):
+    """Differentiated only, the per-head q/k/v inputs take their gradient from the head's output
+    gradient through the norm's Jacobian; capturing them too runs one normalised copy per head:
+    both gradients agree, and so do the values."""
+    lm = loaded(name)
+    hm = lm.hooked
+    ids = torch.cat([encode(lm), encode(lm, CORRUPT)])
+    names = [f"blocks.{layer}.hook_{x}_input" for layer in range(hm.shape.n_layers) for x in "qkv"]
+    names.append("blocks.0.hook_mlp_in")
+
+    def metric(logits):
+        return logits[:, -1, 3].sum() - logits[:, -1, 5].pow(2).sum()
+
+    value, fast, _ = hm.gradients(ids, metric, names)
+    ref_value, ref, _ = hm.gradients(ids, metric, names, capture=names)
+    assert abs(float(value - ref_value)) < 1e-5
+    for n in names:
+        assert fast[n].shape == ref[n].shape
+        assert (fast[n] - ref[n]).abs().max() <= 1e-5 * max(1.0, float(ref[n].abs().max())), n
