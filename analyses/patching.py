@@ -7,8 +7,16 @@ of that patched run.
 
 Fast path: every cell of one layer becomes a group of rows of one batch (k patched copies of the
 prompts in one forward), and each forward starts at the patched layer from the cached residual
-stream of the unpatched run. Metrics stay on the device until the sweep ends. ``batched=False``
-is the one-forward-per-cell reference loop the fast path is tested against.
+stream of the unpatched run. A patch at position p changes only positions >= p, so on attention
+models a forward also starts at the earliest patched position of its rows: the earlier positions'
+keys and values at every later layer are the unpatched run's (``Prefix``), and chunks group cells
+of nearby positions (padding a row back to the chunk's start wastes at most a quarter of its
+work). Cells whose source activation equals the unpatched one for every prompt (positions before
+the prompts' first difference) cost no forward: their value is the unpatched metric. Only the
+last token's logits are unembedded (and for logit differences only the answer and distractor
+columns), and the last block runs its queries at that token only. Mamba sweeps run the whole
+sequence from the patched layer. Metrics stay on the device until the sweep ends.
+``batched=False`` is the one-forward-per-cell reference loop the fast path is tested against.
 
 Forwards are time-bounded: the first is small and each next one is sized from the last one's wall
 time to take about a second, so a cancellation is seen within ~2 s even on large models. A
