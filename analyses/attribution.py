@@ -25,9 +25,9 @@ import torch
 from torch import Tensor
 
 from analyses.errors import BadInput, Cancelled
+from analyses.metrics import Metric, logit_diff, metric_columns
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
-from analyses.metrics import Metric, logit_diff, metric_columns
 from analyses.patching import baselines, sites_for
 from analyses.results import Grid, Table
 

@@ -24,12 +24,12 @@ import time
 from pathlib import Path
 
 SHAPES = {
-    "gpt2-small": ("gpt2", dict(d_model=768, n_layers=12, n_heads=12, n_ctx=1024)),
+    "gpt2-small": ("gpt2", {"d_model": 768, "n_layers": 12, "n_heads": 12, "n_ctx": 1024}),
     # Llama-3.2-1B: d 2048, 16 layers, 32 query heads over 8 key/value heads, d_mlp 8192.
-    "llama-1b": ("llama", dict(d_model=2048, n_layers=16, n_heads=32, num_key_value_heads=8, intermediate_size=8192,
-                               n_ctx=2048, tie_word_embeddings=True)),
+    "llama-1b": ("llama", {"d_model": 2048, "n_layers": 16, "n_heads": 32, "num_key_value_heads": 8,
+                           "intermediate_size": 8192, "n_ctx": 2048, "tie_word_embeddings": True}),
     # Mamba-370m-like depth: 48 layers of d 1024 (d_inner 2048, state 16).
-    "mamba-48": ("mamba", dict(d_model=1024, n_layers=48, state_size=16)),
+    "mamba-48": ("mamba", {"d_model": 1024, "n_layers": 48, "state_size": 16}),
 }
 TOKENS = 20
 DIFF_AT = 3  # the corrupted prompt differs from the clean one at this position
@@ -93,7 +93,7 @@ def one(name: str, path: str, device: str, positions: list[int] | None) -> dict:
     row["peak_after_sweep_mb"] = _peak_mb()
     eap, row["eap_s"], row["eap_cpu_s"] = timed(lambda: edge_attribution(hm, clean, corrupt, answer, distractor))
     row["eap_edges"] = len(eap.labels)
-    fwd, row["forward_s"], _ = timed(lambda: hm.run(clean))
+    _, row["forward_s"], _ = timed(lambda: hm.run(clean))
     row["peak_mb"] = _peak_mb()
     return row
 
@@ -122,7 +122,7 @@ def main() -> None:
             print(f"built {name} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         cmd = [sys.executable, "-m", "bench.scale", "--one", name, "--device", args.device, "--dir", args.dir]
         cmd += [f"--positions={a}" for a in args.positions]
-        out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+        out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), check=False)
         if out.returncode:
             print(f"{name}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
             continue

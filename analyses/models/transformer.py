@@ -258,13 +258,13 @@ class _HeadInputGrad(torch.autograd.Function):
     (symmetric: ``(v - mean v - unit * mean(unit * v)) / scale``, without ``mean v`` for RMSNorm)."""
 
     @staticmethod
-    def forward(ctx, y, tap, unit, scale, w_norm, w, layernorm):  # noqa: D102
+    def forward(ctx, y, tap, unit, scale, w_norm, w, layernorm):
         ctx.save_for_backward(unit, scale, w_norm, w)
         ctx.layernorm = layernorm
         return y.clone()
 
     @staticmethod
-    def backward(ctx, g):  # noqa: D102
+    def backward(ctx, g):
         unit, scale, w_norm, w = ctx.saved_tensors
         v = torch.einsum("bshe,dhe->bshd", g.float(), w.float()) * w_norm
         if ctx.layernorm:
