@@ -57,6 +57,7 @@ MAMBA_SITES = {
 METHODS = ("denoise", "noise", "resample", "mean")
 START_ROWS = 8  # the first forward of a sweep: small, so its wall time is known quickly
 TARGET_SECONDS = 1.0  # the wall time a forward is sized to, so Escape is seen within ~2 s
+PAD_WASTE = 1.25  # a chunk's rows may cost this times their own suffixes (padded to its earliest position)
 
 Progress = Callable[[int, int], None]
 Cell = tuple[int | None, int | None]  # (position, head); None where the sweep has no such axis
@@ -282,14 +283,14 @@ def activation_patching(
 
     def chunk_end(layer: int, start: int, rows: int) -> int:
         """Cells from ``start`` while they fit ``rows`` full-length rows and padding every row to the
-        chunk's earliest position wastes at most a quarter of the work."""
+        chunk's earliest position costs at most ``PAD_WASTE`` times the rows' own work."""
         skip, lo, live, useful, end = noop(layer), seq, 0, 0.0, start
         while end < len(cells):
             if not skip[end]:
                 q0 = min(lo, first_pos(cells[end]))
                 cost = (live + 1) * n * (seq - q0) / seq
                 gain = useful + n * (seq - first_pos(cells[end])) / seq
-                if live and (cost > rows or cost > 1.25 * gain):
+                if live and (cost > rows or cost > PAD_WASTE * gain):
                     break
                 lo, live, useful = q0, live + 1, gain
             end += 1
