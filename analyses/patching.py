@@ -54,6 +54,7 @@ MAMBA_SITES = {
     "conv": "mixer.hook_conv",
     "ssm_in": "mixer.hook_ssm_in",
 }
+LOCAL_SITES = ("attn.hook_z", "attn.hook_q", "attn.hook_pattern", "hook_attn_out", "hook_mlp_out")
 METHODS = ("denoise", "noise", "resample", "mean")
 START_ROWS = 8  # the first forward of a sweep: small, so its wall time is known quickly
 TARGET_SECONDS = 1.0  # the wall time a forward is sized to, so Escape is seen within ~2 s
@@ -106,9 +107,11 @@ def _indices(chosen: Sequence[int] | None, size: int, what: str) -> list[int]:
     return list(dict.fromkeys(i % size for i in chosen))
 
 
-def _patch_fn(cells: list[Cell], src: Tensor, n: int, hook: str, start: int = 0) -> Callable[[Tensor], Tensor]:
+def _patch_fn(cells: list[Cell], src: Tensor, n: int, hook: str, start: int = 0,
+              narrowed: bool = False) -> Callable[[Tensor], Tensor]:
     """Rows [i*n, (i+1)*n) of the activation get ``src`` at cell i's position and head. The
-    activation may cover positions ``start..`` only (a run over a suffix); ``src`` covers all."""
+    activation may cover positions ``start..`` only (a run over a suffix), or, ``narrowed``, only
+    each row's patched position; ``src`` covers all."""
     pos_axis, head_axis = axes_of(hook)
 
     def fn(act: Tensor) -> Tensor:
@@ -117,7 +120,7 @@ def _patch_fn(cells: list[Cell], src: Tensor, n: int, hook: str, start: int = 0)
             dst = [slice(i * n, (i + 1) * n)] + [slice(None)] * (act.ndim - 1)
             from_ = [slice(None)] * act.ndim
             if pos is not None:
-                dst[pos_axis], from_[pos_axis] = pos - start, pos
+                dst[pos_axis], from_[pos_axis] = 0 if narrowed else pos - start, pos
             elif start:
                 from_[pos_axis] = slice(start, None)
             if head is not None:
@@ -259,6 +262,11 @@ def activation_patching(
     # Attention families resume a patched row at its position: earlier positions' keys and values
     # are the unpatched run's (a patch at p changes only p and later positions).
     suffix = by_pos and kv_names is not None
+    # Sites that change only their own position within the patched layer (after its keys and
+    # values): that layer runs at the patched position alone. ``narrow_at``: the site's activation
+    # then has that one position (the query is taken before the narrowing).
+    local = suffix and hook in LOCAL_SITES
+    narrow_at = hook != "attn.hook_q"
 
     noop_cache: dict[int, list[bool]] = {}
 
@@ -314,9 +322,21 @@ def activation_patching(
             keys = {i: base.cache[kv_names[i][0]][:, :q0] for i in range(layer, n_layers)}
             values = {i: base.cache[kv_names[i][1]][:, :q0] for i in range(layer, n_layers)}
             prefix = Prefix(q0, keys, values)
-        edit = [Intervention(names[layer], op="fn", fn=_patch_fn(todo, src(layer), n, hook, q0))]
-        resid = base.cache[resid_names[layer]][:, q0:].repeat(k, 1, 1)
-        run = model.run(base_ids.repeat(k, 1), start_at_layer=layer, resid=resid, interventions=edit,
+        ids, resid = base_ids.repeat(k, 1), base.cache[resid_names[layer]][:, q0:].repeat(k, 1, 1)
+        start = layer
+        if local and layer + 1 < n_layers:
+            # The patched layer changes only each row's own position: run it there alone (keys and
+            # values everywhere) and resume the next layer from the unpatched stream elsewhere.
+            at = torch.tensor([c[0] for c in todo]).repeat_interleave(n) - q0
+            edit = [Intervention(names[layer], op="fn", fn=_patch_fn(todo, src(layer), n, hook, q0, narrow_at))]
+            one = model.run(ids, start_at_layer=layer, stop_at_layer=layer + 1, resid=resid, interventions=edit,
+                            logit_pos=at, prefix=prefix).resid
+            resid = base.cache[resid_names[layer + 1]][:, q0:].repeat(k, 1, 1)
+            resid[torch.arange(len(at)), at.to(resid.device)] = one[:, 0].to(resid.dtype)
+            start, edit = layer + 1, []
+        else:
+            edit = [Intervention(names[layer], op="fn", fn=_patch_fn(todo, src(layer), n, hook, q0))]
+        run = model.run(ids, start_at_layer=start, resid=resid, interventions=edit,
                         logit_pos=(last - q0).repeat(k), prefix=prefix, vocab=vocab)
         values_ = at_last(run.logits)
         out = out.to(values_.device, values_.dtype)

@@ -172,7 +172,10 @@ class HookedModel:
         ``prefix`` (attention families, with ``start_at_layer``/``resid``): ``resid`` holds only
         positions ``prefix.start..`` and the earlier positions' keys and values come from the
         prefix; every activation (and hook) then covers those positions only, and ``logit_pos``
-        counts from ``prefix.start``. ``vocab`` [v] unembeds only those token ids (logits
+        counts from ``prefix.start``. With ``stop_at_layer`` (attention families), ``logit_pos``
+        makes the last block run compute only that position of each row beyond its keys and
+        values: ``resid`` is [b, 1, d], and that block's hooks from the attention pattern on see
+        that one position (a patch of a position-local site needs no more). ``vocab`` [v] unembeds only those token ids (logits
         [..., v]): a logit difference needs two columns of the unembedding, not all of them.
         """
         hooks = Hooks(capture, interventions, grad_names, detach=not grad_names)
@@ -257,10 +260,13 @@ class HookedModel:
         else:
             x = resid
         blocks = self.blocks()
-        narrow = logit_pos is not None and stop == n and start_at_layer < n and self._can_narrow(n - 1, hooks)
+        if stop < n:  # asked for explicitly: the block's own hooks accept one position
+            narrow = logit_pos is not None and start_at_layer < stop and self._can_narrow(stop - 1, None)
+        else:
+            narrow = logit_pos is not None and start_at_layer < n and self._can_narrow(n - 1, hooks)
         for layer in range(start_at_layer, stop):
             x = x.to(exec_device(blocks[layer]))
-            if narrow and layer == n - 1:
+            if narrow and layer == stop - 1:
                 ctx = dict(ctx, narrow=logit_pos.to(x.device))
             with materialized(blocks[layer]):
                 x = self._block(layer, x, ctx, hooks)
@@ -271,9 +277,10 @@ class HookedModel:
         logits = self._unembed(x, hooks, vocab)
         return RunResult(logits, hooks.cache, x, hooks.taps)
 
-    def _can_narrow(self, layer: int, hooks: Hooks) -> bool:
-        """Whether the last block may compute only the ``logit_pos`` position of each row (keys
-        and values still cover every position): nothing looks at that block's activations."""
+    def _can_narrow(self, layer: int, hooks: Hooks | None) -> bool:
+        """Whether the last block run may compute only the ``logit_pos`` position of each row (keys
+        and values still cover every position): the family can, and nothing looks at that block's
+        activations (``hooks`` None: the caller accepts hooks that see one position)."""
         return False
 
     def input_device(self) -> torch.device:

@@ -78,7 +78,9 @@ class TransformerAdapter(HookedModel):
             ctx["rotary"] = tuple(t[:, start:] for t in ctx["rotary"])
         return ctx
 
-    def _can_narrow(self, layer: int, hooks: Hooks) -> bool:
+    def _can_narrow(self, layer: int, hooks: Hooks | None) -> bool:
+        if hooks is None:
+            return True
         if not hasattr(self, "_layer_names"):
             self._layer_names = [[n for n in self.hook_names() if n.startswith(f"blocks.{i}.")] for i in range(self.shape.n_layers)]
         return not any(hooks.active(name) for name in self._layer_names[layer])
@@ -89,7 +91,7 @@ class TransformerAdapter(HookedModel):
         x = hooks(p + "hook_resid_pre", x)
         attn_out = hooks(p + "hook_attn_out", self._attention(layer, attn, ln1, x, ctx, hooks))
         narrow = ctx.get("narrow")
-        if narrow is not None:  # the last block, at one position per row: the attention said so too
+        if narrow is not None:  # the block at one position per row: the attention said so too
             x = x[torch.arange(x.shape[0], device=x.device), narrow][:, None]
         if self.shape.parallel_attn_mlp:
             mlp_in = hooks(p + "hook_mlp_in", x)
