@@ -259,3 +259,17 @@ def test_gradients_at_per_head_inputs_equal_those_through_per_head_copies(name, 
     for n in names:
         assert fast[n].shape == ref[n].shape
         assert (fast[n] - ref[n]).abs().max() <= 1e-5 * max(1.0, float(ref[n].abs().max())), n
+
+
+@pytest.mark.parametrize("name", TRANSFORMERS)
+def test_a_stopped_run_at_chosen_positions_is_that_slice_of_the_stream(name, loaded):
+    """``stop_at_layer`` with ``logit_pos``: the last block run computes one position per row (what
+    a sweep of a position-local site needs) and its residual equals the full run's there."""
+    lm = loaded(name)
+    hm = lm.hooked
+    ids = torch.cat([encode(lm), encode(lm, CORRUPT)])
+    full = hm.run(ids, capture=["blocks.1.hook_resid_pre"])
+    pos = torch.tensor([3, ids.shape[1] - 1])
+    got = hm.run(ids, stop_at_layer=1, logit_pos=pos).resid
+    assert got.shape == (2, 1, hm.shape.d_model)
+    assert (got[:, 0] - full.cache["blocks.1.hook_resid_pre"][torch.arange(2), pos]).abs().max() < 1e-5
