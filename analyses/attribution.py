@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from analyses.errors import BadInput, Cancelled
+from analyses.metrics import Metric, logit_diff, metric_columns
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
 from analyses.patching import baselines, sites_for
@@ -121,13 +122,11 @@ class EdgeGraph:
                 self.readers += [Reader(f"L{layer}H{h}.{x}", layer, f"blocks.{layer}.hook_{x}_input", h) for h in range(count)]
             self.readers.append(Reader(f"L{layer}MLP", layer, f"blocks.{layer}.hook_mlp_in", None, not s.parallel_attn_mlp))
         self.readers.append(Reader("logits", s.n_layers, f"blocks.{s.n_layers - 1}.hook_resid_post"))
-        allowed = torch.zeros(len(self.writers), len(self.readers), dtype=torch.bool)
-        for i, w in enumerate(self.writers):
-            for j, r in enumerate(self.readers):
-                allowed[i, j] = w.layer < r.layer or (
-                    w.layer == r.layer and w.kind == "head" and r.reads_same_layer_heads
-                )
-        self.allowed = allowed
+        w_layer = torch.tensor([w.layer for w in self.writers])[:, None]
+        r_layer = torch.tensor([r.layer for r in self.readers])[None, :]
+        is_head = torch.tensor([w.kind == "head" for w in self.writers])[:, None]
+        same = torch.tensor([r.reads_same_layer_heads for r in self.readers])[None, :]
+        self.allowed = (w_layer < r_layer) | ((w_layer == r_layer) & is_head & same)
         self.writer_index = {w.label: i for i, w in enumerate(self.writers)}
         self.reader_index = {r.label: j for j, r in enumerate(self.readers)}
 
@@ -151,7 +150,8 @@ class EdgeGraph:
         return out
 
     def edges(self) -> list[tuple[int, int]]:
-        return [tuple(e) for e in self.allowed.nonzero().tolist()]
+        rows, cols = self.allowed.nonzero(as_tuple=True)  # two flat lists: far quicker than [[i, j], ...]
+        return list(zip(rows.tolist(), cols.tolist()))
 
     def edge_label(self, i: int, j: int) -> str:
         return f"{self.writers[i].label}->{self.readers[j].label}"
@@ -224,12 +224,32 @@ def edge_attribution(
     ``progress(done, total)`` follows the backward passes; ``should_stop`` is checked before each."""
     if ig_steps < 0:
         raise BadInput(f"--ig must be a positive number of steps (0 is plain EAP); got {ig_steps}")
+    if clean.shape != corrupt.shape:
+        raise BadInput(f"clean and corrupted prompts differ in token length: {clean.shape[1]} vs {corrupt.shape[1]}")
     graph = EdgeGraph(model)
-    seq = clean.shape[1]
-    clean_run, corrupt_run, m = baselines(model, clean, corrupt, answer, distractor, metric, token_set, graph.writer_hooks())
-    diff = graph.writer_outputs(corrupt_run.cache) - graph.writer_outputs(clean_run.cache)  # [W, b, s, d]
+    n, seq = clean.shape
+    # Only the last token's answer logits enter the metric: every run unembeds that alone.
+    last = torch.full((n,), seq - 1)
+    vocab, a_col, d_col = metric_columns(metric, answer, distractor)
+    at = torch.zeros(n, dtype=torch.long)
+    writers = graph.writer_hooks()
+    embeds = ["hook_embed"] if ig_steps else []
+    quick = {"logit_pos": last, "vocab": vocab}
+    corrupt_run = model.run(corrupt, capture=writers + embeds, **quick)
+    m = Metric(metric, at, a_col, d_col, token_set, 0.0, logit_diff(corrupt_run.logits, at, a_col, d_col))
+    clean_cache = None
+    if ig_steps:  # the gradient passes run on interpolated inputs, so the clean run is one of its own
+        clean_run = model.run(clean, capture=writers + embeds, **quick)
+        m.clean, clean_cache = logit_diff(clean_run.logits, at, a_col, d_col), clean_run.cache
+        clean_value = float(m(clean_run.logits))
+
+    def score(logits: Tensor) -> Tensor:
+        if not ig_steps:  # this forward is the clean run: it sets the nld normalisation
+            m.clean = logit_diff(logits.detach(), at, a_col, d_col)
+        return m(logits)[0]
+
     readers = graph.reader_hooks()
-    grads_sum = None
+    grads_sum: dict[str, Tensor] = {}
     steps = max(1, ig_steps)
     for k in range(steps):
         if should_stop is not None and should_stop():
@@ -237,29 +257,70 @@ def edge_attribution(
         edits = []
         if ig_steps:
             alpha = k / ig_steps
-            e_clean, e_corr = clean_run.cache["hook_embed"], corrupt_run.cache["hook_embed"]
+            e_clean, e_corr = clean_cache["hook_embed"], corrupt_run.cache["hook_embed"]
             edits.append(Intervention("hook_embed", value=e_corr + alpha * (e_clean - e_corr)))
-        _, grads, _ = model.gradients(clean, lambda logits: m(logits)[0], readers, interventions=edits)
-        g = graph.reader_grads(grads)
-        grads_sum = g if grads_sum is None else grads_sum + g
+        value, grads, cache = model.gradients(clean, score, readers, interventions=edits,
+                                              capture=None if ig_steps else writers, **quick)
+        if not ig_steps:
+            clean_cache, clean_value = cache, float(value)
+        for name, g in grads.items():
+            grads_sum[name] = g if name not in grads_sum else grads_sum[name] + g
         if progress is not None:
             progress(k + 1, steps)
-    grad = grads_sum / steps
     # Summed over prompts: the metric is a batch mean, so its gradient already carries the 1/n.
-    if positional:
-        scores = torch.einsum("wbsd,rbsd->wrs", diff, grad)
-    else:
-        scores = torch.einsum("wbsd,rbsd->wr", diff, grad)
-    edges = graph.edges()
-    labels = [graph.edge_label(i, j) for i, j in edges]
+    scores = _edge_scores(graph, _writer_diffs(graph, corrupt_run.cache, clean_cache), grads_sum, steps, positional)
+    kept = scores[graph.allowed]  # [edges(, pos)] in the order of graph.edges()
+    labels = [graph.edge_label(i, j) for i, j in graph.edges()]
     meta = {"method": f"EAP-IG ({ig_steps} steps)" if ig_steps else "EAP", "metric": metric,
-            "clean": float(m(clean_run.logits)), "corrupt": float(m(corrupt_run.logits)),
+            "clean": clean_value, "corrupt": float(m(corrupt_run.logits)),
             "n_writers": len(graph.writers), "n_readers": len(graph.readers)}
     if positional:
         tokens = token_labels or [str(i) for i in range(seq)]
-        columns = {f"{p}:{t}": [float(scores[i, j, p]) for i, j in edges] for p, t in enumerate(tokens)}
-        return Table("eap", labels, {"score": [float(scores[i, j].sum()) for i, j in edges], **columns}, meta)
-    return Table("eap", labels, {"score": [float(scores[i, j]) for i, j in edges]}, meta)
+        columns = {f"{p}:{t}": kept[:, p].tolist() for p, t in enumerate(tokens)}
+        return Table("eap", labels, {"score": kept.sum(1).tolist(), **columns}, meta)
+    return Table("eap", labels, {"score": kept.tolist()}, meta)
+
+
+def _writer_diffs(graph: EdgeGraph, corr: dict[str, Tensor], clean: dict[str, Tensor]) -> Tensor:
+    """[writers, b, s, d]: corrupted minus clean writer outputs. Outputs are linear in the
+    activations and biases cancel, so each layer's heads are projected once, from their z change."""
+    out = []
+    for name in graph.writer_hooks():
+        if name.endswith("attn.hook_z"):
+            out.append(graph.hook_writer_outputs(name, {name: corr[name] - clean[name]}))
+        else:
+            out.append(graph.hook_writer_outputs(name, corr) - graph.hook_writer_outputs(name, clean))
+    return torch.cat(out)
+
+
+def _edge_scores(graph: EdgeGraph, diff: Tensor, grads: dict[str, Tensor], steps: int, positional: bool) -> Tensor:
+    """[writers, readers(, pos)] ``diff . grad`` summed over prompts, positions (unless
+    ``positional``) and d_model: one matrix product per layer's readers (their gradients side by
+    side), over only the writers that come before them (the rest are no edges)."""
+    w, r = graph.allowed.shape
+    b, s, d = diff.shape[1:]
+    scores = diff.new_zeros((w, r, s) if positional else (w, r))
+    by_layer: dict[int, list[int]] = {}
+    for j, reader in enumerate(graph.readers):
+        by_layer.setdefault(reader.layer, []).append(j)
+    flat = diff.flatten(1) if not positional else diff.permute(2, 0, 1, 3).reshape(s, w, b * d)
+    for cols in by_layer.values():
+        feeders = graph.allowed[:, cols].any(1).nonzero()
+        if not len(feeders):
+            continue
+        upto = int(feeders.max()) + 1  # writers come in layer order
+        parts = []
+        for j in cols:
+            reader = graph.readers[j]
+            g = grads[reader.hook]
+            parts.append(g[:, :, reader.head] if reader.head is not None else g)
+        g = torch.stack(parts).float() / steps  # [len(cols), b, s, d]: this layer's readers only
+        if positional:
+            g = g.permute(2, 0, 1, 3).reshape(s, len(cols), b * d)
+            scores[:upto, cols] = torch.bmm(flat[:, :upto], g.transpose(1, 2)).permute(1, 2, 0)
+        else:
+            scores[:upto, cols] = flat[:upto] @ g.flatten(1).T
+    return scores
 
 
 # ---- runs with chosen edges patched ------------------------------------------------------------

@@ -59,6 +59,16 @@ class Metric:
         return self.per_row(logits).view(-1, len(self.last)).mean(-1)
 
 
+def metric_columns(metric: str, answer: Tensor, distractor: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
+    """(vocab, answer, distractor) for a run that unembeds only ``vocab``: the token ids the
+    metric reads and the answer/distractor as columns of those logits. Probability metrics need
+    the whole vocabulary (vocab None, ids unchanged)."""
+    if metric not in ("logit_diff", "nld"):
+        return None, answer, distractor
+    vocab, cols = torch.cat([answer, distractor]).unique(return_inverse=True)
+    return vocab, cols[: len(answer)], cols[len(answer) :]
+
+
 def logit_diff(logits: Tensor, last: Tensor, answer: Tensor, distractor: Tensor) -> float:
     rows = torch.arange(len(last), device=logits.device)
     final = logits[rows, last.to(logits.device)].float()

@@ -7,8 +7,16 @@ of that patched run.
 
 Fast path: every cell of one layer becomes a group of rows of one batch (k patched copies of the
 prompts in one forward), and each forward starts at the patched layer from the cached residual
-stream of the unpatched run. Metrics stay on the device until the sweep ends. ``batched=False``
-is the one-forward-per-cell reference loop the fast path is tested against.
+stream of the unpatched run. A patch at position p changes only positions >= p, so on attention
+models a forward also starts at the earliest patched position of its rows: the earlier positions'
+keys and values at every later layer are the unpatched run's (``Prefix``), and chunks group cells
+of nearby positions (padding a row back to the chunk's start wastes at most a quarter of its
+work). Cells whose source activation equals the unpatched one for every prompt (positions before
+the prompts' first difference) cost no forward: their value is the unpatched metric. Only the
+last token's logits are unembedded (and for logit differences only the answer and distractor
+columns), and the last block runs its queries at that token only. Mamba sweeps run the whole
+sequence from the patched layer. Metrics stay on the device until the sweep ends.
+``batched=False`` is the one-forward-per-cell reference loop the fast path is tested against.
 
 Forwards are time-bounded: the first is small and each next one is sized from the last one's wall
 time to take about a second, so a cancellation is seen within ~2 s even on large models. A
@@ -24,8 +32,8 @@ import torch
 from torch import Tensor
 
 from analyses.errors import BadInput, Cancelled  # noqa: F401  (Cancelled: re-exported for callers)
-from analyses.metrics import Metric, logit_diff
-from analyses.models.base import HookedModel, RunResult
+from analyses.metrics import Metric, logit_diff, metric_columns
+from analyses.models.base import HookedModel, Prefix, RunResult
 from analyses.models.hooks import Intervention, axes_of
 from analyses.results import Grid
 
@@ -46,9 +54,11 @@ MAMBA_SITES = {
     "conv": "mixer.hook_conv",
     "ssm_in": "mixer.hook_ssm_in",
 }
+LOCAL_SITES = ("attn.hook_z", "attn.hook_q", "attn.hook_pattern", "hook_attn_out", "hook_mlp_out")
 METHODS = ("denoise", "noise", "resample", "mean")
 START_ROWS = 8  # the first forward of a sweep: small, so its wall time is known quickly
 TARGET_SECONDS = 1.0  # the wall time a forward is sized to, so Escape is seen within ~2 s
+PAD_WASTE = 1.25  # a chunk's rows may cost this times their own suffixes (padded to its earliest position)
 
 Progress = Callable[[int, int], None]
 Cell = tuple[int | None, int | None]  # (position, head); None where the sweep has no such axis
@@ -97,8 +107,11 @@ def _indices(chosen: Sequence[int] | None, size: int, what: str) -> list[int]:
     return list(dict.fromkeys(i % size for i in chosen))
 
 
-def _patch_fn(cells: list[Cell], src: Tensor, n: int, hook: str) -> Callable[[Tensor], Tensor]:
-    """Rows [i*n, (i+1)*n) of the activation get ``src`` at cell i's position and head."""
+def _patch_fn(cells: list[Cell], src: Tensor, n: int, hook: str, start: int = 0,
+              narrowed: bool = False) -> Callable[[Tensor], Tensor]:
+    """Rows [i*n, (i+1)*n) of the activation get ``src`` at cell i's position and head. The
+    activation may cover positions ``start..`` only (a run over a suffix), or, ``narrowed``, only
+    each row's patched position; ``src`` covers all."""
     pos_axis, head_axis = axes_of(hook)
 
     def fn(act: Tensor) -> Tensor:
@@ -106,9 +119,12 @@ def _patch_fn(cells: list[Cell], src: Tensor, n: int, hook: str) -> Callable[[Te
         for i, (pos, head) in enumerate(cells):
             dst = [slice(i * n, (i + 1) * n)] + [slice(None)] * (act.ndim - 1)
             from_ = [slice(None)] * act.ndim
-            for axis, index in ((pos_axis, pos), (head_axis, head)):
-                if index is not None:
-                    dst[axis] = from_[axis] = index
+            if pos is not None:
+                dst[pos_axis], from_[pos_axis] = 0 if narrowed else pos - start, pos
+            elif start:
+                from_[pos_axis] = slice(start, None)
+            if head is not None:
+                dst[head_axis] = from_[head_axis] = head
             out[tuple(dst)] = src[tuple(from_)].to(out.dtype)
         return out
 
@@ -139,14 +155,18 @@ def _sweep(
     cells: list[Cell],
     n: int,
     cap: int,
-    forward: Callable[[int, list[Cell]], Tensor],
+    forward: Callable[[int, list[Cell]], tuple[Tensor, float]],
     progress: Progress | None,
     should_stop: Callable[[], bool] | None,
+    chunk_end: Callable[[int, int, int], int] | None = None,
 ) -> list[Tensor]:
     """Call ``forward(layer, chunk)`` over every layer and chunk of ``cells``, sizing chunks by
-    ``next_batch_rows``. A cell costs ``n`` rows and is never split, so a chunk holds at least one
-    (with more prompts than ``cap`` a forward exceeds it). Stops before the next forward when
-    ``should_stop()`` says so; returns the [len(chunk)] metric tensors done, in sweep order."""
+    ``next_batch_rows``. ``forward`` returns the [len(chunk)] metrics and the rows it ran, in
+    full-length rows (a row over a suffix of the positions counts its share). A cell costs ``n``
+    rows and is never split, so a chunk holds at least one (with more prompts than ``cap`` a
+    forward exceeds it); ``chunk_end(layer, start, rows)`` may choose where a chunk ends instead.
+    Stops before the next forward when ``should_stop()`` says so; returns the metric tensors
+    done, in sweep order."""
     total, done, rows = n_layers * len(cells), 0, min(START_ROWS, cap)
     results: list[Tensor] = []
     for layer in range(n_layers):
@@ -154,12 +174,15 @@ def _sweep(
         while start < len(cells):
             if should_stop is not None and should_stop():
                 return results
-            chunk = cells[start : start + max(1, rows // n)]
+            end = chunk_end(layer, start, rows) if chunk_end is not None else start + max(1, rows // n)
+            chunk = cells[start:end]
             t0 = time.perf_counter()
-            results.append(forward(layer, chunk))
-            _wait(results[-1])
-            per_row = (time.perf_counter() - t0) / (len(chunk) * n)
-            rows = next_batch_rows(rows, per_row * rows, cap=cap)  # a short last chunk still times a full one
+            values, ran = forward(layer, chunk)
+            results.append(values)
+            _wait(values)
+            if ran > 0:
+                per_row = (time.perf_counter() - t0) / ran
+                rows = next_batch_rows(rows, per_row * rows, cap=cap)  # a short last chunk still times a full one
             start += len(chunk)
             done += len(chunk)
             if progress is not None:
@@ -207,9 +230,13 @@ def activation_patching(
     n_layers = model.shape.n_layers
     names = [f"blocks.{layer}.{hook}" for layer in range(n_layers)]
     resid_names = [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)]
-    clean_run, corrupt_run, m = baselines(model, clean, corrupt, answer, distractor, metric, token_set, names + resid_names)
+    prefix_hooks = getattr(model, "prefix_hooks", None)
+    kv_names = [prefix_hooks(layer) for layer in range(n_layers)] if prefix_hooks is not None and batched else None
+    capture = names + resid_names + ([name for pair in kv_names for name in pair] if kv_names else [])
+    clean_run, corrupt_run, m = baselines(model, clean, corrupt, answer, distractor, metric, token_set, capture)
     last = m.last
-    at_last = Metric(metric, torch.zeros(n, dtype=torch.long), answer, distractor, token_set, m.clean, m.corrupt)
+    vocab, a_col, d_col = metric_columns(metric, answer, distractor)
+    at_last = Metric(metric, torch.zeros(n, dtype=torch.long), a_col, d_col, token_set, m.clean, m.corrupt)
     base_ids, base, source = (corrupt, corrupt_run, clean_run) if method == "denoise" else (clean, clean_run, corrupt_run)
     if method in ("resample", "mean"):
         source = clean_run
@@ -231,19 +258,93 @@ def activation_patching(
     head_list = _indices(heads, n_heads, "head") if n_heads else [None]
     cells = [(p, h) for p in pos_list for h in head_list]
     total = n_layers * len(cells)
+    base_value = m(base.logits)
+    # Attention families resume a patched row at its position: earlier positions' keys and values
+    # are the unpatched run's (a patch at p changes only p and later positions).
+    suffix = by_pos and kv_names is not None
+    # Sites that change only their own position within the patched layer (after its keys and
+    # values): that layer runs at the patched position alone. ``narrow_at``: the site's activation
+    # then has that one position (the query is taken before the narrowing).
+    local = suffix and hook in LOCAL_SITES
+    narrow_at = hook != "attn.hook_q"
 
-    def forward(layer: int, chunk: list[Cell]) -> Tensor:
-        k = len(chunk)
-        edit = [Intervention(names[layer], op="fn", fn=_patch_fn(chunk, src(layer), n, hook))]
+    noop_cache: dict[int, list[bool]] = {}
+
+    def noop(layer: int) -> list[bool]:
+        """Cells whose source equals the unpatched activation for every prompt (e.g. positions
+        before the first token where the prompts differ): their patched run is the unpatched run."""
+        if layer not in noop_cache:
+            a, b = src(layer), base.cache[names[layer]]
+            pos_axis, head_axis = axes_of(hook)
+            flags = []
+            for pos, head in cells:
+                idx = [slice(None)] * a.ndim
+                for axis, index in ((pos_axis, pos), (head_axis, head)):
+                    if index is not None:
+                        idx[axis] = index
+                flags.append(bool(torch.equal(a[tuple(idx)], b[tuple(idx)])))
+            noop_cache[layer] = flags
+        return noop_cache[layer]
+
+    def first_pos(cell: Cell) -> int:
+        return cell[0] if suffix else 0
+
+    def chunk_end(layer: int, start: int, rows: int) -> int:
+        """Cells from ``start`` while they fit ``rows`` full-length rows and padding every row to the
+        chunk's earliest position costs at most ``PAD_WASTE`` times the rows' own work."""
+        skip, lo, live, useful, end = noop(layer), seq, 0, 0.0, start
+        while end < len(cells):
+            if not skip[end]:
+                q0 = min(lo, first_pos(cells[end]))
+                cost = (live + 1) * n * (seq - q0) / seq
+                gain = useful + n * (seq - first_pos(cells[end])) / seq
+                if live and (cost > rows or cost > PAD_WASTE * gain):
+                    break
+                lo, live, useful = q0, live + 1, gain
+            end += 1
+        return end
+
+    def forward(layer: int, chunk: list[Cell]) -> tuple[Tensor, float]:
         if not batched:
-            return m(model.run(base_ids, interventions=edit).logits)
-        resid = base.cache[resid_names[layer]].repeat(k, *[1] * (base_ids.ndim))
-        out = model.run(base_ids.repeat(k, 1), start_at_layer=layer, resid=resid, interventions=edit,
-                        logit_pos=last.repeat(k))
-        return at_last(out.logits)
+            edit = [Intervention(names[layer], op="fn", fn=_patch_fn(chunk, src(layer), n, hook))]
+            return m(model.run(base_ids, interventions=edit).logits), 1.0
+        skip = noop(layer)
+        offset = cells.index(chunk[0]) if chunk else 0
+        live = [i for i in range(len(chunk)) if not skip[offset + i]]
+        out = base_value.expand(len(chunk)).clone()
+        if not live:
+            return out, 0.0
+        todo = [chunk[i] for i in live]
+        k = len(todo)
+        q0 = min(first_pos(c) for c in todo)
+        prefix = None
+        if q0:
+            keys = {i: base.cache[kv_names[i][0]][:, :q0] for i in range(layer, n_layers)}
+            values = {i: base.cache[kv_names[i][1]][:, :q0] for i in range(layer, n_layers)}
+            prefix = Prefix(q0, keys, values)
+        ids, resid = base_ids.repeat(k, 1), base.cache[resid_names[layer]][:, q0:].repeat(k, 1, 1)
+        start = layer
+        if local and layer + 1 < n_layers:
+            # The patched layer changes only each row's own position: run it there alone (keys and
+            # values everywhere) and resume the next layer from the unpatched stream elsewhere.
+            at = torch.tensor([c[0] for c in todo]).repeat_interleave(n) - q0
+            edit = [Intervention(names[layer], op="fn", fn=_patch_fn(todo, src(layer), n, hook, q0, narrow_at))]
+            one = model.run(ids, start_at_layer=layer, stop_at_layer=layer + 1, resid=resid, interventions=edit,
+                            logit_pos=at, prefix=prefix).resid
+            resid = base.cache[resid_names[layer + 1]][:, q0:].repeat(k, 1, 1)
+            resid[torch.arange(len(at)), at.to(resid.device)] = one[:, 0].to(resid.dtype)
+            start, edit = layer + 1, []
+        else:
+            edit = [Intervention(names[layer], op="fn", fn=_patch_fn(todo, src(layer), n, hook, q0))]
+        run = model.run(ids, start_at_layer=start, resid=resid, interventions=edit,
+                        logit_pos=(last - q0).repeat(k), prefix=prefix, vocab=vocab)
+        values_ = at_last(run.logits)
+        out = out.to(values_.device, values_.dtype)
+        out[live] = values_
+        return out, k * n * (seq - q0) / seq
 
     cap = rows_per_forward if batched else 1  # unbatched: one cell per forward
-    results = _sweep(n_layers, cells, n, cap, forward, progress, should_stop)
+    results = _sweep(n_layers, cells, n, cap, forward, progress, should_stop, chunk_end if batched else None)
     done = sum(len(r) for r in results)
     flat = torch.full((total,), float("nan"))
     if results:

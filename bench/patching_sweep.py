@@ -6,7 +6,11 @@ runs in full; the naive loop costs one whole forward per cell, so it is timed on
 of cells and scaled to the full grid (each of its cells costs the same), and the sampled cells
 are checked to agree with the batched grid.
 
-    .venv/bin/python bench/patching_sweep.py [--device cpu|cuda] [--sample 48]
+Times are wall clock and, on CPU, also this process's CPU time: on a machine shared with other
+work the CPU-time ratio is the stable one (the wall-clock one moves with the others' load).
+Run from the repository root, so that it measures this checkout's code:
+
+    .venv/bin/python -m bench.patching_sweep [--device cpu|cuda] [--sample 48]
 """
 
 from __future__ import annotations
@@ -43,10 +47,10 @@ def main() -> None:
             torch.cuda.synchronize()
 
     sync()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     grid = activation_patching(hm, clean, corrupt, answer, distractor, "head_out", rows_per_forward=args.rows)
     sync()
-    batched = time.perf_counter() - t0
+    batched, batched_cpu = time.perf_counter() - t0, time.process_time() - c0
 
     # The naive loop, on a sample of cells: one full forward per cell, as TransformerLens does.
     from analyses.models.hooks import Intervention
@@ -56,7 +60,7 @@ def main() -> None:
     sample = rng.sample([(layer, p, h) for layer in range(config.n_layer) for p in range(args.tokens) for h in range(config.n_head)], args.sample)
     worst = 0.0
     sync()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for layer, pos, head in sample:
         name = f"blocks.{layer}.attn.hook_z"
         out = hm.run(corrupt, interventions=[Intervention(name, value=base.cache[name], pos=pos, head=head)])
@@ -65,12 +69,15 @@ def main() -> None:
         worst = max(worst, abs(value - grid.values[layer][pos][head]))
     sync()
     per_cell = (time.perf_counter() - t0) / args.sample
-    naive = per_cell * cells
+    naive, naive_cpu = per_cell * cells, (time.process_time() - c0) / args.sample * cells
     print(f"head_out x pos sweep, GPT-2-small shape, {args.tokens} tokens, {cells} cells, device {args.device}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"batched engine        {batched:8.2f} s  ({batched / cells * 1e3:.2f} ms per cell)")
     print(f"naive loop            {naive:8.2f} s  ({per_cell * 1e3:.2f} ms per cell, timed on {args.sample} sampled cells)")
     print(f"speed-up              {naive / batched:8.2f}x   (max |batched - naive| on the sample: {worst:.2e})")
+    if args.device == "cpu":
+        print(f"CPU time              batched {batched_cpu:.2f} s, naive {naive_cpu:.2f} s: "
+              f"speed-up {naive_cpu / batched_cpu:.2f}x")
 
 
 if __name__ == "__main__":

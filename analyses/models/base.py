@@ -39,6 +39,22 @@ class ModelShape:
     d_state: int = 0  # Mamba
 
 
+@dataclass(frozen=True)
+class Prefix:
+    """Keys and values of positions ``[0, start)`` at each layer, from an earlier run of the same
+    prompts: a run given a prefix computes only positions ``start..`` (an edit at position p changes
+    only p and later positions, so a patching sweep need not recompute the ones before it).
+
+    ``keys`` / ``values``: layer -> [b0, start, n_kv_heads, d_head] as attention consumes them
+    (keys after rotary embedding: ``attn.hook_rot_k`` where the family has it, else
+    ``attn.hook_k``; ``attn.hook_v``). A run of ``k * b0`` rows (k copies of the prompts,
+    row-major) reuses them for every copy."""
+
+    start: int
+    keys: dict[int, Tensor]
+    values: dict[int, Tensor]
+
+
 @dataclass
 class RunResult:
     """Logits (None when the run stopped early), the captured activations, and the residual
@@ -117,6 +133,10 @@ class HookedModel:
         """Per-run tensors every block needs (masks, rotary tables)."""
         return {}
 
+    def _with_prefix(self, ctx: dict, prefix: Prefix) -> dict:
+        """The per-run context of a run over positions ``prefix.start..`` only."""
+        raise BadInput(f"runs over a suffix of the positions are not supported for {self.shape.family}")
+
     def final_norm_module(self) -> nn.Module:
         raise NotImplementedError
 
@@ -140,6 +160,8 @@ class HookedModel:
         stop_at_layer: int | None = None,
         grad_names: Sequence[str] = (),
         logit_pos: Tensor | None = None,
+        prefix: Prefix | None = None,
+        vocab: Tensor | None = None,
     ) -> RunResult:
         """Run ``tokens`` [batch, pos] (right-padded where ``attention_mask`` is given).
 
@@ -149,11 +171,21 @@ class HookedModel:
         of each row (logits [batch, 1, vocab]): sweeps need only the last token's logits, and on
         large vocabularies the unembedding costs as much as the layers. Without ``grad_names``
         runs under no_grad.
+
+        ``prefix`` (attention families, with ``start_at_layer``/``resid``): ``resid`` holds only
+        positions ``prefix.start..`` and the earlier positions' keys and values come from the
+        prefix; every activation (and hook) then covers those positions only, and ``logit_pos``
+        counts from ``prefix.start``. With ``stop_at_layer`` (attention families), ``logit_pos``
+        makes the last block run compute only that position of each row beyond its keys and
+        values: ``resid`` is [b, 1, d], and that block's hooks from the attention pattern on see
+        that one position (a patch of a position-local site needs no more). ``vocab`` [v] unembeds only those token ids (logits
+        [..., v]): a logit difference needs two columns of the unembedding, not all of them.
         """
         hooks = Hooks(capture, [*self.standing, *interventions], grad_names, detach=not grad_names)
         self._check_names(hooks)
         with torch.set_grad_enabled(bool(grad_names)):
-            return self._forward(tokens, attention_mask, hooks, start_at_layer, resid, stop_at_layer, logit_pos)
+            return self._forward(tokens, attention_mask, hooks, start_at_layer, resid, stop_at_layer, logit_pos,
+                                 prefix, vocab)
 
     def gradients(
         self,
@@ -164,9 +196,13 @@ class HookedModel:
         attention_mask: Tensor | None = None,
         capture: Capture = None,
         interventions: Sequence[Intervention] = (),
+        logit_pos: Tensor | None = None,
+        vocab: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
         """d metric(logits) / d activation for each of ``names`` in one backward pass.
 
+        ``logit_pos`` / ``vocab`` as in ``run``: a metric of the last token's answer logits needs
+        neither the other positions' unembedding nor its backward pass.
         Returns (metric value, gradients by name, captured activations).
         """
         if not names:
@@ -177,6 +213,8 @@ class HookedModel:
             capture=capture,
             interventions=interventions,
             grad_names=names,
+            logit_pos=logit_pos,
+            vocab=vocab,
         )
         value = metric(result.logits)
         if value.numel() != 1:
@@ -203,6 +241,8 @@ class HookedModel:
         resid: Tensor | None,
         stop_at_layer: int | None,
         logit_pos: Tensor | None = None,
+        prefix: Prefix | None = None,
+        vocab: Tensor | None = None,
     ) -> RunResult:
         n = self.shape.n_layers
         stop = n if stop_at_layer is None else stop_at_layer
@@ -212,6 +252,10 @@ class HookedModel:
         if attention_mask is not None:
             attention_mask = attention_mask.to(tokens.device)
         ctx = self._context(tokens, attention_mask, hooks)
+        if prefix is not None:
+            if resid is None:
+                raise BadInput("a run with a prefix needs the residual stream of the later positions (resid)")
+            ctx = self._with_prefix(ctx, prefix)
         if start_at_layer == 0 and resid is None:
             x = self._embed(tokens, hooks)
         elif resid is None:
@@ -219,16 +263,28 @@ class HookedModel:
         else:
             x = resid
         blocks = self.blocks()
+        if stop < n:  # asked for explicitly: the block's own hooks accept one position
+            narrow = logit_pos is not None and start_at_layer < stop and self._can_narrow(stop - 1, None)
+        else:
+            narrow = logit_pos is not None and start_at_layer < n and self._can_narrow(n - 1, hooks)
         for layer in range(start_at_layer, stop):
             x = x.to(exec_device(blocks[layer]))
+            if narrow and layer == stop - 1:
+                ctx = dict(ctx, narrow=logit_pos.to(x.device))
             with materialized(blocks[layer]):
                 x = self._block(layer, x, ctx, hooks)
         if stop < n:
             return RunResult(None, hooks.cache, x, hooks.taps)
-        if logit_pos is not None:
+        if logit_pos is not None and not narrow:
             x = x[torch.arange(x.shape[0], device=x.device), logit_pos.to(x.device)][:, None]
-        logits = self._unembed(x, hooks)
+        logits = self._unembed(x, hooks, vocab)
         return RunResult(logits, hooks.cache, x, hooks.taps)
+
+    def _can_narrow(self, layer: int, hooks: Hooks | None) -> bool:
+        """Whether the last block run may compute only the ``logit_pos`` position of each row (keys
+        and values still cover every position): the family can, and nothing looks at that block's
+        activations (``hooks`` None: the caller accepts hooks that see one position)."""
+        return False
 
     def input_device(self) -> torch.device:
         return exec_device(self.blocks()[0])
@@ -238,14 +294,18 @@ class HookedModel:
         with torch.no_grad():
             return self._unembed(resid, Hooks())
 
-    def _unembed(self, x: Tensor, hooks: Hooks) -> Tensor:
+    def _unembed(self, x: Tensor, hooks: Hooks, vocab: Tensor | None = None) -> Tensor:
         norm, head = self.final_norm_module(), self.unembed_module()
         x = x.to(exec_device(norm))
         with materialized(norm):
             x = self._norm(norm, x, "ln_final", hooks)
         with materialized(head):
             x = x.to(exec_device(head), head.weight.dtype)
-            logits = nn.functional.linear(x, head.weight, head.bias)
+            w, b = head.weight, head.bias
+            if vocab is not None:
+                vocab = vocab.to(w.device)
+                w, b = w[vocab], None if b is None else b[vocab]
+            logits = nn.functional.linear(x, w, b)
         return hooks("hook_logits", logits) if hooks.active("hook_logits") else logits
 
     # ---- norms, written out so that their scale is a hook point -------------------------------

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from analyses.models.base import ModelShape
 from analyses.models.hooks import Hooks
 from analyses.models.transformer import TransformerAdapter
+
+
+def _act(act: nn.Module, x: Tensor) -> Tensor:
+    """GPT-2's tanh-approximated GELU as one fused kernel (HF writes it out in five ops: a sixth of
+    a sweep's time on CPU); equal to HF's to float rounding."""
+    if type(act).__name__ in ("NewGELUActivation", "GELUTanh", "PytorchGELUTanh", "GELUPytorchTanh"):
+        return F.gelu(x, approximate="tanh")
+    return act(x)
 
 
 class GPT2Adapter(TransformerAdapter):
@@ -67,5 +76,5 @@ class GPT2Adapter(TransformerAdapter):
     def _mlp(self, layer: int, mlp: nn.Module, x: Tensor, hooks: Hooks) -> Tensor:
         p = f"blocks.{layer}.mlp."
         pre = hooks(p + "hook_pre", self._linear(mlp.c_fc, x))
-        post = hooks(p + "hook_post", mlp.act(pre))
+        post = hooks(p + "hook_post", _act(mlp.act, pre))
         return self._linear(mlp.c_proj, post)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from analyses.models.base import HookedModel, exec_device, materialized
+from analyses.models.base import HookedModel, Prefix, exec_device, materialized
 from analyses.models.hooks import Hooks
 
 PER_LAYER_ATTN = ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z")
@@ -64,11 +64,35 @@ class TransformerAdapter(HookedModel):
             ctx["rotary"] = self._rotary_tables(tokens, ctx["position_ids"])
         return ctx
 
+    def prefix_hooks(self, layer: int) -> tuple[str, str]:
+        """The hook names of a layer's keys and values as attention consumes them (what a
+        ``Prefix`` holds): keys after rotary embedding where the family has it."""
+        p = f"blocks.{layer}.attn."
+        return p + ("hook_rot_k" if self.rotary else "hook_k"), p + "hook_v"
+
+    def _with_prefix(self, ctx: dict, prefix: Prefix) -> dict:
+        start = prefix.start
+        ctx = dict(ctx, prefix=prefix, masks=[m[:, :, start:] for m in ctx["masks"]],
+                   position_ids=ctx["position_ids"][:, start:])
+        if self.rotary:
+            ctx["rotary"] = tuple(t[:, start:] for t in ctx["rotary"])
+        return ctx
+
+    def _can_narrow(self, layer: int, hooks: Hooks | None) -> bool:
+        if hooks is None:
+            return True
+        if not hasattr(self, "_layer_names"):
+            self._layer_names = [[n for n in self.hook_names() if n.startswith(f"blocks.{i}.")] for i in range(self.shape.n_layers)]
+        return not any(hooks.active(name) for name in self._layer_names[layer])
+
     def _block(self, layer: int, x: Tensor, ctx: dict, hooks: Hooks) -> Tensor:
         p = f"blocks.{layer}."
         ln1, attn, ln2, mlp = self._parts(layer)
         x = hooks(p + "hook_resid_pre", x)
         attn_out = hooks(p + "hook_attn_out", self._attention(layer, attn, ln1, x, ctx, hooks))
+        narrow = ctx.get("narrow")
+        if narrow is not None:  # the block at one position per row: the attention said so too
+            x = x[torch.arange(x.shape[0], device=x.device), narrow][:, None]
         if self.shape.parallel_attn_mlp:
             mlp_in = hooks(p + "hook_mlp_in", x)
             mlp_out = hooks(p + "hook_mlp_out", self._mlp(layer, mlp, self._norm(ln2, mlp_in, p + "ln2", hooks), hooks))
@@ -93,11 +117,24 @@ class TransformerAdapter(HookedModel):
             cos, sin = (t.to(x.device) for t in ctx["rotary"])
             q, k = self._rotate(q, k, cos, sin)
             q, k = hooks(p + "hook_rot_q", q), hooks(p + "hook_rot_k", k)
+        prefix = ctx.get("prefix")
+        if prefix is not None and prefix.start:
+            # Earlier positions' keys and values, shared by every copy of the prompts in the batch.
+            pk, pv = prefix.keys[layer], prefix.values[layer]
+            rep = b // pk.shape[0]
+            k = torch.cat([pk.to(k.device, k.dtype).repeat(rep, 1, 1, 1), k], 1)
+            v = torch.cat([pv.to(v.device, v.dtype).repeat(rep, 1, 1, 1), v], 1)
         qh, kh, vh = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         if n_kv != n_heads:
             kh = kh.repeat_interleave(n_heads // n_kv, dim=1)
             vh = vh.repeat_interleave(n_heads // n_kv, dim=1)
         mask = ctx["masks"][layer].to(x.device)
+        narrow = ctx.get("narrow")
+        if narrow is not None:  # queries at one position per row; keys and values everywhere
+            rows = torch.arange(b, device=x.device)
+            qh = qh[rows, :, narrow][:, :, None]
+            mask = mask.expand(b, -1, -1, -1)[rows, :, narrow][:, :, None]
+            s = 1
         scale = attn.scaling
         if hooks.active(p + "hook_attn_scores") or hooks.active(p + "hook_pattern"):
             scores = (qh @ kh.transpose(-1, -2)) * scale
@@ -114,6 +151,8 @@ class TransformerAdapter(HookedModel):
         """q, k, v with each head reading its own copy of the residual (``hook_{q,k,v}_input``), so
         an edit or a gradient can reach one head's query, key or value input alone."""
         p = f"blocks.{layer}."
+        if not any(hooks.wants(p + n) or p + n in hooks.edits for n in SPLIT_INPUTS):
+            return self._tapped_qkv(layer, attn, ln1, x, hooks)
         if hooks.active(p + "ln1.hook_scale") or hooks.active(p + "ln1.hook_normalized"):
             self._norm(ln1, x, p + "ln1", hooks)  # so that ln1's own hooks still see [b, s, d]
         out = []
@@ -123,6 +162,25 @@ class TransformerAdapter(HookedModel):
             out.append(y if bias is None else y + bias)
         return tuple(out)
 
+    def _tapped_qkv(self, layer: int, attn: nn.Module, ln1: nn.Module, x: Tensor, hooks: Hooks):
+        """The per-head inputs when they are only differentiated (EAP): q, k, v come from one
+        normalisation of ``x`` as in a plain run, and each head's input gradient is formed in the
+        backward pass from its output gradient, ``J_norm^T (w * (W_h g_h))`` (the per-head copies
+        equal ``x``, so this is their exact gradient), instead of normalising one copy per head."""
+        p = f"blocks.{layer}."
+        xf = x.float()
+        if self.shape.norm == "layernorm":
+            xf = xf - xf.mean(-1, keepdim=True)
+        eps = getattr(ln1, "eps", None) or getattr(ln1, "variance_epsilon", None) or 1e-5
+        scale = (xf.pow(2).mean(-1, keepdim=True) + eps).sqrt().detach()
+        unit = (xf / scale).detach()
+        w_norm = (ln1.weight + self.shape.norm_offset).float().detach()
+        q, k, v = self._qkv(attn, self._norm(ln1, x, p + "ln1", hooks))
+        out = []
+        for name, y, (w, _) in zip(SPLIT_INPUTS, (q, k, v), self._qkv_weights(attn)):
+            tap = hooks(p + name, x.new_zeros(x.shape[0], x.shape[1], w.shape[1], x.shape[2]))
+            out.append(_HeadInputGrad.apply(y, tap, unit, scale, w_norm, w.detach(), self.shape.norm == "layernorm"))
+        return tuple(out)
     def _embed(self, tokens: Tensor, hooks: Hooks) -> Tensor:
         wte = self._embedding()
         with materialized(wte):
@@ -140,8 +198,8 @@ class TransformerAdapter(HookedModel):
 
     def _linear(self, module: nn.Module, x: Tensor) -> Tensor:
         if self.conv1d:
-            out = x.reshape(-1, x.shape[-1]) @ module.weight
-            out = out if module.bias is None else out + module.bias
+            flat = x.reshape(-1, x.shape[-1])
+            out = flat @ module.weight if module.bias is None else torch.addmm(module.bias, flat, module.weight)
             return out.view(*x.shape[:-1], -1)
         return F.linear(x, module.weight, module.bias)
 
@@ -194,3 +252,24 @@ class TransformerAdapter(HookedModel):
 
     def _rotate(self, q: Tensor, k: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
+
+
+class _HeadInputGrad(torch.autograd.Function):
+    """Identity on a head's q/k/v ``y`` [b, s, h, e]; the gradient of the (zero) per-head input tap
+    [b, s, h, d] is ``J^T (w * (g @ W_h^T))`` with J the norm's Jacobian at the shared input
+    (symmetric: ``(v - mean v - unit * mean(unit * v)) / scale``, without ``mean v`` for RMSNorm)."""
+
+    @staticmethod
+    def forward(ctx, y, tap, unit, scale, w_norm, w, layernorm):
+        ctx.save_for_backward(unit, scale, w_norm, w)
+        ctx.layernorm = layernorm
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        unit, scale, w_norm, w = ctx.saved_tensors
+        v = torch.einsum("bshe,dhe->bshd", g.float(), w.float()) * w_norm
+        if ctx.layernorm:
+            v = v - v.mean(-1, keepdim=True)
+        v = v - unit[:, :, None] * (unit[:, :, None] * v).mean(-1, keepdim=True)
+        return g, (v / scale[:, :, None]).to(g.dtype), None, None, None, None, None

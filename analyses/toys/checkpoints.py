@@ -54,11 +54,13 @@ def _config(family: str, vocab: int, **kw):
         return GPTNeoXConfig(vocab_size=vocab, max_position_embeddings=ctx, rope_parameters=rope, **base, **ids, **kw)
     if family in ("llama", "mistral", "qwen2"):
         cls = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config}[family]
-        base = dict(hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=3 * d)
+        base = dict(hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads,
+                    intermediate_size=kw.pop("intermediate_size", 3 * d))
         kw.setdefault("num_key_value_heads", max(1, heads // 2))
         return cls(vocab_size=vocab, max_position_embeddings=ctx, **base, **ids, **kw)
     if family == "mamba":
-        return MambaConfig(vocab_size=vocab, hidden_size=d, num_hidden_layers=layers, state_size=8, **ids, **kw)
+        return MambaConfig(vocab_size=vocab, hidden_size=d, num_hidden_layers=layers,
+                           state_size=kw.pop("state_size", 8), **ids, **kw)
     raise ValueError(f"no toy config for family {family!r}")
 
 

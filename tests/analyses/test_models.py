@@ -44,6 +44,26 @@ def test_right_padded_batch_matches_hf(name, loaded, hf_model):
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_logits_at_chosen_positions_and_tokens_are_those_of_the_full_run(name, loaded):
+    """``logit_pos`` (the last block then runs its queries at that position only, keys and values
+    everywhere) and ``vocab`` (only those columns of the unembedding) change no value; with the
+    last block hooked it runs in full."""
+    lm = loaded(name)
+    long, short = encode(lm)[0], encode(lm, "Then Mary went to the park")[0]
+    ids = torch.full((2, len(long)), lm.tokenizer.pad_token_id)
+    ids[0], ids[1, : len(short)] = long, short
+    mask = (torch.arange(len(long))[None] < torch.tensor([[len(long)], [len(short)]])).long()
+    full = lm.hooked.run(ids, attention_mask=mask).logits
+    pos, vocab = torch.tensor([len(long) - 1, len(short) - 1]), torch.tensor([7, 3, 5])
+    want = full[torch.arange(2), pos][:, None][..., vocab]
+    got = lm.hooked.run(ids, attention_mask=mask, logit_pos=pos, vocab=vocab)
+    assert got.logits.shape == (2, 1, 3) and (got.logits - want).abs().max() < 1e-5
+    last = f"blocks.{lm.hooked.shape.n_layers - 1}.hook_resid_pre"
+    hooked = lm.hooked.run(ids, attention_mask=mask, logit_pos=pos, vocab=vocab, capture=[last])
+    assert (hooked.logits - want).abs().max() < 1e-5 and hooked.cache[last].shape[1] == len(long)
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_start_at_layer_equals_full_run(name, loaded):
     hm = loaded(name).hooked
     ids = encode(loaded(name))
@@ -217,3 +237,39 @@ def test_split_qkv_inputs_reproduce_the_run_and_reach_one_head(name, loaded):
         Intervention("blocks.1.hook_k_input", op="add", value=torch.randn(hm.shape.d_model), head=1)])
     delta = (edited.cache["blocks.1.attn.hook_k"] - plain.cache["blocks.1.attn.hook_k"]).abs().amax(dim=(0, 1, 3))
     assert delta[1] > 1e-3 and all(delta[h] < 1e-6 for h in range(len(delta)) if h != 1)
+
+
+@pytest.mark.parametrize("name", TRANSFORMERS)
+def test_gradients_at_per_head_inputs_equal_those_through_per_head_copies(name, loaded):
+    """Differentiated only, the per-head q/k/v inputs take their gradient from the head's output
+    gradient through the norm's Jacobian; capturing them too runs one normalised copy per head:
+    both gradients agree, and so do the values."""
+    lm = loaded(name)
+    hm = lm.hooked
+    ids = torch.cat([encode(lm), encode(lm, CORRUPT)])
+    names = [f"blocks.{layer}.hook_{x}_input" for layer in range(hm.shape.n_layers) for x in "qkv"]
+    names.append("blocks.0.hook_mlp_in")
+
+    def metric(logits):
+        return logits[:, -1, 3].sum() - logits[:, -1, 5].pow(2).sum()
+
+    value, fast, _ = hm.gradients(ids, metric, names)
+    ref_value, ref, _ = hm.gradients(ids, metric, names, capture=names)
+    assert abs(float(value - ref_value)) < 1e-5
+    for n in names:
+        assert fast[n].shape == ref[n].shape
+        assert (fast[n] - ref[n]).abs().max() <= 1e-5 * max(1.0, float(ref[n].abs().max())), n
+
+
+@pytest.mark.parametrize("name", TRANSFORMERS)
+def test_a_stopped_run_at_chosen_positions_is_that_slice_of_the_stream(name, loaded):
+    """``stop_at_layer`` with ``logit_pos``: the last block run computes one position per row (what
+    a sweep of a position-local site needs) and its residual equals the full run's there."""
+    lm = loaded(name)
+    hm = lm.hooked
+    ids = torch.cat([encode(lm), encode(lm, CORRUPT)])
+    full = hm.run(ids, capture=["blocks.1.hook_resid_pre"])
+    pos = torch.tensor([3, ids.shape[1] - 1])
+    got = hm.run(ids, stop_at_layer=1, logit_pos=pos).resid
+    assert got.shape == (2, 1, hm.shape.d_model)
+    assert (got[:, 0] - full.cache["blocks.1.hook_resid_pre"][torch.arange(2), pos]).abs().max() < 1e-5

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CORRUPT, PROMPT, encode
+from conftest import CORRUPT, PROMPT, VARIANTS, encode
 
 from analyses.errors import BadInput, Cancelled
-from analyses.patching import activation_patching, next_batch_rows
+from analyses.models.base import Prefix
+from analyses.patching import MAMBA_SITES, TRANSFORMER_SITES, activation_patching, next_batch_rows
 
-CASES = [
-    ("gpt2", ["resid_pre", "attn_out", "mlp_out", "head_out", "head_q", "head_pattern"]),
-    ("neox", ["head_out", "head_k", "mlp_out"]),
-    ("llama-gqa", ["head_v", "head_k", "head_out", "resid_pre"]),
-    ("mamba", ["resid_pre", "layer_in", "out_proj", "conv", "ssm_in"]),
-]
+# Every family and every site: the batched sweep resumes each patched row at its position from the
+# unpatched run's keys and values (GQA, rotary, parallel residual, sliding window, q/k/v biases).
+CASES = [(name, list(MAMBA_SITES if family == "mamba" else TRANSFORMER_SITES)) for name, (family, _) in VARIANTS.items()]
 
 
 def _pair(lm, n=2):
@@ -37,6 +35,61 @@ def test_batched_sweep_equals_one_forward_per_cell(name, sites, loaded):
             slow = activation_patching(lm.hooked, *args, site, by_pos=by_pos, batched=False)
             assert fast.axes == slow.axes
             assert torch.allclose(torch.tensor(fast.values), torch.tensor(slow.values), atol=1e-5), site
+
+
+@pytest.mark.parametrize("name", [v for v in VARIANTS if VARIANTS[v][0] != "mamba"])
+def test_a_run_over_a_suffix_with_the_earlier_keys_and_values_equals_the_full_run(name, loaded):
+    hm = loaded(name).hooked
+    tokens = torch.cat([encode(loaded(name)), encode(loaded(name), CORRUPT)])
+    layers = hm.shape.n_layers
+    kv = [hm.prefix_hooks(layer) for layer in range(layers)]
+    resid = [f"blocks.{layer}.hook_resid_pre" for layer in range(layers)]
+    full = hm.run(tokens, capture=[k for pair in kv for k in pair] + resid + [f"blocks.{layers - 1}.hook_resid_post"])
+    seq = tokens.shape[1]
+    for start in (1, seq // 2, seq - 1):
+        for layer in range(layers):
+            prefix = Prefix(start, {i: full.cache[kv[i][0]][:, :start] for i in range(layers)},
+                            {i: full.cache[kv[i][1]][:, :start] for i in range(layers)})
+            # Two copies of the prompts share one prefix.
+            out = hm.run(tokens.repeat(2, 1), start_at_layer=layer, resid=full.cache[resid[layer]][:, start:].repeat(2, 1, 1),
+                         prefix=prefix, capture=[f"blocks.{layers - 1}.hook_resid_post"])
+            assert out.logits.shape[1] == seq - start
+            assert torch.allclose(out.logits, full.logits[:, start:].repeat(2, 1, 1), atol=1e-5)
+    with pytest.raises(BadInput, match="needs the residual stream"):
+        hm.run(tokens, prefix=prefix)
+
+
+def test_a_suffix_run_is_refused_where_the_family_has_no_keys(loaded):
+    hm = loaded("mamba").hooked
+    tokens = encode(loaded("mamba"))
+    resid = hm.run(tokens, capture=["blocks.0.hook_resid_pre"]).cache["blocks.0.hook_resid_pre"]
+    with pytest.raises(BadInput, match="not supported for mamba"):
+        hm.run(tokens, resid=resid[:, 1:], prefix=Prefix(1, {}, {}))
+
+
+def test_cells_whose_source_equals_the_patched_run_cost_no_forward_and_keep_its_value(loaded):
+    """The prompts agree before their first differing token, so patching there is the unpatched
+    run: those cells take the corrupted value without running (and equal the naive loop's)."""
+    lm = loaded("gpt2")
+    args = _pair(lm)
+    diff = int((args[0] != args[1]).any(0).nonzero()[0])
+    assert diff > 0
+    runs = []
+    real = lm.hooked.run
+
+    def counting(*a, **kw):
+        runs.append(kw.get("interventions"))
+        return real(*a, **kw)
+
+    lm.hooked.run = counting
+    try:
+        grid = activation_patching(lm.hooked, *args, "head_out", positions=list(range(diff)))
+    finally:
+        del lm.hooked.run
+    assert len(runs) == 2  # the two unpatched runs only
+    assert torch.tensor(grid.values) == pytest.approx(torch.full_like(torch.tensor(grid.values), grid.meta["corrupt"]))
+    slow = activation_patching(lm.hooked, *args, "head_out", positions=list(range(diff)), batched=False)
+    assert torch.allclose(torch.tensor(grid.values), torch.tensor(slow.values), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["gpt2", "neox", "llama-gqa", "mamba"])
