@@ -243,8 +243,8 @@ class SessionActions:
     def on_tabbed_content_tab_activated(self, event) -> None:
         """Focus follows the tab shown (unless it is on the tab bar, where arrows switch tabs):
         focus left in a hidden pane would pull its tab back to the front."""
-        if event.tabbed_content.active != event.pane.id:
-            return  # a stale message: another tab was shown since, and focusing here would pull this one back
+        if not self.is_running or event.tabbed_content.active != event.pane.id:
+            return  # closing, or a stale message: another tab was shown since, and focusing here would pull this one back
         focused = self.focused
         if isinstance(focused, Tabs) or (focused is not None and event.pane in focused.ancestors):
             return
