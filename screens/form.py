@@ -128,10 +128,27 @@ class AnalysisForm(Vertical):
         select = self.query_one(f"#{self.tab}-analysis", Select)
         if select.value != name:
             select.value = name
-        for p in self.analysis.params if changed else ():  # e.g. n: 16 pairs to patch, 500 prompts to evaluate
-            if p.name not in self.edited and p.default is not None and p.kind in ("int", "float"):
-                self._set(p.name, p.default)
+        for p in self.analysis.params if changed else ():
+            self._adopt(p)
         self.refresh_fields()
+
+    def _adopt(self, p: Param) -> None:
+        """Make the shared control of ``p``'s name this analysis's: two analyses of a tab may give one
+        name other choices, defaults or help (``mode`` Q|K|V or replace|subtract-add; ``n`` 16 pairs
+        to patch, 500 prompts to evaluate). A value the analyst typed stays while it is valid."""
+        self.params[p.name] = p
+        control = self.query_one(f"#{self.tab}-{p.name}")
+        control.tooltip = p.help
+        if p.kind == "choice":
+            self._offer(p.name, list(p.choices), replace=True)
+            if control.value not in p.choices:
+                self._set(p.name, p.default if p.default is not None else (p.choices[0] if p.required else None))
+        elif isinstance(control, Input):
+            control.placeholder = _placeholder(p)
+            if p.name not in self.edited and p.kind in ("int", "float", "ints", "floats"):
+                self._set(p.name, p.default)
+        elif p.kind == "task" and control.value is Select.NULL and p.default is not None:
+            self._set(p.name, p.default)
 
     def refresh_fields(self) -> None:
         reads = {p.name for p in self.analysis.params}
@@ -183,6 +200,8 @@ class AnalysisForm(Vertical):
             return
         self.analysis = self.declared[name]
         self.query_one(f"#{self.tab}-analysis", Select).value = name
+        for p in self.analysis.params:
+            self._adopt(p)
         if self.has_sources and set(params) & SOURCE_PARAMS:
             source = next((s for s, names in SOURCES.items() if any(params.get(n) for n in names[:2])), "one pair")
             self.query_one(f"#{self.tab}-source", Select).value = source

@@ -40,6 +40,35 @@ async def test_composition_heatmap_and_spectra_from_the_model_tab():
         assert isinstance(series, Series) and list(series.lines) == ["L1H0", "L1H3"]
 
 
+async def test_one_parameter_name_takes_each_analysis_choices_and_defaults():
+    """`mode` is Q|K|V for composition and replace|subtract-add for name arithmetic; `n` is 400
+    Count01 strings for count-heads and 50 prompts for the inhibition score: the shared control
+    follows the analysis chosen, and keeps a choice that is still valid."""
+    app = WorkbenchApp("toy:recall", device="cpu")
+    async with app.run_test(size=(110, 34)) as pilot:
+        await ready(pilot, app)
+        form = app._pane("model").form
+        _choose(app, "model", "composition", mode="V")
+        await pilot.pause()
+        _choose(app, "model", "channels")
+        await pilot.pause()
+        assert form.values()["mode"] == "V"  # still a valid choice: kept
+        _choose(app, "model", "count-heads")
+        await pilot.pause()
+        assert form.values()["n"] == "400"
+        _choose(app, "model", "inhibition-task")
+        await pilot.pause()
+        assert form.values()["n"] == "50" and form.values()["task"] == "ioi"
+        assert app.query_one("#model-n").tooltip == "prompts (held-out split)"
+    app = WorkbenchApp("toy:ioi-mamba", device="cpu")  # name arithmetic is Mamba's
+    async with app.run_test(size=(110, 34)) as pilot:
+        await ready(pilot, app)
+        _choose(app, "model", "name-arith")
+        await pilot.pause()
+        assert app.query_one("#model-mode", Select).value == "subtract-add"
+        assert app._pane("model").form.options["mode"] == ["replace", "subtract-add"]
+
+
 async def test_edits_in_force_apply_to_every_run_are_recorded_and_undo():
     app = WorkbenchApp("toy:recall", device="cpu")
     async with app.run_test(size=(110, 34)) as pilot:

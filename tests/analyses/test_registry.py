@@ -160,3 +160,17 @@ def test_stored_parameters_rerun_to_the_same_result(loaded):
     params = analyses()["dla"].bind({"prompt": PROMPT, "answer": " Mary", "by": "head"})
     again = analyses()["dla"](lm, params)
     assert again.to_json() == first.to_json()
+
+
+def test_a_parameter_name_means_one_kind_of_control_on_a_tab():
+    """The form has one control per parameter name on a tab: analyses may give a name other
+    choices, defaults or help (the form adopts them), but not another kind of control."""
+    from analyses.registry import analyses
+
+    control = {"choice": "select", "site": "select", "task": "select", "bos": "select", "flag": "checkbox"}
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    for a in analyses().values():
+        for p in a.params:
+            kind = control.get(p.kind, "input")
+            first = seen.setdefault((a.tab, p.name), (kind, a.name))
+            assert first[0] == kind, f"{p.name} on the {a.tab} tab: {first[1]} and {a.name} need different controls"
