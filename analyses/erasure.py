@@ -431,7 +431,7 @@ def causal_check(
     m = _Measure(model, start)
     layer = node.layer + 1 if layer is None else layer
     if not node.layer < layer < m.n:
-        raise BadInput(f"--layer must be after the writer's layer {node.layer} and below {m.n} (got {layer})")
+        raise BadInput(f"--value-layer must be after the writer's layer {node.layer} and below {m.n} (got {layer})")
     capture = m.capture() + [f"blocks.{layer}.ln1.hook_scale"]
     loop = _Loop(model, tokenizer, prompts, progress, should_stop)
     pr = {"before": [], "after": []}
@@ -484,15 +484,14 @@ def _resample(m: _Measure, batch: CorpusBatch, clean: _Run, node: Node) -> Tenso
 
 
 def _flag(dla: float, effect: float, factor: float, floor: float) -> str:
-    """"sign" when DLA and total effect point opposite ways, "factor" when one is more than
-    ``factor`` times the other; nothing when both are below ``floor`` (noise)."""
-    big = max(abs(dla), abs(effect))
+    """"sign" when DLA and total effect point opposite ways (both at least ``floor``), "factor"
+    when one is more than ``factor`` times the other; nothing when both are below ``floor``."""
+    big, small = max(abs(dla), abs(effect)), min(abs(dla), abs(effect))
     if big < floor:
         return ""
-    if dla * effect < 0:
+    if dla * effect < 0 and small >= floor:
         return "sign"
-    small = min(abs(dla), abs(effect))
-    return "factor" if small * factor < big else ""
+    return "factor" if small * factor < big or dla * effect < 0 else ""
 
 
 def dla_vs_effect(

@@ -64,6 +64,7 @@ def run_causal(lm, progress=None, should_stop=None, **p):
     from analyses.erasure import causal_check
 
     prompts = _prompts(p)
+    p["layer"] = p.pop("value_layer")
     return causal_check(lm.hooked, lm.tokenizer, prompts, progress=progress, should_stop=should_stop, **p)
 
 
@@ -83,7 +84,7 @@ def run_prompts(lm, progress=None, should_stop=None, **p):
 
 
 PR_PARAMS = (*CORPUS, WRITER, START,
-             Param("band", "float", "width of the percentile band around the median, in %", default=75.0, minimum=0),
+             Param("band", "float", "width of the percentile band around the median, in percent", default=75.0, minimum=0),
              THRESHOLD)
 MAMBA = ("mamba",)
 
@@ -120,10 +121,10 @@ declare(Analysis(
     "erasure-causal", "erasure: causal check", "remove a writer's output from a later layer's value input (norm "
     "scale frozen, q and k untouched) and re-measure PR and DLA", (
         *CORPUS, WRITER,
-        Param("layer", "int", "the layer whose heads' value input loses the writer (default: the writer's + 1)",
-              minimum=0),
+        Param("value_layer", "int", "the layer whose heads' value input loses the writer (default: the writer's + 1)",
+              minimum=0, label="value layer"),
         START,
-    ), run_causal, "table", "model", cancellable=True, check=_check, key=("writer", "layer"), excludes=MAMBA,
+    ), run_causal, "table", "model", cancellable=True, check=_check, key=("writer", "value_layer"), excludes=MAMBA,
     doc="Per component: median PR onto the writer and mean DLA toward the true next token, before and after; "
         "erasers' PR goes to about 0 and the stream keeps the writer's direction.",
 ))
