@@ -158,12 +158,12 @@ class _Measure:
     """What every erasure analysis needs of a model: the hook names, the weights, and the forward
     pass with its points."""
 
-    def __init__(self, model: HookedModel, start: int = 0):
+    def __init__(self, model: HookedModel, start: int = 0, last: bool = False):
         if model.shape.family == "mamba":
             raise BadInput("Mamba has no attention heads or MLPs to measure erasure on")
         if start < 0:
             raise BadInput("--start must be 0 or more")
-        self.model, self.start = model, start
+        self.model, self.start, self.last = model, start, last
         self.device = model.input_device()
         self.W = _Weights(model, self.device)
         shape = model.shape
@@ -196,6 +196,8 @@ class _Measure:
         lengths = torch.tensor(batch.lengths)
         pos = torch.arange(ids.shape[1])
         valid = (pos[None] >= self.start) & (pos[None] < lengths[:, None] - 1)
+        if self.last:  # only the position that predicts each text's last token (a task's answer)
+            valid &= pos[None] == lengths[:, None] - 2
         if donors:
             valid &= pos[None] < lengths.roll(-1)[:, None]
         rows, cols = valid.nonzero(as_tuple=True)
@@ -272,8 +274,8 @@ def _writer_ratios(m: _Measure, run: _Run, writer: Node, resid: bool = True) -> 
 
 
 def projection_ratios(
-    model: HookedModel, tokenizer, prompts: PromptSet, writer: str, *, start: int = 0, band: float = 75.0,
-    threshold: float = 0.05, progress: Progress = None, should_stop: Stop = None,
+    model: HookedModel, tokenizer, prompts: PromptSet, writer: str, *, start: int = 0, last: bool = False,
+    band: float = 75.0, threshold: float = 0.05, progress: Progress = None, should_stop: Stop = None,
 ) -> tuple[Table, Series]:
     """PR of every head, MLP and residual point onto the writer's output over all points: the
     median and the central ``band`` % per component (Table), and along the residual stream
@@ -281,7 +283,7 @@ def projection_ratios(
     flagged as erasers."""
     _check_band(band)
     node = parse_node(writer, model)
-    m = _Measure(model, start)
+    m = _Measure(model, start, last)
     loop = _Loop(model, tokenizer, prompts, progress, should_stop)
     comp_parts, res_parts = [], []
     for batch in loop:
@@ -339,7 +341,7 @@ MODES = ("ov", "actual")
 
 def writer_eraser_scatter(
     model: HookedModel, tokenizer, prompts: PromptSet, writer: str, *, erasers: list[str] | None = None,
-    mode: str = "ov", start: int = 0, threshold: float = 0.05, points: int = 5000,
+    mode: str = "ov", start: int = 0, last: bool = False, threshold: float = 0.05, points: int = 5000,
     progress: Progress = None, should_stop: Stop = None,
 ) -> Scatter:
     """x: the writer's DLA toward the true next token; y: the erasers' DLA, either of the writer's
@@ -352,7 +354,7 @@ def writer_eraser_scatter(
     if points < 2:
         raise BadInput("--points must be at least 2")
     node = parse_node(writer, model)
-    m = _Measure(model, start)
+    m = _Measure(model, start, last)
     later = [layer for layer in range(node.layer + 1, m.n)]
     if not later:
         raise BadInput(f"{node.label} is in the last layer: no head reads it")
@@ -420,7 +422,7 @@ def _remove_from_values(m: _Measure, clean: _Run, w_full: Tensor, layer: int) ->
 
 def causal_check(
     model: HookedModel, tokenizer, prompts: PromptSet, writer: str, *, layer: int | None = None, start: int = 0,
-    progress: Progress = None, should_stop: Stop = None,
+    last: bool = False, progress: Progress = None, should_stop: Stop = None,
 ) -> Table:
     """Subtract the writer's output from the value input of every head of ``layer`` (default: the
     one after the writer's), that layer's norm scale frozen, q and k untouched; then PR onto the
@@ -428,7 +430,7 @@ def causal_check(
     component before and after. Residual rows' DLA is the writer's share still in the stream
     (PR x the writer's DLA)."""
     node = parse_node(writer, model)
-    m = _Measure(model, start)
+    m = _Measure(model, start, last)
     layer = node.layer + 1 if layer is None else layer
     if not node.layer < layer < m.n:
         raise BadInput(f"--value-layer must be after the writer's layer {node.layer} and below {m.n} (got {layer})")
@@ -496,14 +498,14 @@ def _flag(dla: float, effect: float, factor: float, floor: float) -> str:
 
 def dla_vs_effect(
     model: HookedModel, tokenizer, prompts: PromptSet, *, factor: float = 2.0, floor: float = 0.05,
-    start: int = 0, progress: Progress = None, should_stop: Stop = None,
+    start: int = 0, last: bool = False, progress: Progress = None, should_stop: Stop = None,
 ) -> Table:
     """Per head and MLP: mean DLA toward the true next token next to its total effect on that
     token's logit (clean minus resample-ablated, mean over the same points); flagged where they
     disagree in sign or by more than ``factor``."""
     if factor < 1:
         raise BadInput(f"--factor must be at least 1 (got {factor:g})")
-    m = _Measure(model, start)
+    m = _Measure(model, start, last)
     capture = m.capture(resid=False) + [f"blocks.{layer}.hook_resid_pre" for layer in range(m.n)]
     loop = _Loop(model, tokenizer, prompts, progress, should_stop)
     dla_sum = torch.zeros(len(m.comp_labels), dtype=torch.float64)
@@ -547,7 +549,7 @@ def _vocab_dla(model: HookedModel, mean_vec: Tensor, chunk: int = 8192) -> Tenso
 
 def adversarial_prompts(
     model: HookedModel, tokenizer, prompts: PromptSet, writer: str, *, k: int = 20, limit: int = 20,
-    start: int = 0, progress: Progress = None, should_stop: Stop = None,
+    start: int = 0, last: bool = False, progress: Progress = None, should_stop: Stop = None,
 ) -> Table:
     """Rank the vocabulary by the writer's mean DLA over the set; then list the prefixes of the
     texts whose true next token is among the top ``k`` with the largest writer DLA minus total
@@ -555,7 +557,7 @@ def adversarial_prompts(
     if k < 1 or limit < 1:
         raise BadInput("--k and --prompts must be at least 1")
     node = parse_node(writer, model)
-    m = _Measure(model, start)
+    m = _Measure(model, start, last)
     capture = ["ln_final.hook_scale", f"blocks.{node.layer}.hook_resid_pre",
                f"blocks.{node.layer}." + ("hook_mlp_out" if node.head is None else "attn.hook_z")]
     loop = _Loop(model, tokenizer, prompts, progress, should_stop)

@@ -15,6 +15,7 @@ from analyses.registry.corpus import CORPUS, check_corpus
 WRITER = Param("writer", "text", "the writer whose output is tracked: a head L{l}H{h} or an MLP L{l}MLP",
                default="L0H0", metavar="NODE")
 START = Param("start", "int", "skip the first positions of every text", default=0, minimum=0)
+LAST = Param("last", "flag", "measure only the position before each text's last token (a task's answer position)")
 THRESHOLD = Param("threshold", "float", "a head or MLP after the writer is an eraser when its median PR is below "
                   "minus this", default=0.05, minimum=0)
 
@@ -83,8 +84,9 @@ def run_prompts(lm, progress=None, should_stop=None, **p):
     return adversarial_prompts(lm.hooked, lm.tokenizer, prompts, progress=progress, should_stop=should_stop, **p)
 
 
-PR_PARAMS = (*CORPUS, WRITER, START,
-             Param("band", "float", "width of the percentile band around the median, in percent", default=75.0, minimum=0),
+PR_PARAMS = (*CORPUS, WRITER, START, LAST,
+             Param("band", "float", "width of the percentile band around the median, in percent", default=75.0,
+                   minimum=0),
              THRESHOLD)
 MAMBA = ("mamba",)
 
@@ -110,7 +112,7 @@ declare(Analysis(
               "-threshold)", metavar="NODES"),
         Param("mode", "choice", "ov: the writer's output through the erasers' OV circuits (norm at its cached scale, "
               "no attention); actual: the erasers' summed output", default="ov", choices=("ov", "actual")),
-        START, THRESHOLD,
+        START, LAST, THRESHOLD,
         Param("points", "int", "at most this many points, evenly spaced (the fit is over them)", default=5000,
               minimum=2),
     ), run_scatter, "scatter", "model", cancellable=True, check=_check, key=("writer", "mode", "erasers"),
@@ -123,7 +125,7 @@ declare(Analysis(
         *CORPUS, WRITER,
         Param("value_layer", "int", "the layer whose heads' value input loses the writer (default: the writer's + 1)",
               minimum=0, label="value layer"),
-        START,
+        START, LAST,
     ), run_causal, "table", "model", cancellable=True, check=_check, key=("writer", "value_layer"), excludes=MAMBA,
     doc="Per component: median PR onto the writer and mean DLA toward the true next token, before and after; "
         "erasers' PR goes to about 0 and the stream keeps the writer's direction.",
@@ -136,7 +138,7 @@ declare(Analysis(
               minimum=1),
         Param("floor", "float", "ignore components whose DLA and effect are both below this (logits)", default=0.05,
               minimum=0),
-        START,
+        START, LAST,
     ), run_effect, "table", "model", cancellable=True, check=_check, key=("factor", "task", "corpus"),
     excludes=MAMBA,
     doc="Effect = clean logit minus the logit with the component's output taken from another text of the batch; "
@@ -148,7 +150,7 @@ declare(Analysis(
         *CORPUS, WRITER,
         Param("k", "int", "tokens with the writer's largest mean DLA to look for", default=20, minimum=1),
         Param("prompts", "int", "prefixes to list", default=20, minimum=1),
-        START,
+        START, LAST,
     ), run_prompts, "table", "model", cancellable=True, check=_check, key=("writer", "k"), excludes=MAMBA,
     doc="Ranked by score = writer DLA - resample-ablation effect; meta lists the top tokens by mean DLA.",
 ))

@@ -43,3 +43,10 @@ STUDY_RECIPES: dict[str, Recipe] = {
 }
 
 TRAIN_RECIPES: dict[str, Recipe] = {**RECIPES, **STUDY_RECIPES}
+
+# Paper 1 (erasure, docs/erasure.md): a planted, frozen writer head L0H0 and a planted, frozen eraser
+# L1H0 (toys/planted.py); the rest of the 3-layer attention-only model is trained on IOI around them.
+RECIPES["erasure"] = Recipe("ioi", "gpt2", {"d_model": 48, "n_layers": 3, "n_heads": 4, "n_ctx": 32}, steps=2000,
+                            attn_only=True, bar=0.9,
+                            about="GPT-2, 3 attention-only layers, IOI: a planted writer L0H0 erased by a planted L1H0")
+TRAIN_RECIPES["erasure"] = RECIPES["erasure"]
