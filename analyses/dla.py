@@ -28,6 +28,15 @@ def _position(pos: int, n: int) -> int:
     return pos % n
 
 
+def readout(model: HookedModel, directions: Tensor) -> Tensor:
+    """``directions`` [d_model, k] (unembedding columns) as the vectors a component is dotted
+    with, before dividing by the final norm's scale, to give its DLA: the final-norm weight
+    applied, centred for LayerNorm (centring the vector = centring the component)."""
+    w = model.final_norm_params()[0].float().to(directions.device)
+    v = w[:, None] * directions.float()
+    return v - v.mean(0, keepdim=True) if model.shape.norm == "layernorm" else v
+
+
 def _direction(model: HookedModel, answer: int, distractor: int | None) -> tuple[Tensor, Tensor, float]:
     """(d, v, constant): the unembedding direction, the vector a component is dotted with before
     dividing by the scale (final-norm weight applied, centred for LayerNorm), and the constant
@@ -36,10 +45,8 @@ def _direction(model: HookedModel, answer: int, distractor: int | None) -> tuple
     cols, b_u = model.unembed_columns(ids)
     sign = torch.tensor([1.0, -1.0][: len(ids)], device=cols.device)
     d = (cols.float() * sign).sum(-1)
-    w, b = model.final_norm_params()
-    v = w.float().to(d.device) * d
-    if model.shape.norm == "layernorm":
-        v = v - v.mean()
+    v = readout(model, d[:, None])[:, 0]
+    b = model.final_norm_params()[1]
     const = 0.0 if b is None else float(b.float().to(d.device) @ d)
     if b_u is not None:
         const += float((b_u.float() * sign.to(b_u.device)).sum())

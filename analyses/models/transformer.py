@@ -213,6 +213,22 @@ class TransformerAdapter(HookedModel):
             bias = [None if m.bias is None else m.bias.detach().clone() for m in (o, down)]
             return w_o, bias[0], w_out.detach().clone(), bias[1]
 
+    def value_weights(self, layer: int) -> tuple[Tensor, Tensor | None]:
+        """(W_V [d_model, kv_heads, d_head], b_V [kv_heads, d_head] or None) of one layer: the
+        OV circuit a writer's output goes through when a later head reads it (erasure)."""
+        attn = self._parts(layer)[1]
+        with materialized(attn):
+            w, b = self._qkv_weights(attn)[2]
+            return w.detach().clone(), None if b is None else b.detach().clone()
+
+    def attn_norm_params(self, layer: int) -> tuple[Tensor, Tensor | None]:
+        """(effective weight, bias) of the norm before one layer's attention, offset applied."""
+        norm = self._parts(layer)[0]
+        with materialized(norm):
+            w = norm.weight.detach().clone() + self.shape.norm_offset
+            b = getattr(norm, "bias", None)
+            return w, None if b is None else b.detach().clone()
+
     # ---- what each family supplies -------------------------------------------------------
 
     def _parts(self, layer: int) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:

@@ -29,6 +29,15 @@ RECIPES: dict[str, Recipe] = {
                       attn_only=True, about="one attention-only layer, 4 heads, trained on Count01"),
     "recall": Recipe("recall", "gpt2", {"d_model": 48, "n_layers": 2, "n_heads": 4, "n_ctx": 24}, steps=1500,
                      bar=0.0, about="GPT-2, 2 layers, trained on list recall (accuracy falls with length)"),
+    # Paper 2 (context look-ups): a head that sees a marker word in the context feeds a later "yes" neuron.
+    "lookup": Recipe("lookup", "gpt2", {"d_model": 32, "n_layers": 2, "n_heads": 8, "n_ctx": 16, "n_inner": 16,
+                                        "resid_pdrop": 0.0, "attn_pdrop": 0.0, "embd_pdrop": 0.0},
+                     steps=500, about="GPT-2, 2 layers, 8 heads, 16 MLP neurons, no dropout, trained on context look-up"),
+    # Paper 1 (erasure, docs/erasure.md): a planted, frozen writer head L0H0 and a planted, frozen eraser
+    # L1H0 (toys/planted.py); the rest of the 3-layer attention-only model is trained on IOI around them.
+    "erasure": Recipe("ioi", "gpt2", {"d_model": 48, "n_layers": 3, "n_heads": 4, "n_ctx": 32}, steps=2000,
+                      attn_only=True, bar=0.9,
+                      about="GPT-2, 3 attention-only layers, IOI: a planted writer L0H0 erased by a planted L1H0"),
 }
 
 # Recipes ``workbench train`` knows but that are not shipped as ``toy:NAME`` (studies train them
@@ -44,8 +53,3 @@ STUDY_RECIPES: dict[str, Recipe] = {
 
 TRAIN_RECIPES: dict[str, Recipe] = {**RECIPES, **STUDY_RECIPES}
 
-# Paper 2 (context look-ups): a head that sees a marker word in the context feeds a later "yes" neuron.
-RECIPES["lookup"] = Recipe("lookup", "gpt2", {"d_model": 32, "n_layers": 2, "n_heads": 8, "n_ctx": 16, "n_inner": 16,
-                                               "resid_pdrop": 0.0, "attn_pdrop": 0.0, "embd_pdrop": 0.0},
-                           steps=500, about="GPT-2, 2 layers, 8 heads, 16 MLP neurons, no dropout, trained on context look-up")
-TRAIN_RECIPES["lookup"] = RECIPES["lookup"]

@@ -178,6 +178,7 @@ def train_with_curve(
     from transformers import AutoModelForCausalLM
 
     from analyses.toys.checkpoints import build_checkpoint, fast_tokenizer
+    from analyses.toys.planted import plant
 
     recipe = resolve_recipe(name, heads, seed)
     total = steps if steps is not None else recipe.steps
@@ -193,6 +194,7 @@ def train_with_curve(
     model = AutoModelForCausalLM.from_pretrained(out).train()
     if recipe.attn_only:
         _freeze_mlps(model)
+    plant(name, model, recipe.seed)  # a planted mechanism, for the recipes that have one (toys/planted.py)
     held_out = _HeldOut(tokenizer, recipe.task) if eval_every else None
     curve: dict[str, list] = {"step": [], "loss": [], "accuracy": [], "eos_accuracy": [], "held_out_loss": []}
     losses: list[float] = []
