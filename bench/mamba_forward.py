@@ -7,14 +7,12 @@ place on CPU, the chunked log-depth scan on CUDA). HF's forward without mamba-ss
 its reference PyTorch fallback; on CUDA with mamba-ssm it is the fused kernel. Every ratio is
 measured in this one run.
 
-    PYTHONPATH=. .venv/bin/python bench/mamba_forward.py [--layers 48] [--device cpu] [--tokens 14 128]
+    .venv/bin/python -m bench.mamba_forward [--layers 48] [--device cpu] [--tokens 14 128]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from transformers import MambaConfig, MambaForCausalLM
@@ -22,21 +20,7 @@ from transformers import MambaConfig, MambaForCausalLM
 from analyses.dla import dla
 from analyses.models import hooked, mamba
 from analyses.models.hooks import Hooks
-
-
-def timed(fn, repeats: int, device: str) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from bench.hooked_vs_plain import timed
 
 
 FAST = mamba.selective_scan

@@ -106,11 +106,14 @@ declare(Analysis(
     doc="CS_i = ‖v_iᵀ R‖/‖R‖_F per OV component i of the sender (v_i its write direction), z against the same "
         "statistic for random Gaussian factors of the same shapes, the singular value and the pair's score.",
 ))
+HEAD_PAIR = (
+    Param("sender", "text", "the sender head, e.g. L0H1", required=True, metavar="HEAD"),
+    Param("receiver", "text", "the receiver head in a later layer, e.g. L1H2", required=True, metavar="HEAD"),
+)
 declare(Analysis(
     "inhibition", "inhibition score", "how one sender component steers a later head's attention on a prompt", (
         Param("prompt", "prompt", "the prompt", required=True),
-        Param("sender", "text", "the sender head, e.g. L0H1", required=True, metavar="HEAD"),
-        Param("receiver", "text", "the receiver head in a later layer, e.g. L1H2", required=True, metavar="HEAD"),
+        *HEAD_PAIR,
         Param("positions", "ints", "key positions whose attention is summed, e.g. 3,5", required=True,
               metavar="LIST"),
         Param("vs", "ints", "subtract the attention to these key positions", metavar="LIST"),
@@ -128,8 +131,7 @@ declare(Analysis(
               default="ioi", metavar="NAME"),
         Param("n", "int", "prompts (held-out split)", default=50, minimum=1),
         Param("seed", "int", "the sample's seed", default=0),
-        Param("sender", "text", "the sender head, e.g. L0H1", required=True, metavar="HEAD"),
-        Param("receiver", "text", "the receiver head in a later layer, e.g. L1H2", required=True, metavar="HEAD"),
+        *HEAD_PAIR,
     ), run_inhibition_task, "table", "model", key=("task", "sender", "receiver"), excludes=("mamba",),
     check=_check_inhibition,
     doc="D = attention from the last token to the answer's first position minus to the distractor's; per sender "
