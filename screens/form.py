@@ -140,9 +140,11 @@ class AnalysisForm(Vertical):
         control = self.query_one(f"#{self.tab}-{p.name}")
         control.tooltip = p.help
         if p.kind == "choice":
+            before = control.value
             self._offer(p.name, list(p.choices), replace=True)
-            if control.value not in p.choices:
-                self._set(p.name, p.default if p.default is not None else (p.choices[0] if p.required else None))
+            keep = before in p.choices  # a choice valid for both analyses stays
+            self._set(p.name, before if keep else p.default if p.default is not None else
+                      (p.choices[0] if p.required else None))
         elif isinstance(control, Input):
             control.placeholder = _placeholder(p)
             if p.name not in self.edited and p.kind in ("int", "float", "ints", "floats"):
