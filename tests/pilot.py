@@ -19,3 +19,14 @@ async def ready(pilot, app) -> None:
 
 def status(app) -> str:
     return str(app.query_one("#status").render())
+
+
+def choose(app, tab: str, analysis: str, **values) -> None:
+    """Show ``tab``, pick ``analysis`` and type ``values`` into its controls (``#{tab}-{name}``)."""
+    from textual.widgets import Select
+
+    app.action_show_tab(tab)
+    app.query_one(f"#{tab}-analysis", Select).value = analysis
+    app._pane(tab).form.choose(analysis)
+    for name, value in values.items():
+        app.query_one(f"#{tab}-{name}").value = value

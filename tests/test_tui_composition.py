@@ -4,7 +4,7 @@ the list of edits in force (palette "Edit: add" / "Undo edit") that every run ap
 from __future__ import annotations
 
 import torch
-from pilot import ready, wait_for
+from pilot import choose, ready, wait_for
 
 from textual.widgets import Select
 
@@ -13,19 +13,12 @@ from screens.widgets import ErrorDialog
 from workbench.app import WorkbenchApp
 
 
-def _choose(app, tab: str, analysis: str, **values) -> None:
-    app.action_show_tab(tab)
-    app.query_one(f"#{tab}-analysis", Select).value = analysis
-    app._pane(tab).form.choose(analysis)
-    for name, value in values.items():
-        app.query_one(f"#{tab}-{name}").value = value
-
 
 async def test_composition_heatmap_and_spectra_from_the_model_tab():
     app = WorkbenchApp("toy:recall", device="cpu")
     async with app.run_test(size=(110, 34)) as pilot:
         await ready(pilot, app)
-        _choose(app, "model", "composition", mode="V")
+        choose(app, "model", "composition", mode="V")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: len(app.ws.runs) == 2)
         grid = app.ws.runs[-1].result
@@ -33,7 +26,7 @@ async def test_composition_heatmap_and_spectra_from_the_model_tab():
         assert len(grid.values) == 8 and grid.values[4] == [0.0] * 8  # layer-1 senders have no later receiver
         await wait_for(pilot, lambda: app._pane("model").view.heatmap.row_count == 8)  # sender x receiver map
         assert app._pane("model").view.current_view == "map"
-        _choose(app, "model", "head-spectra", circuit="qk", show="L1H0,L1H3")
+        choose(app, "model", "head-spectra", circuit="qk", show="L1H0,L1H3")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: len(app.ws.runs) == 3)
         series = app.ws.runs[-1].result
@@ -48,22 +41,22 @@ async def test_one_parameter_name_takes_each_analysis_choices_and_defaults():
     async with app.run_test(size=(110, 34)) as pilot:
         await ready(pilot, app)
         form = app._pane("model").form
-        _choose(app, "model", "composition", mode="V")
+        choose(app, "model", "composition", mode="V")
         await pilot.pause()
-        _choose(app, "model", "channels")
+        choose(app, "model", "channels")
         await pilot.pause()
         assert form.values()["mode"] == "V"  # still a valid choice: kept
-        _choose(app, "model", "count-heads")
+        choose(app, "model", "count-heads")
         await pilot.pause()
         assert form.values()["n"] == "400"
-        _choose(app, "model", "inhibition-task")
+        choose(app, "model", "inhibition-task")
         await pilot.pause()
         assert form.values()["n"] == "50" and form.values()["task"] == "ioi"
         assert app.query_one("#model-n").tooltip == "prompts (held-out split)"
     app = WorkbenchApp("toy:ioi-mamba", device="cpu")  # name arithmetic is Mamba's
     async with app.run_test(size=(110, 34)) as pilot:
         await ready(pilot, app)
-        _choose(app, "model", "name-arith")
+        choose(app, "model", "name-arith")
         await pilot.pause()
         form = app._pane("model").form
         assert form.options["mode"] == ["replace", "subtract-add"]

@@ -3,7 +3,7 @@ cancellation that keeps partial grids, reopened runs under matching controls."""
 
 from __future__ import annotations
 
-from pilot import ready, status, wait_for
+from pilot import choose, ready, status, wait_for
 
 from textual.widgets import DataTable, Input, Select
 
@@ -13,20 +13,12 @@ from sessions.workspace import Workspace
 from workbench.app import WorkbenchApp
 
 
-def _choose(app, tab: str, analysis: str, **values) -> None:
-    app.action_show_tab(tab)
-    app.query_one(f"#{tab}-analysis", Select).value = analysis
-    app._pane(tab).form.choose(analysis)
-    for name, value in values.items():
-        control = app.query_one(f"#{tab}-{name}")
-        control.value = value
-
 
 async def test_a_task_sample_runs_resample_ablation_and_the_eap_curve():
     app = WorkbenchApp("toy:ioi", device="cpu")
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
-        _choose(app, "pairs", "patch", source="task sample", task="ioi", n="16", site="resid_pre", direction="resample")
+        choose(app, "pairs", "patch", source="task sample", task="ioi", n="16", site="resid_pre", direction="resample")
         await pilot.pause()
         assert not app.query_one("#pairs-clean-field").display and app.query_one("#pairs-task-field").display
         await pilot.press("ctrl+r")
@@ -34,7 +26,7 @@ async def test_a_task_sample_runs_resample_ablation_and_the_eap_curve():
         grid = app.ws.runs[-1].result
         assert isinstance(grid, Grid) and grid.meta["n_pairs"] == 16 and grid.meta["method"] == "resample"
         assert app.ws.runs[-1].params["task"] == "ioi" and app.ws.runs[-1].params["clean"] is None
-        _choose(app, "pairs", "eap-curve", ks="1,10,50")
+        choose(app, "pairs", "eap-curve", ks="1,10,50")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: len(app.ws.runs) == 3, steps=1200)
         curve = app.ws.runs[-1].result
@@ -47,7 +39,7 @@ async def test_a_run_started_during_a_sweep_waits_its_turn():
     app = WorkbenchApp("toy:ioi", device="cpu")
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
-        _choose(app, "pairs", "patch", source="task sample", task="ioi", n="32", site="head_out", direction="resample")
+        choose(app, "pairs", "patch", source="task sample", task="ioi", n="32", site="head_out", direction="resample")
         await pilot.press("ctrl+r")
         app.action_show_tab("prompt")
         await pilot.pause()
@@ -62,7 +54,7 @@ async def test_escape_cancels_between_batches_and_keeps_the_partial_grid():
     app = WorkbenchApp("toy:ioi", device="cpu")
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
-        _choose(app, "pairs", "patch", source="task sample", task="ioi", n="64", site="head_out", direction="resample")
+        choose(app, "pairs", "patch", source="task sample", task="ioi", n="64", site="head_out", direction="resample")
         app.action_run()
         app.action_cancel()  # what Escape does, before the sweep's first batch has finished
         assert "cancelling" in status(app)
@@ -77,10 +69,10 @@ async def test_a_reopened_run_restores_its_controls_and_edits_mark_it_stale(chec
     app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu")
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot, app)
-        _choose(app, "prompt", "dla", by="head", pos="3")
+        choose(app, "prompt", "dla", by="head", pos="3")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: len(app.ws.runs) == 2)
-        _choose(app, "prompt", "logit-lens", pos="-1")
+        choose(app, "prompt", "logit-lens", pos="-1")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: len(app.ws.runs) == 3)
         history = app.query_one("#history", DataTable)
@@ -106,7 +98,7 @@ async def test_an_attention_pattern_of_one_head(checkpoints):
     app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu")
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot, app)
-        _choose(app, "prompt", "attention", layer="1", head="2")
+        choose(app, "prompt", "attention", layer="1", head="2")
         await pilot.pause()
         assert not app.query_one("#prompt-answer-field").display  # attention reads no answer
         await pilot.press("ctrl+r")
@@ -165,11 +157,11 @@ async def test_the_model_tab_measures_count01_heads():
     app = WorkbenchApp("toy:count01", device="cpu")
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot, app)
-        _choose(app, "model", "count-heads", n="100")
+        choose(app, "model", "count-heads", n="100")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.ws.runs[-1].analysis == "count-heads", steps=1200)
         assert app._pane("model").view.table.row_count == 5  # four heads and the model
-        _choose(app, "model", "count-attention", n="100", w01s="0.5,1", w02s="0,1")
+        choose(app, "model", "count-attention", n="100", w01s="0.5,1", w02s="0,1")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.ws.runs[-1].analysis == "count-attention", steps=1200)
         grid = app.ws.runs[-1].result
@@ -182,7 +174,7 @@ async def test_training_a_toy_from_the_model_tab_records_its_curve(tmp_path):
     out = tmp_path / "c01-h2"
     async with app.run_test(size=(100, 32)) as pilot:
         await ready(pilot, app)
-        _choose(app, "model", "train-toy", n_heads="2", train_seed="1", steps="40", out=str(out), eval_every="20")
+        choose(app, "model", "train-toy", n_heads="2", train_seed="1", steps="40", out=str(out), eval_every="20")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.ws.runs[-1].analysis == "train-toy", steps=2400)
         curve = app.ws.runs[-1].result
