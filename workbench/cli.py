@@ -216,10 +216,10 @@ def format_grid(grid: Grid, info: dict | None = None) -> str:
     lines = [_model_line(info)] if info else []
     if "prompt_tokens" in meta:
         lines.append("tokens  " + " ".join(f"[{t}]" for t in meta["prompt_tokens"]))
-    if "metric" in meta:
+    if "clean" in meta and "corrupt" in meta:  # a patching grid: the metric's two ends
         lines.append(f"{grid.analysis} {meta.get('site', '')}  metric {meta.get('metric')}  "
                      f"clean {meta.get('clean', float('nan')):+.4f}  corrupt {meta.get('corrupt', float('nan')):+.4f}")
-    else:  # not a patching grid: its scalar facts (a composition grid's mode, fold, baseline)
+    else:  # not a patching grid: its scalar facts (a composition grid's mode, fold, baseline; a flip rate)
         facts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in meta.items()
                  if isinstance(v, (str, int, float)) and k not in ("edits",)]
         lines.append(f"{grid.analysis}  " + "  ".join(facts))
