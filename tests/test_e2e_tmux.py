@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from functools import partial
 
 import pytest
 
@@ -48,6 +49,16 @@ def _table(screen: str) -> list[str]:
     return [line.strip() for line in screen.splitlines() if line.strip().startswith(("embed", "L0", "L1", "bias"))]
 
 
+def _palette(session: str, command: str) -> None:
+    """Run a palette command by typing its title, as a person would."""
+    _tmux("send-keys", "-t", session, "C-p")
+    _screen_when(session, "Search for commands")
+    _tmux("send-keys", "-t", session, "-l", command)
+    _screen_when(session, command, times=2)  # typed, and offered as a match
+    _tmux("send-keys", "-t", session, "Enter")
+    _screen_when(session, "Search for commands", gone=True)
+
+
 def test_enter_a_prompt_run_save_quit_reopen(tmp_path):
     path = tmp_path / "e2e.wbs"
     name = f"wb-e2e-{os.getpid()}"
@@ -82,14 +93,7 @@ def test_a_task_dataset_resample_ablation_eap_curve_and_attention_from_the_keybo
     name = f"wb-e2e-data-{os.getpid()}"
     env = f"WORKBENCH_CACHE={tmp_path} HF_HUB_OFFLINE=1 TERM=xterm-256color"
 
-    def palette(command: str) -> None:
-        _tmux("send-keys", "-t", name, "C-p")
-        _screen_when(name, "Search for commands")
-        _tmux("send-keys", "-t", name, "-l", command)
-        _screen_when(name, command, times=2)  # typed, and offered as a match
-        _tmux("send-keys", "-t", name, "Enter")
-        _screen_when(name, "Search for commands", gone=True)
-
+    palette = partial(_palette, name)
     try:
         _tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", f"env {env} {EXE} --session {path}; sleep 60")
         _screen_when(name, "run 1 (saved)")
@@ -117,3 +121,40 @@ def test_a_task_dataset_resample_ablation_eap_curve_and_attention_from_the_keybo
     assert [r.analysis for r in runs] == ["dla", "patch", "eap-curve", "attention"]
     assert runs[1].params["direction"] == "resample" and runs[1].result.meta["n_pairs"] == 16
     assert runs[2].params["task"] == "ioi" and runs[2].result.x[-1] == runs[2].result.meta["edges_total"]
+
+
+def test_composition_with_an_edit_in_force_from_the_keyboard(tmp_path):
+    """Composition scores from the Model tab, then an SVD-component edit added from the palette:
+    the next run applies it and the session records it; undo leaves the next run unedited."""
+    path = tmp_path / "edits.wbs"
+    name = f"wb-e2e-edits-{os.getpid()}"
+    env = f"WORKBENCH_CACHE={tmp_path} HF_HUB_OFFLINE=1 TERM=xterm-256color"
+    try:
+        _tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24",
+              f"env {env} {EXE} --model toy:recall --session {path}; sleep 60")
+        _screen_when(name, "run 1 (saved)")
+        _palette(name, "Analysis: composition scores")
+        _tmux("send-keys", "-t", name, "C-r")
+        scores = _screen_when(name, "run 2 (saved)")
+        _palette(name, "Edit: add")
+        _screen_when(name, "An edit for every run")
+        _tmux("send-keys", "-t", name, "-l", "L0H1:ov:0=0")
+        _tmux("send-keys", "-t", name, "Enter")
+        _screen_when(name, "edits: L0H1:ov:0=0")
+        _tmux("send-keys", "-t", name, "C-r")
+        _screen_when(name, "run 3 (saved)")
+        _palette(name, "Undo edit")
+        _screen_when(name, "edits: L0H1", gone=True)
+        _tmux("send-keys", "-t", name, "C-r")
+        _screen_when(name, "run 4 (saved)")
+    finally:
+        _tmux("kill-server")
+    assert "L0H0" in scores and "L1H3" in scores and "Traceback" not in scores, scores
+    from sessions.store import Session
+
+    with Session.open(path) as s:
+        runs = s.runs()
+    assert [r.analysis for r in runs] == ["dla", "composition", "composition", "composition"]
+    assert runs[2].result.meta["edits"] == ["L0H1:ov:0=0"] and not runs[3].result.meta.get("edits")
+    edited, plain = runs[2].result.values, runs[3].result.values
+    assert edited[1] != plain[1] and edited[0] == plain[0]  # only sender L0H1's row moved
