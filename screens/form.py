@@ -67,6 +67,7 @@ class AnalysisForm(Vertical):
                 self.params.setdefault(p.name, p)
         self.edited: set[str] = set()  # parameters the analyst has typed into (they keep their value)
         self.family: str | None = None
+        self.model_task: str | None = None  # the task the model was trained on, where known (a toy's)
         self.options: dict[str, list[str]] = {}  # a Select's current option values, by parameter
 
     # ---- building --------------------------------------------------------------------------------
@@ -116,6 +117,13 @@ class AnalysisForm(Vertical):
         if p.kind == "site":
             return ["resid_pre", "attn_out", "mlp_out", "head_out", "head_q", "head_k", "head_v", "head_pattern"]
         return list(p.choices)
+
+    def default_for(self, task: str | None, family: str | None = None) -> str:
+        """The analysis to open on: one made for the model's task, else the first made for any model."""
+        usable = [a for a in self.declared.values() if family is None or a.available_for(family)] or \
+            list(self.declared.values())
+        return next((a.name for a in usable if task in a.tasks), next((a.name for a in usable if not a.tasks),
+                                                                       usable[0].name))
 
     def on_mount(self) -> None:
         self.choose(self.analysis.name)
@@ -246,7 +254,7 @@ class AnalysisForm(Vertical):
         usable = [a for a in self.declared.values() if a.available_for(family)]
         select = self.query_one(f"#{self.tab}-analysis", Select)
         select.set_options([(a.title, a.name) for a in usable])
-        self.choose(self.analysis.name if self.analysis in usable else usable[0].name)
+        self.choose(self.analysis.name if self.analysis in usable else self.default_for(self.model_task, family))
         if "by" in self.params:
             by = self.query_one(f"#{self.tab}-by", Select)
             current = by.value

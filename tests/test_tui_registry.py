@@ -3,6 +3,8 @@ cancellation that keeps partial grids, reopened runs under matching controls."""
 
 from __future__ import annotations
 
+import pytest
+
 from pilot import choose, ready, status, wait_for
 
 from textual.widgets import DataTable, Input, Select
@@ -139,6 +141,18 @@ async def test_the_forms_open_on_the_models_own_task():
         app._evaluate("ioi")  # not the model's task: a warning, and the run goes ahead
         await pilot.pause()
         assert any("not toy:count01's own task" in n.message for n in app._notifications)
+
+
+@pytest.mark.parametrize("spec, model_tab", [("toy:count01", "count-heads"), ("toy:recall", "recall-edit"),
+                                             ("toy:ioi", "composition"), ("toy:ioi-mamba", "name-arith")])
+async def test_the_model_tab_opens_on_an_analysis_made_for_the_models_task(spec, model_tab):
+    """A toy's Model tab opens on the analysis made for its task; any other model on composition
+    scores (weights only, no inputs to fill in); the other tabs on DLA and patching."""
+    app = WorkbenchApp(spec, device="cpu")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await ready(pilot, app)
+        assert app._pane("model").form.analysis.name == model_tab
+        assert app._pane("prompt").form.analysis.name == "dla" and app._pane("pairs").form.analysis.name == "patch"
 
 
 async def test_a_session_reopens_on_its_last_prompt(tmp_path):

@@ -14,6 +14,7 @@ from analyses.errors import BadInput
 from screens.dialogs import AskDialog, OpenSessionDialog
 from screens.widgets import ErrorDialog
 from sessions.workspace import Entry, Workspace, check_new_path
+from workbench.running import ANALYSIS_TABS
 from workbench.support import count, headline, key_params
 
 
@@ -151,7 +152,12 @@ class SessionActions:
         from analyses.tasks import default_inputs
         from analyses.toys import toy_task
 
-        inputs = default_inputs(toy_task(ws.spec))
+        task = toy_task(ws.spec)
+        inputs = default_inputs(task)
+        for tab in ANALYSIS_TABS:
+            form = self._pane(tab).form
+            form.model_task = task
+            form.choose(form.default_for(task, form.family))
         if ws.prompts:
             last = ws.prompts[-1]
             key = "clean" if last["corrupt"] is not None else "prompt"

@@ -164,6 +164,7 @@ class Analysis:
     check: Callable[[dict[str, Any]], None] | None = None
     key: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()  # model families it does not apply to (no attention in "mamba")
+    tasks: tuple[str, ...] = ()  # made for models of these tasks: a toy of one opens its tab on it
     doc: str = ""
 
     def __post_init__(self) -> None:
@@ -209,7 +210,9 @@ class Analysis:
 
 
 REGISTRY: dict[str, Analysis] = {}
-CORE = ("prompt", "pairs")  # declared first: their first analyses are the Prompt and Patching tabs' defaults
+# Declared first: DLA, patching and composition scores are the tabs' defaults (unless an analysis is
+# made for the model's task).
+CORE = ("prompt", "pairs", "talking_heads")
 # The TUI's analysis tabs: id -> (title, what its analyses take)
 TABS = {"prompt": ("Prompt", "one prompt"), "pairs": ("Patching", "clean/corrupted pairs or a dataset"),
         "model": ("Model", "the model and a task's examples")}

@@ -73,7 +73,7 @@ def _recipes() -> tuple[str, ...]:
 
 declare(Analysis(
     "count-heads", "count: per-head metrics", "Count01: how well each head alone separates more-1s from more-0s",
-    EXAMPLES, run_heads, "table", "model", key=("n", "split"),
+    EXAMPLES, run_heads, "table", "model", tasks=("count01",), key=("n", "split"),
     doc="Per head: AUC and s-acc of its direct contribution to the yes-no logit, a linear probe's held-out "
         "accuracy, attention ratios w01 and w02 (raw and value-weighted), and its accuracy alone.",
 ))

@@ -148,6 +148,7 @@ declare(Analysis(
         Param("n", "int", "ioi-abc test prompts (default 200)", default=200, minimum=1),
         Param("seed", "int", "the prompts' seed", default=0),
         Param("offset", "int", "edit at name position + this (1 in the paper)", default=1, minimum=0),
-    ), run_name_arith, "grid", "model", cancellable=True, key=("layer", "mode", "offset"), excludes=NOT_MAMBA,
+    ), run_name_arith, "grid", "model", cancellable=True, tasks=("ioi-abc",), key=("layer", "mode", "offset"),
+    excludes=NOT_MAMBA,
     doc="Cell (slot, avg slot): the fraction of prompts whose expected new answer beats the old answer.",
 ))

@@ -100,7 +100,7 @@ declare(Analysis(
         Param("layers", "ints", "layers to rank (default: all)", metavar="LIST"),
         Param("top", "int", "neurons to list per layer", default=20, minimum=1),
         Param("all_tokens", "flag", "rank over every token, not only word tokens", label="all tokens"),
-    ), run_congruence, "table", "model", key=("layers", "top"), excludes=("mamba",),
+    ), run_congruence, "table", "model", tasks=("lookup",), key=("layers", "top"), excludes=("mamba",),
     doc="Final-norm weight folded in, W_out centred for LayerNorm, the vocabulary mean subtracted; word tokens: "
         "'Ġ'/'▁'-prefixed and longer than 2 characters on BPE vocabularies, every non-special token on word-level ones.",
 ))
