@@ -536,9 +536,8 @@ def explain_heads(model: HookedModel, tokenizer, prompts: list[Trimmed], layer: 
         rows.update(llm_balanced_accuracy=[], llm_explanation=[])
     token = tokenizer.decode([predicted_token(model, layer, neuron)], clean_up_tokenization_spaces=False)
     out_labels = []
-    for h, label in enumerate(labels):
-        if not low <= float(rate[h]) <= high:
-            continue
+    for h in selected_heads(rate, labels, low, high):
+        label = labels[h]
         y = active[:, h].tolist()
         rule, train_score = fit_rule([texts[i] for i in train], [y[i] for i in train], max_n)
         truth = [y[i] for i in test]
@@ -562,6 +561,19 @@ def explain_heads(model: HookedModel, tokenizer, prompts: list[Trimmed], layer: 
     return Table("neuron-explain", out_labels, rows, meta)
 
 
+def selected_heads(rate: Tensor, labels: list[str], low: float, high: float) -> list[int]:
+    """The heads active on ``low``..``high`` of the texts (what gets explained and ablated); a
+    clear error when there is none, naming the most active heads: on a neuron's top texts alone a
+    head that drives it can be active on all of them, and then nothing separates its texts."""
+    chosen = [i for i in range(len(labels)) if low <= float(rate[i]) <= high]
+    if not chosen:
+        top = sorted(range(len(labels)), key=lambda i: -float(rate[i]))[:3]
+        rates = ", ".join(f"{labels[i]} {float(rate[i]):.2f}" for i in top)
+        raise BadInput(f"no head is active on {low:.0%}-{high:.0%} of the texts (most active: {rates}); "
+                       "name heads with --heads, or take more texts with --top so that some are inactive")
+    return chosen
+
+
 def ablation_table(model: HookedModel, prompts: list[Trimmed], layer: int, neuron: int, token: int,
                    heads: list[str] | None = None, low: float = 0.25, high: float = 0.75) -> Table:
     """Per head (``heads`` by label, default the selected ones): Δp = p(token) clean - p(token) with
@@ -574,7 +586,7 @@ def ablation_table(model: HookedModel, prompts: list[Trimmed], layer: int, neuro
     labels = head_labels(model, layer)
     rate = active.float().mean(0)
     if heads is None:
-        chosen = [i for i in range(len(labels)) if low <= float(rate[i]) <= high]
+        chosen = selected_heads(rate, labels, low, high)
     else:
         unknown = [h for h in heads if h not in labels]
         if unknown:

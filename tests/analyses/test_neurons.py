@@ -365,3 +365,17 @@ def test_the_lookup_toy_shows_the_marker_head(capsys):
     assert main(["run", "neuron-ablation", *common]) == 0
     row = json.loads(capsys.readouterr().out)["rows"][0]
     assert row["label"] == "L0H5" and row["ks_d"] > 0.8 and row["ks_p"] < 1e-6
+
+
+def test_no_head_in_the_active_band_is_a_clear_error_naming_the_most_active():
+    """On a neuron's top texts alone, the head that drives it is active on all of them: nothing to
+    explain or ablate, and the message says which head and how to get inactive texts."""
+    import torch
+
+    from analyses.errors import BadInput
+    from analyses.neurons import selected_heads
+
+    labels = ["L0H0", "L0H1", "L0H2"]
+    assert selected_heads(torch.tensor([1.0, 0.5, 0.0]), labels, 0.25, 0.75) == [1]
+    with pytest.raises(BadInput, match=r"most active: L0H2 1\.00, L0H0 0\.10.*--top"):
+        selected_heads(torch.tensor([0.1, 0.0, 1.0]), labels, 0.25, 0.75)
