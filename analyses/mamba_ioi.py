@@ -15,6 +15,8 @@ Definitions (docs/mamba.md has them in full):
 
 from __future__ import annotations
 
+import itertools
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -125,13 +127,22 @@ def layer_removal(task: Task) -> Table:
     return Table("mamba_removal", [label for label, _ in rows], columns, meta)
 
 
-def greedy_removal(task: Task, target: float, should_stop: Callable[[], bool] | None = None) -> Series:
+def _counter(progress: Callable[[int, int], None] | None, n_layers: int) -> Callable[[], None]:
+    """Reports each evaluation of a greedy search, out of at most n (n + 1) / 2 (it may stop sooner)."""
+    done = itertools.count(1)
+    total = n_layers * (n_layers + 1) // 2
+    return (lambda: progress(next(done), total)) if progress is not None else (lambda: None)
+
+
+def greedy_removal(task: Task, target: float, should_stop: Callable[[], bool] | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> Series:
     """Greedily remove the layer whose removal leaves the highest accuracy, as long as accuracy
     stays >= ``target``. The kept layers are a minimal set (for this greedy order) keeping the
     target; x = number of layers removed."""
     require_mamba(task.model)
     n_layers = task.model.shape.n_layers
     removed: list[int] = []
+    tick = _counter(progress, n_layers)
     base = task.run()
     if base["accuracy"] < target:
         raise BadInput(f"the clean accuracy ({base['accuracy']:.3f}) is below the target ({target:g})")
@@ -144,6 +155,7 @@ def greedy_removal(task: Task, target: float, should_stop: Callable[[], bool] | 
             if should_stop is not None and should_stop():
                 raise Cancelled("greedy removal cancelled")
             s = task.run(removal_edits(removed + [layer]))
+            tick()
             if s["accuracy"] >= target and (best is None or s["accuracy"] > best[1]["accuracy"]):
                 best = (layer, s)
         if best is None:
@@ -157,7 +169,8 @@ def greedy_removal(task: Task, target: float, should_stop: Callable[[], bool] | 
                   "layers removed", meta)
 
 
-def greedy_crosstalk(task: Task, target: float, should_stop: Callable[[], bool] | None = None) -> Series:
+def greedy_crosstalk(task: Task, target: float, should_stop: Callable[[], bool] | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> Series:
     """Cross-talk removal: every layer's ``hook_in_proj`` starts resample-ablated (the corrupted
     prompts' value at every position); greedily un-ablate the layer that raises accuracy most
     until accuracy >= ``target``. x = number of layers un-ablated."""
@@ -167,6 +180,7 @@ def greedy_crosstalk(task: Task, target: float, should_stop: Callable[[], bool] 
     if clean["accuracy"] < target:
         raise BadInput(f"the clean accuracy ({clean['accuracy']:.3f}) is below the target ({target:g})")
     restored: list[int] = []
+    tick = _counter(progress, n_layers)
     ablated = lambda: [x for x in range(n_layers) if x not in restored]
     history = [task.run(crosstalk_edits(task, ablated()))]
     while history[-1]["accuracy"] < target:
@@ -175,6 +189,7 @@ def greedy_crosstalk(task: Task, target: float, should_stop: Callable[[], bool] 
             if should_stop is not None and should_stop():
                 raise Cancelled("cross-talk search cancelled")
             s = task.run(crosstalk_edits(task, [x for x in ablated() if x != layer]))
+            tick()
             if best is None or s["accuracy"] > best[1]["accuracy"]:
                 best = (layer, s)
         restored.append(best[0])

@@ -51,7 +51,7 @@ def run_greedy(lm, target: float, search: str, should_stop=None, progress=None, 
 
     capture = tuple(IN_PROJ.format(layer) for layer in range(lm.hooked.shape.n_layers)) if search == "crosstalk" else ()
     task, x = _task(lm, capture, **pair_args)
-    series = (greedy_crosstalk if search == "crosstalk" else greedy_removal)(task, target, should_stop)
+    series = (greedy_crosstalk if search == "crosstalk" else greedy_removal)(task, target, should_stop, progress)
     series.meta = {**x.meta, **series.meta}
     return series
 

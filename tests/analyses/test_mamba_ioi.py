@@ -147,7 +147,10 @@ def test_greedy_removal_returns_a_set_meeting_its_target(task, target):
         with pytest.raises(BadInput, match="below the target"):
             M.greedy_removal(task, target)
         return
-    out = M.greedy_removal(task, target)
+    reports: list[tuple[int, int]] = []
+    out = M.greedy_removal(task, target, progress=lambda done, total: reports.append((done, total)))
+    n = task.model.shape.n_layers
+    assert [d for d, _ in reports] == list(range(1, len(reports) + 1)) and {t for _, t in reports} == {n * (n + 1) // 2}
     kept = [int(x[1:]) for x in out.meta["kept"]]
     removed = [x for x in range(task.model.shape.n_layers) if x not in kept]
     again = task.run(M.removal_edits(removed))
