@@ -229,8 +229,8 @@ def declare(analysis: Analysis) -> Analysis:
 
 def analyses() -> dict[str, Analysis]:
     """Every declared analysis, by name (the modules of this package declare them on import).
-    The core modules come first: a tab's form opens on its first declared analysis (DLA, patching),
-    whatever a paper's module is called."""
+    The core modules come first: a tab's form opens on its first declared analysis (DLA, patching,
+    composition scores) unless one is made for the model's task, whatever a paper's module is called."""
     names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))  # not __main__
     for name in sorted(names, key=lambda n: (n not in CORE, CORE.index(n) if n in CORE else 0)):
         importlib.import_module(f"{__name__}.{name}")
