@@ -13,7 +13,6 @@ from screens.widgets import ErrorDialog
 from workbench.app import WorkbenchApp
 
 
-
 async def test_composition_heatmap_and_spectra_from_the_model_tab():
     app = WorkbenchApp("toy:recall", device="cpu")
     async with app.run_test(size=(110, 34)) as pilot:

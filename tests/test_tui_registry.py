@@ -15,7 +15,6 @@ from sessions.workspace import Workspace
 from workbench.app import WorkbenchApp
 
 
-
 async def test_a_task_sample_runs_resample_ablation_and_the_eap_curve():
     app = WorkbenchApp("toy:ioi", device="cpu")
     async with app.run_test(size=(100, 32)) as pilot:
