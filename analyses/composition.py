@@ -237,6 +237,8 @@ def channels(model: HookedModel, mode: str = "Q", fold: str = "tl", top: int = 3
         mask = torch.zeros(n, h, dtype=torch.bool)
         mask[rl, rh] = True
         keep &= mask[None, None, None]
+    # The pair's score from its components: ‖OV R‖² = Σ_i s_i² ‖v_iᵀ R‖², so CS = √(Σ s_i² CS_i²) / ‖s‖.
+    pair = (s[:, :, :, None, None].pow(2) * cs.pow(2)).sum(2).sqrt() / s.norm(dim=-1)[:, :, None, None]
     idx = keep.nonzero()
     if idx.numel() == 0:
         raise BadInput("no sender/receiver pairs: the receiver must be in a later layer than the sender")
@@ -250,15 +252,7 @@ def channels(model: HookedModel, mode: str = "Q", fold: str = "tl", top: int = 3
         "null_mean": [float(mean[r[2], r[3], r[4]]) for r in rows],
         "null_std": [float(std[r[2], r[3], r[4]]) for r in rows],
         "sigma": [float(s[r[0], r[1], r[2]]) for r in rows],
-        "pair_score": [float(composition_scores_pair(w, mode, r[0], r[1], r[3], r[4])) for r in rows],
+        "pair_score": [float(pair[r[0], r[1], r[3], r[4]]) for r in rows],
     }
     meta = {"mode": mode, "fold": fold, "draws": draws, "null_1_over_sqrt_d": 1 / math.sqrt(w.W_O.shape[-1])}
     return Table("channels", labels, cols, meta)
-
-
-def composition_scores_pair(w: HeadWeights, mode: str, l1: int, h1: int, l2: int, h2: int) -> float:
-    """One pair's score (what a row of the channels table quotes beside its components)."""
-    p = sender_factors(HeadWeights(w.W_Q[l1 : l1 + 1], w.W_K[l1 : l1 + 1], w.W_V[l1 : l1 + 1], w.W_O[l1 : l1 + 1], w.fold))[0, h1]
-    sub = HeadWeights(w.W_Q[l2 : l2 + 1], w.W_K[l2 : l2 + 1], w.W_V[l2 : l2 + 1], w.W_O[l2 : l2 + 1], w.fold)
-    q = receiver_factors(sub, mode)[0, h2]
-    return float((p @ q).norm() / p.norm() / q.norm())
