@@ -259,7 +259,7 @@ def _band(values: np.ndarray, band: float) -> tuple[float, float, float, float]:
     return med, low, high, values.mean(0)
 
 
-def _check_band(band: float) -> None:
+def check_band(band: float) -> None:
     if not 0 <= band <= 100:
         raise BadInput(f"--band is a width in percent, 0 to 100 (got {band:g})")
 
@@ -281,7 +281,7 @@ def projection_ratios(
     median and the central ``band`` % per component (Table), and along the residual stream
     (Series, in forward order). Components after the writer with median PR < -``threshold`` are
     flagged as erasers."""
-    _check_band(band)
+    check_band(band)
     node = parse_node(writer, model)
     m = _Measure(model, start, last)
     loop = _Loop(model, tokenizer, prompts, progress, should_stop)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from analyses.errors import BadInput
 from analyses.registry import Analysis, Param, declare, names_list
 from analyses.registry.corpus import CORPUS, check_corpus
 
@@ -28,15 +27,14 @@ def _prompts(p: dict[str, Any]):
 
 def _check(p: dict[str, Any]) -> None:
     """One source of texts and a well-formed writer, before the model loads."""
-    from analyses.erasure import parse_node
+    from analyses.erasure import check_band, parse_node
 
     check_corpus(p)
     if "writer" in p:
         parse_node(p["writer"])
     for e in names_list(p.get("erasers")):
         parse_node(e)
-    if not 0 <= p.get("band", 0) <= 100:
-        raise BadInput(f"--band is a width in percent, 0 to 100 (got {p['band']:g})")
+    check_band(p.get("band", 0))
 
 
 def run_pr(lm, progress=None, should_stop=None, **p):

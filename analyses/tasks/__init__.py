@@ -6,7 +6,7 @@ import zlib
 from collections.abc import Callable
 
 from analyses.errors import BadInput
-from analyses.tasks import count01, ioi, recall
+from analyses.tasks import count01, ioi, lookup, recall
 from analyses.tasks.base import Example, Pair
 
 # task name -> generator(n, seed) of Examples
@@ -15,6 +15,7 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
     "ioi-abc": lambda n, seed=0: ioi.examples(n, seed, kind="three"),
     "count01": count01.examples,
     "recall": recall.examples,
+    "lookup": lookup.examples,
 }
 
 # task name -> generator(n, seed) of clean/corrupted Pairs, for the tasks that have a corruption
@@ -106,9 +107,3 @@ def vocabulary() -> list[str]:
 
 
 __all__ = ["PAIR_TASKS", "SPLITS", "TASKS", "default_inputs", "task_pairs", "Example", "Pair", "in_split", "task_examples", "vocabulary"]
-
-
-# The paper-2 toy's task (appended, like its recipe, so parallel edits stay apart).
-from analyses.tasks import lookup
-
-TASKS["lookup"] = lookup.examples
