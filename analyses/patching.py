@@ -260,8 +260,9 @@ def activation_patching(
     total = n_layers * len(cells)
     base_value = m(base.logits)
     # Attention families resume a patched row at its position: earlier positions' keys and values
-    # are the unpatched run's (a patch at p changes only p and later positions).
-    suffix = by_pos and kv_names is not None
+    # are the unpatched run's (a patch at p changes only p and later positions). Not under standing
+    # activation edits (analyses.edits): they index positions of the whole run.
+    suffix = by_pos and kv_names is not None and not model.standing
     # Sites that change only their own position within the patched layer (after its keys and
     # values): that layer runs at the patched position alone. ``narrow_at``: the site's activation
     # then has that one position (the query is taken before the narrowing).

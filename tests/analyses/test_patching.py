@@ -37,6 +37,22 @@ def test_batched_sweep_equals_one_forward_per_cell(name, sites, loaded):
             assert torch.allclose(torch.tensor(fast.values), torch.tensor(slow.values), atol=1e-5), site
 
 
+def test_a_batched_sweep_under_an_edit_at_one_position_equals_one_forward_per_cell(loaded):
+    """Standing activation edits (``--edit L1H0:out:0+=5@3``) index positions of the whole run: the
+    sweep's shortened runs (from the patched position, one layer at one position) must not move
+    them. Before the fix the batched sweep refused position 3 of a 3-position suffix run."""
+    from analyses.edits import edited
+    from analyses.edit_spec import parse_edits
+
+    lm = loaded("gpt2")
+    args = _pair(lm)
+    with edited(lm.hooked, parse_edits(["L1H0:out:0+=5@3"])):
+        for site in ("head_out", "resid_pre"):
+            fast = activation_patching(lm.hooked, *args, site, rows_per_forward=7)
+            slow = activation_patching(lm.hooked, *args, site, batched=False)
+            assert torch.allclose(torch.tensor(fast.values), torch.tensor(slow.values), atol=1e-5), site
+
+
 @pytest.mark.parametrize("name", [v for v in VARIANTS if VARIANTS[v][0] != "mamba"])
 def test_a_run_over_a_suffix_with_the_earlier_keys_and_values_equals_the_full_run(name, loaded):
     hm = loaded(name).hooked
