@@ -188,14 +188,6 @@ class EdgeGraph:
             return torch.einsum("bshe,hed->hbsd", z, w_o.to(z.device, z.dtype)).float()
         return (acts[name] - _bias(b_out)).float()[None]
 
-    def reader_grads(self, grads: dict[str, Tensor]) -> Tensor:
-        """[readers, b, s, d]: dM / d(each reader's input)."""
-        out = []
-        for r in self.readers:
-            g = grads[r.hook]
-            out.append(g[:, :, r.head] if r.head is not None else g)
-        return torch.stack([o.float() for o in out])
-
 
 def _bias(b: Tensor | None) -> Tensor | float:
     return 0.0 if b is None else b

@@ -160,7 +160,7 @@ def _sweep(
     should_stop: Callable[[], bool] | None,
     chunk_end: Callable[[int, int, int], int] | None = None,
 ) -> list[Tensor]:
-    """Call ``forward(layer, chunk)`` over every layer and chunk of ``cells``, sizing chunks by
+    """Call ``forward(layer, start, chunk)`` over every layer and chunk ``cells[start:]``, sizing chunks by
     ``next_batch_rows``. ``forward`` returns the [len(chunk)] metrics and the rows it ran, in
     full-length rows (a row over a suffix of the positions counts its share). A cell costs ``n``
     rows and is never split, so a chunk holds at least one (with more prompts than ``cap`` a
@@ -177,7 +177,7 @@ def _sweep(
             end = chunk_end(layer, start, rows) if chunk_end is not None else start + max(1, rows // n)
             chunk = cells[start:end]
             t0 = time.perf_counter()
-            values, ran = forward(layer, chunk)
+            values, ran = forward(layer, start, chunk)
             results.append(values)
             _wait(values)
             if ran > 0:
@@ -305,13 +305,12 @@ def activation_patching(
             end += 1
         return end
 
-    def forward(layer: int, chunk: list[Cell]) -> tuple[Tensor, float]:
+    def forward(layer: int, start: int, chunk: list[Cell]) -> tuple[Tensor, float]:
         if not batched:
             edit = [Intervention(names[layer], op="fn", fn=_patch_fn(chunk, src(layer), n, hook))]
             return m(model.run(base_ids, interventions=edit).logits), 1.0
         skip = noop(layer)
-        offset = cells.index(chunk[0]) if chunk else 0
-        live = [i for i in range(len(chunk)) if not skip[offset + i]]
+        live = [i for i in range(len(chunk)) if not skip[start + i]]
         out = base_value.expand(len(chunk)).clone()
         if not live:
             return out, 0.0
@@ -324,7 +323,7 @@ def activation_patching(
             values = {i: base.cache[kv_names[i][1]][:, :q0] for i in range(layer, n_layers)}
             prefix = Prefix(q0, keys, values)
         ids, resid = base_ids.repeat(k, 1), base.cache[resid_names[layer]][:, q0:].repeat(k, 1, 1)
-        start = layer
+        from_layer = layer
         if local and layer + 1 < n_layers:
             # The patched layer changes only each row's own position: run it there alone (keys and
             # values everywhere) and resume the next layer from the unpatched stream elsewhere.
@@ -334,10 +333,10 @@ def activation_patching(
                             logit_pos=at, prefix=prefix).resid
             resid = base.cache[resid_names[layer + 1]][:, q0:].repeat(k, 1, 1)
             resid[torch.arange(len(at)), at.to(resid.device)] = one[:, 0].to(resid.dtype)
-            start, edit = layer + 1, []
+            from_layer, edit = layer + 1, []
         else:
             edit = [Intervention(names[layer], op="fn", fn=_patch_fn(todo, src(layer), n, hook, q0))]
-        run = model.run(ids, start_at_layer=start, resid=resid, interventions=edit,
+        run = model.run(ids, start_at_layer=from_layer, resid=resid, interventions=edit,
                         logit_pos=(last - q0).repeat(k), prefix=prefix, vocab=vocab)
         values_ = at_last(run.logits)
         out = out.to(values_.device, values_.dtype)
