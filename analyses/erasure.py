@@ -212,12 +212,8 @@ class _Measure:
 
     def output(self, run: _Run, node: Node) -> Tensor:
         """A component's output at the points [N, d] (no b_O / MLP output bias)."""
-        if node.head is None:
-            out = run.at(f"blocks.{node.layer}.hook_mlp_out").to(self.device)
-            b = self.W.b_out[node.layer]
-            return out if b is None else out - b
-        z = run.at(f"blocks.{node.layer}.attn.hook_z")[:, node.head].to(self.device)
-        return z @ self.W.w_o[node.layer][node.head]
+        full = self.full_output(run.cache, node)
+        return full[run.rows.to(full.device), run.cols.to(full.device)]
 
     def full_output(self, cache: dict[str, Tensor], node: Node) -> Tensor:
         """A component's output at every position [b, s, d]."""
@@ -446,7 +442,7 @@ def causal_check(
             continue
         w_full = m.full_output(clean.cache, node)
         patched = m.run(batch, capture, [_remove_from_values(m, clean, w_full, layer)], clean=clean)
-        w = m.output(clean, node)
+        w = w_full[clean.rows.to(w_full.device), clean.cols.to(w_full.device)]
         wn = (w * w).sum(-1)
         keep = wn > 0
         x = (w * clean.u).sum(-1) / clean.s_f
@@ -585,7 +581,8 @@ def adversarial_prompts(
     vocab = _vocab_dla(model, (mean_vec / n_mean).float())
     top = torch.topk(vocab, min(k, len(vocab)))
     top_ids = top.indices.tolist()
-    chosen = sorted((f for f in found if f[2] in set(top_ids)), key=lambda f: f[4] - f[3])[:limit]
+    wanted = set(top_ids)
+    chosen = sorted((f for f in found if f[2] in wanted), key=lambda f: f[4] - f[3])[:limit]
 
     def decode(ids: list[int]) -> str:
         return tokenizer.decode(ids, clean_up_tokenization_spaces=False)
@@ -600,5 +597,5 @@ def adversarial_prompts(
     }
     meta = {"writer": node.label, "k": k, "points": len(found),
             "top_tokens": [{"token": decode([i]), "mean_dla": float(v)} for i, v in zip(top_ids, top.values.tolist())],
-            "candidates": sum(f[2] in set(top_ids) for f in found), **loop.meta()}
+            "candidates": sum(f[2] in wanted for f in found), **loop.meta()}
     return Table("erasure_prompts", labels, columns, meta)

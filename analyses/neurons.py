@@ -532,6 +532,7 @@ def explain_heads(model: HookedModel, tokenizer, prompts: list[Trimmed], layer: 
         rows.update(llm_balanced_accuracy=[], llm_explanation=[])
     token = tokenizer.decode([predicted_token(model, layer, neuron)], clean_up_tokenization_spaces=False)
     out_labels = []
+    text = [tokenizer.decode(p.ids, skip_special_tokens=True) for p in prompts] if llm is not None else []
     for h in selected_heads(rate, labels, low, high):
         label = labels[h]
         y = active[:, h].tolist()
@@ -547,7 +548,6 @@ def explain_heads(model: HookedModel, tokenizer, prompts: list[Trimmed], layer: 
                      ("n_test", len(test)), ("test_active", sum(truth))):
             rows[k].append(v)
         if llm is not None:
-            text = [tokenizer.decode(p.ids, skip_special_tokens=True) for p in prompts]
             explanation = llm.explain(token, [text[i] for i in train if y[i]], [text[i] for i in train if not y[i]])
             llm_pred = [llm.classify(explanation, text[i]) for i in test]
             rows["llm_explanation"].append(explanation)

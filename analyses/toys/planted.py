@@ -44,15 +44,16 @@ def _layer1_scale(model: nn.Module, seed: int) -> float:
     return float((x.pow(2).mean(-1) + model.transformer.h[1].ln_1.eps).sqrt().mean())
 
 
-def plant_erasure(model: nn.Module, seed: int, eraser: bool = True) -> None:
-    """The ``erasure`` toy's planted writer (frozen) and, with ``eraser``, the eraser L1H0's
-    starting weights (see the module doc)."""
+def plant_erasure(model: nn.Module, seed: int) -> None:
+    """The ``erasure`` toy's planted writer L0H0 and eraser L1H0, both frozen (see the module doc)."""
     c = model.config
     d, heads = c.n_embd, c.n_head
     dh = d // heads
     t = model.transformer
     block = t.h[0]
     g = torch.Generator().manual_seed(10_007 + seed)
+    # Conv1D weights are [in, out]; c_attn's outputs are q | k | v, head 0 first in each.
+    head0 = [slice(0, dh), slice(d, d + dh), slice(2 * d, 2 * d + dh)]
     with torch.no_grad():
         t.wte.weight.copy_(torch.randn(t.wte.weight.shape, generator=g) * EMBED_SCALE / math.sqrt(d))
         t.wpe.weight.copy_(torch.randn(t.wpe.weight.shape, generator=g) / math.sqrt(d))
@@ -60,21 +61,17 @@ def plant_erasure(model: nn.Module, seed: int, eraser: bool = True) -> None:
             p.zero_()
         block.ln_1.weight.fill_(1.0)
         block.ln_2.weight.fill_(1.0)
-        # Conv1D weights are [in, out]; c_attn's outputs are q | k | v, head 0 first in each.
         w = block.attn.c_attn.weight
-        w[:, 0:dh] = torch.eye(d)[:, :dh] * QK_GAIN
-        w[:, d:d + dh] = torch.eye(d)[:, :dh]
-        w[:, 2 * d:2 * d + dh] = torch.randn(d, dh, generator=g) / math.sqrt(d)
+        w[:, head0[0]] = torch.eye(d)[:, :dh] * QK_GAIN
+        w[:, head0[1]] = torch.eye(d)[:, :dh]
+        w[:, head0[2]] = torch.randn(d, dh, generator=g) / math.sqrt(d)
         block.attn.c_proj.weight[:dh] = torch.randn(dh, d, generator=g) * WRITER_GAIN / math.sqrt(dh)
     for p in block.parameters():
         p.requires_grad_(False)
-    if not eraser:
-        return
     writer_out = block.attn.c_proj.weight[:dh].clone()  # [dh, d]
     scale = _layer1_scale(model, seed)
     e = t.h[1].attn
     probe = torch.randn(d, dh, generator=g) / math.sqrt(dh)
-    head0 = [slice(0, dh), slice(d, d + dh), slice(2 * d, 2 * d + dh)]
     with torch.no_grad():
         e.c_attn.weight[:, head0[0]] = probe * QK_GAIN
         e.c_attn.weight[:, head0[1]] = probe
