@@ -310,16 +310,22 @@ class HookedModel:
 
     # ---- norms, written out so that their scale is a hook point -------------------------------
 
-    def _norm(self, module: nn.Module, x: Tensor, prefix: str, hooks: Hooks) -> Tensor:
-        """LayerNorm / RMSNorm with ``{prefix}.hook_scale`` [.., 1] and ``hook_normalized``.
-
-        Computed in fp32 like HF's RMSNorm; the scale divides, so a frozen scale can be patched in.
-        """
+    def _norm_stats(self, module: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(``x`` in fp32, centred for LayerNorm; its scale ``sqrt(mean(x²) + eps)`` [.., 1])."""
         eps = getattr(module, "eps", None) or getattr(module, "variance_epsilon", None) or 1e-5
         xf = x.float()
         if self.shape.norm == "layernorm":
             xf = xf - xf.mean(-1, keepdim=True)
-        scale = (xf.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+        return xf, (xf.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+
+    def _norm(self, module: nn.Module, x: Tensor, prefix: str, hooks: Hooks,
+              stats: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """LayerNorm / RMSNorm with ``{prefix}.hook_scale`` [.., 1] and ``hook_normalized``.
+
+        Computed in fp32 like HF's RMSNorm; the scale divides, so a frozen scale can be patched in.
+        ``stats``: ``_norm_stats(module, x)`` when the caller has them already.
+        """
+        xf, scale = stats if stats is not None else self._norm_stats(module, x)
         scale = hooks(f"{prefix}.hook_scale", scale)
         normed = hooks(f"{prefix}.hook_normalized", (xf / scale).to(x.dtype))
         w = module.weight

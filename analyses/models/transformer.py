@@ -168,14 +168,11 @@ class TransformerAdapter(HookedModel):
         backward pass from its output gradient, ``J_norm^T (w * (W_h g_h))`` (the per-head copies
         equal ``x``, so this is their exact gradient), instead of normalising one copy per head."""
         p = f"blocks.{layer}."
-        xf = x.float()
-        if self.shape.norm == "layernorm":
-            xf = xf - xf.mean(-1, keepdim=True)
-        eps = getattr(ln1, "eps", None) or getattr(ln1, "variance_epsilon", None) or 1e-5
-        scale = (xf.pow(2).mean(-1, keepdim=True) + eps).sqrt().detach()
-        unit = (xf / scale).detach()
+        stats = self._norm_stats(ln1, x)
+        scale = stats[1].detach()
+        unit = (stats[0] / scale).detach()
         w_norm = (ln1.weight + self.shape.norm_offset).float().detach()
-        q, k, v = self._qkv(attn, self._norm(ln1, x, p + "ln1", hooks))
+        q, k, v = self._qkv(attn, self._norm(ln1, x, p + "ln1", hooks, stats))
         out = []
         for name, y, (w, _) in zip(SPLIT_INPUTS, (q, k, v), self._qkv_weights(attn)):
             tap = hooks(p + name, x.new_zeros(x.shape[0], x.shape[1], w.shape[1], x.shape[2]))
