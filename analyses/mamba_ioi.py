@@ -18,13 +18,13 @@ from __future__ import annotations
 import itertools
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from analyses.errors import BadInput, Cancelled
-from analyses.metrics import Metric
+from analyses.metrics import Metric, logit_diff
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
 from analyses.patching import baselines
@@ -83,13 +83,17 @@ class Task:
     metric: Metric
     clean_cache: dict[str, Tensor]
     corrupt_cache: dict[str, Tensor]
+    clean_scores: dict[str, float] = field(default_factory=dict)  # of the unedited runs, measured once
+    corrupt_scores: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def build(cls, model: HookedModel, clean: Tensor, corrupt: Tensor, answer: Tensor, distractor: Tensor,
               names: set[int] = frozenset(), capture: Sequence[str] = ()) -> Task:
         c, r, m = baselines(model, clean, corrupt, answer, distractor, "nld", capture=list(capture))
-        return cls(model, clean, corrupt, answer, distractor, candidates(clean, answer, distractor, names), m,
+        task = cls(model, clean, corrupt, answer, distractor, candidates(clean, answer, distractor, names), m,
                    c.cache, r.cache)
+        task.clean_scores, task.corrupt_scores = task.scores(c.logits), task.scores(r.logits)
+        return task
 
     def scores(self, logits: Tensor) -> dict[str, float]:
         """accuracy, NLD and mean logit difference of last-token logits [n, pos, vocab]."""
@@ -98,7 +102,7 @@ class Task:
         picked = last.gather(1, self.cands.to(last.device))
         acc = float((picked.argmax(1) == 0).float().mean())
         nld = float(self.metric(logits)[0])
-        ld = float((last[torch.arange(n), self.answer] - last[torch.arange(n), self.distractor]).mean())
+        ld = logit_diff(logits, self.metric.last, self.answer, self.distractor)
         return {"accuracy": acc, "nld": nld, "logit_diff": ld}
 
     def run(self, interventions: Sequence[Intervention] = ()) -> dict[str, float]:
@@ -121,9 +125,10 @@ def layer_removal(task: Task) -> Table:
     turn; the first row ("none") removes nothing and is the clean run."""
     require_mamba(task.model)
     n_layers = task.model.shape.n_layers
-    rows = [("none", task.run())] + [(f"L{layer}", task.run(removal_edits([layer]))) for layer in range(n_layers)]
+    removed = [(f"L{layer}", task.run(removal_edits([layer]))) for layer in range(n_layers)]
+    rows = [("none", task.clean_scores), *removed]
     columns = {k: [r[k] for _, r in rows] for k in ("accuracy", "nld", "logit_diff")}
-    meta = {"metric": "accuracy", "corrupt": task.scores(task.model.run(task.corrupt).logits)["accuracy"]}
+    meta = {"metric": "accuracy", "corrupt": task.corrupt_scores["accuracy"]}
     return Table("mamba_removal", [label for label, _ in rows], columns, meta)
 
 
@@ -143,7 +148,7 @@ def greedy_removal(task: Task, target: float, should_stop: Callable[[], bool] | 
     n_layers = task.model.shape.n_layers
     removed: list[int] = []
     tick = _counter(progress, n_layers)
-    base = task.run()
+    base = task.clean_scores
     if base["accuracy"] < target:
         raise BadInput(f"the clean accuracy ({base['accuracy']:.3f}) is below the target ({target:g})")
     history = [base]
@@ -176,7 +181,7 @@ def greedy_crosstalk(task: Task, target: float, should_stop: Callable[[], bool] 
     until accuracy >= ``target``. x = number of layers un-ablated."""
     require_mamba(task.model)
     n_layers = task.model.shape.n_layers
-    clean = task.run()
+    clean = task.clean_scores
     if clean["accuracy"] < target:
         raise BadInput(f"the clean accuracy ({clean['accuracy']:.3f}) is below the target ({target:g})")
     restored: list[int] = []
