@@ -78,7 +78,7 @@ def _weight_edit(model: HookedModel, edit: Edit) -> _Applied:
 def _activation_edit(model: HookedModel, edit: Edit) -> _Applied:
     v = write_directions(model, edit.layer, edit.head, edit.comps)
     _, block = _w_o_view(model, edit.layer, edit.head)
-    w_o = block.detach().float().clone()
+    reads = block.detach().float() @ v.T.to(block.device)  # [d_head, k]: z_h -> the head's output along each v_i
     seen: dict[str, Tensor] = {}
     h, pos, value, scale = edit.head, edit.pos, edit.value, edit.op == "="
 
@@ -89,8 +89,7 @@ def _activation_edit(model: HookedModel, edit: Edit) -> _Applied:
     def change(out: Tensor) -> Tensor:
         vd = v.to(out.device)
         if scale:
-            head_out = seen["z"][:, :, h].float() @ w_o.to(out.device)  # [b, s, D]
-            delta = (value - 1.0) * (head_out @ vd.T) @ vd
+            delta = (value - 1.0) * (seen["z"][:, :, h].float() @ reads.to(out.device)) @ vd
         else:
             delta = (value * vd.sum(0)).expand(*out.shape[:2], -1)
         if pos is not None:
@@ -102,7 +101,8 @@ def _activation_edit(model: HookedModel, edit: Edit) -> _Applied:
         return out + delta.to(out.dtype)
 
     p = f"blocks.{edit.layer}."
-    ivs = (Intervention(p + "attn.hook_z", "fn", fn=keep_z), Intervention(p + "hook_attn_out", "fn", fn=change))
+    ivs = ((Intervention(p + "attn.hook_z", "fn", fn=keep_z),) if scale else ()) + \
+        (Intervention(p + "hook_attn_out", "fn", fn=change),)
     return _Applied(edit, interventions=ivs)
 
 
