@@ -59,43 +59,40 @@ def word_token_mask(tokenizer, d_vocab: int) -> Tensor:
     return mask
 
 
-def _unembed_parts(model: HookedModel) -> tuple[Tensor, Tensor]:
-    """(W_U as [vocab, d_model], the final norm's effective weight [d_model])."""
-    head = model.unembed_module()
-    with materialized(head):
-        w_u = head.weight.detach()
-    w_lnf, _ = model.final_norm_params()
-    return w_u, w_lnf
-
-
 def neuron_congruence(model: HookedModel, layer: int, mask: Tensor | None = None,
-                      chunk: int | None = None) -> tuple[Tensor, Tensor]:
+                      chunk: int | None = None, neurons: Sequence[int] | None = None) -> tuple[Tensor, Tensor]:
     """(best congruence [d_mlp], its token id [d_mlp]) over the tokens in ``mask`` (all if None),
-    walking the vocabulary ``chunk`` tokens at a time (default: ~16M products per chunk)."""
+    walking the vocabulary ``chunk`` tokens at a time (default: ~16M products per chunk); only
+    the rows of ``neurons`` when given."""
     shape = model.shape
     _check_layer(model, layer)
     _, _, w_out, _ = model.writer_weights(layer)
-    w_u, w_lnf = _unembed_parts(model)
-    device = w_u.device
-    w = w_out.float().to(device)  # [d_mlp, d_model]
-    if shape.norm == "layernorm":
-        w = w - w.mean(-1, keepdim=True)
-    w = w * w_lnf.float().to(device)  # fold the final norm's weight into the neuron side
-    vocab = w_u.shape[0]
-    chunk = chunk or max(1, 2**24 // max(1, shape.d_mlp))
-    best = torch.full((w.shape[0],), -math.inf, device=device)
-    arg = torch.zeros(w.shape[0], dtype=torch.long, device=device)
-    total = torch.zeros(w.shape[0], device=device)
-    for start in range(0, vocab, chunk):
-        cols = w_u[start : start + chunk].float()  # [c, d_model]
-        c = w @ cols.T  # [d_mlp, c]
-        total += c.sum(-1)
-        if mask is not None:
-            c = c.masked_fill(~mask[start : start + chunk].to(device)[None], -math.inf)
-        value, index = c.max(-1)
-        better = value > best
-        best = torch.where(better, value, best)
-        arg = torch.where(better, index + start, arg)
+    w_lnf, _ = model.final_norm_params()
+    if neurons is not None:
+        w_out = w_out[list(neurons)]
+    head = model.unembed_module()
+    with materialized(head):  # W_U [vocab, d_model] is read in here: an offloaded head is only here now
+        w_u = head.weight.detach()
+        device = w_u.device
+        w = w_out.float().to(device)  # [neurons, d_model]
+        if shape.norm == "layernorm":
+            w = w - w.mean(-1, keepdim=True)
+        w = w * w_lnf.float().to(device)  # fold the final norm's weight into the neuron side
+        vocab = w_u.shape[0]
+        chunk = chunk or max(1, 2**24 // max(1, shape.d_mlp))
+        best = torch.full((w.shape[0],), -math.inf, device=device)
+        arg = torch.zeros(w.shape[0], dtype=torch.long, device=device)
+        total = torch.zeros(w.shape[0], device=device)
+        for start in range(0, vocab, chunk):
+            cols = w_u[start : start + chunk].float()  # [c, d_model]
+            c = w @ cols.T  # [neurons, c]
+            total += c.sum(-1)
+            if mask is not None:
+                c = c.masked_fill(~mask[start : start + chunk].to(device)[None], -math.inf)
+            value, index = c.max(-1)
+            better = value > best
+            best = torch.where(better, value, best)
+            arg = torch.where(better, index + start, arg)
     if mask is not None and not bool(mask.any()):
         raise BadInput("no token of the vocabulary is a word token")
     return (best - total / vocab).cpu(), arg.cpu()
@@ -142,8 +139,8 @@ def check_neuron(model: HookedModel, layer: int, neuron: int) -> tuple[int, int]
 
 def predicted_token(model: HookedModel, layer: int, neuron: int) -> int:
     """The token a neuron's congruence is highest for (over the whole vocabulary)."""
-    _, arg = neuron_congruence(model, layer)
-    return int(arg[neuron])
+    _, arg = neuron_congruence(model, layer, neurons=[neuron])
+    return int(arg[0])
 
 
 # ---- capturing a few neurons while streaming a corpus ----------------------------------------
