@@ -27,7 +27,8 @@ import torch
 from torch import Tensor
 
 from analyses.errors import BadInput
-from analyses.models.base import HookedModel, materialized
+from analyses.labels import head_label, parse_head
+from analyses.models.base import HookedModel
 from analyses.results import Grid, Series, Table
 
 FOLDS = ("tl", "ln", "raw")
@@ -54,11 +55,11 @@ class HeadWeights:
         return self.W_Q.shape[1]
 
     def labels(self) -> list[str]:
-        return [f"L{l}H{h}" for l in range(self.n_layers) for h in range(self.n_heads)]
+        return [head_label(l, h) for l in range(self.n_layers) for h in range(self.n_heads)]
 
 
 def _check_attention(model: HookedModel) -> None:
-    if model.shape.n_heads == 0 or not hasattr(model, "_qkv_weights"):
+    if model.shape.n_heads == 0 or not hasattr(model, "qkv_weights"):
         raise BadInput(f"composition needs attention heads; {model.shape.family} has none")
 
 
@@ -71,10 +72,8 @@ def head_weights(model: HookedModel, fold: str = "tl", layers: list[int] | None 
     group = shape.n_heads // shape.n_kv_heads
     qs, ks, vs, os_ = [], [], [], []
     for layer in range(shape.n_layers) if layers is None else layers:
-        ln1, attn, _, _ = model._parts(layer)
-        with materialized(ln1, attn):
-            ws = [w.detach().float().cpu().permute(1, 0, 2) for w, _ in model._qkv_weights(attn)]  # [heads, D, dh]
-            ln_w = ln1.weight.detach().float().cpu() + shape.norm_offset
+        ws = [w.float().cpu().permute(1, 0, 2) for w, _ in model.qkv_weights(layer)]  # [heads, D, dh]
+        ln_w = model.attn_norm_params(layer)[0].cpu()
         w_q, w_k, w_v = ws[0], ws[1].repeat_interleave(group, 0), ws[2].repeat_interleave(group, 0)
         w_o = model.writer_weights(layer)[0].float().cpu()
         if fold != "raw":
@@ -196,19 +195,6 @@ def spectra(model: HookedModel, circuit: str = "ov", fold: str = "tl", heads: li
     lines = {lab: flat[labels.index(lab)].tolist() for lab in wanted}
     meta = {"circuit": circuit, "fold": fold, "ordered": True}
     return Series("spectra", list(range(flat.shape[1])), lines, "component", meta)
-
-
-def parse_head(text: str, n_layers: int, n_heads: int) -> tuple[int, int, str]:
-    """ "L1H2" -> (1, 2, "L1H2"), checked against the model."""
-    t = text.strip().upper()
-    try:
-        layer_s, head_s = t[1:].split("H")
-        layer, head = int(layer_s), int(head_s)
-    except ValueError:
-        raise BadInput(f"a head is written like L1H2 (got {text!r})") from None
-    if not t.startswith("L") or not (0 <= layer < n_layers and 0 <= head < n_heads):
-        raise BadInput(f"head {text!r} is not in this model ({n_layers} layers x {n_heads} heads)")
-    return layer, head, f"L{layer}H{head}"
 
 
 def channels(model: HookedModel, mode: str = "Q", fold: str = "tl", top: int = 30, sender: str | None = None,

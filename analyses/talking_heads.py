@@ -19,11 +19,12 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from analyses.composition import component_scores, head_weights, ov_svd, parse_head, receiver_factors
+from analyses.composition import component_scores, head_weights, ov_svd, receiver_factors
 from analyses.edit_spec import Edit
 from analyses.edits import edited
 from analyses.errors import BadInput, Cancelled
 from analyses.evaluate import evaluate
+from analyses.labels import parse_head
 from analyses.models.base import HookedModel
 from analyses.results import Table
 

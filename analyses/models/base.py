@@ -345,6 +345,17 @@ class HookedModel:
             b = getattr(norm, "bias", None)
             return w, None if b is None else b.detach().clone()
 
+    def unembed_device(self) -> torch.device:
+        """The device the unembedding computes on (where its weights are read)."""
+        return exec_device(self.unembed_module())
+
+    def unembed_rows(self, start: int, stop: int) -> Tensor:
+        """W_U rows ``start..stop`` as [k, d_model] (tokens' unembedding vectors, one per row): a
+        walk over the vocabulary in chunks never holds all of W_U outside the model."""
+        head = self.unembed_module()
+        with materialized(head):
+            return head.weight.detach()[start:stop].clone()
+
     def unembed_columns(self, token_ids: Sequence[int]) -> tuple[Tensor, Tensor | None]:
         """(W_U[:, ids] as [d_model, k], b_U[ids] or None) without materialising all of W_U."""
         head = self.unembed_module()

@@ -70,6 +70,9 @@ class GPT2Adapter(TransformerAdapter):
     def _attn_out_proj(self, attn: nn.Module) -> nn.Module:
         return attn.c_proj
 
+    def _mlp_in_proj(self, mlp: nn.Module) -> nn.Module:
+        return mlp.c_fc
+
     def _mlp_out_proj(self, mlp: nn.Module) -> nn.Module:
         return mlp.c_proj
 

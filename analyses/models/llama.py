@@ -75,6 +75,9 @@ class LlamaAdapter(TransformerAdapter):
     def _attn_out_proj(self, attn: nn.Module) -> nn.Module:
         return attn.o_proj
 
+    def _mlp_in_proj(self, mlp: nn.Module) -> nn.Module:
+        return mlp.gate_proj
+
     def _mlp_out_proj(self, mlp: nn.Module) -> nn.Module:
         return mlp.down_proj
 

@@ -61,6 +61,9 @@ class NeoXAdapter(TransformerAdapter):
     def _attn_out_proj(self, attn: nn.Module) -> nn.Module:
         return attn.dense
 
+    def _mlp_in_proj(self, mlp: nn.Module) -> nn.Module:
+        return mlp.dense_h_to_4h
+
     def _mlp_out_proj(self, mlp: nn.Module) -> nn.Module:
         return mlp.dense_4h_to_h
 

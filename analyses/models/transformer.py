@@ -6,6 +6,8 @@ its projections, its MLP, and whether it uses rotary embeddings or a parallel re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -210,6 +212,13 @@ class TransformerAdapter(HookedModel):
             bias = [None if m.bias is None else m.bias.detach().clone() for m in (o, down)]
             return w_o, bias[0], w_out.detach().clone(), bias[1]
 
+    def qkv_weights(self, layer: int) -> list[tuple[Tensor, Tensor | None]]:
+        """[(W [d_model, heads, d_head], b [heads, d_head] or None)] for q, k and v of one layer
+        (k and v per key/value head): what composition scores and spectra are made of."""
+        attn = self._parts(layer)[1]
+        with materialized(attn):
+            return [(w.detach().clone(), None if b is None else b.detach().clone()) for w, b in self._qkv_weights(attn)]
+
     def value_weights(self, layer: int) -> tuple[Tensor, Tensor | None]:
         """(W_V [d_model, kv_heads, d_head], b_V [kv_heads, d_head] or None) of one layer: the
         OV circuit a writer's output goes through when a later head reads it (erasure)."""
@@ -218,11 +227,26 @@ class TransformerAdapter(HookedModel):
             w, b = self._qkv_weights(attn)[2]
             return w.detach().clone(), None if b is None else b.detach().clone()
 
+    def mlp_in_columns(self, layer: int, neurons: Sequence[int]) -> Tensor:
+        """``W_in[:, neurons]`` [d_model, k]: the input weights of those neurons' pre-activations
+        (the gate's on gated MLPs), without copying the whole projection."""
+        proj = self._mlp_in_proj(self._parts(layer)[3])
+        with materialized(proj):
+            idx = list(neurons)
+            w = proj.weight.detach()
+            return (w[:, idx] if self.conv1d else w[idx].T).clone()
+
     def attn_norm_params(self, layer: int) -> tuple[Tensor, Tensor | None]:
-        """(effective weight, bias) of the norm before one layer's attention, offset applied."""
-        norm = self._parts(layer)[0]
+        """(effective weight in fp32, bias) of the norm before one layer's attention, offset applied."""
+        return self._block_norm_params(self._parts(layer)[0])
+
+    def mlp_norm_params(self, layer: int) -> tuple[Tensor, Tensor | None]:
+        """(effective weight in fp32, bias) of the norm before one layer's MLP, offset applied."""
+        return self._block_norm_params(self._parts(layer)[2])
+
+    def _block_norm_params(self, norm: nn.Module) -> tuple[Tensor, Tensor | None]:
         with materialized(norm):
-            w = norm.weight.detach().clone() + self.shape.norm_offset
+            w = norm.weight.detach().float() + self.shape.norm_offset
             b = getattr(norm, "bias", None)
             return w, None if b is None else b.detach().clone()
 
@@ -240,6 +264,10 @@ class TransformerAdapter(HookedModel):
 
     def _qkv_weights(self, attn: nn.Module) -> list[tuple[Tensor, Tensor | None]]:
         """[(W, b)] for q, k, v with W as [d_model, heads, d_head] and b as [heads, d_head]."""
+        raise NotImplementedError
+
+    def _mlp_in_proj(self, mlp: nn.Module) -> nn.Module:
+        """The projection whose outputs are the neurons' pre-activations (the gate on gated MLPs)."""
         raise NotImplementedError
 
     def _mlp_out_proj(self, mlp: nn.Module) -> nn.Module:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analyses.errors import BadInput
+from analyses.labels import check_head_syntax
 from analyses.registry import Analysis, Param, declare, float_list, int_list, names_list
 from analyses.registry.prompt import BOS
 
@@ -59,25 +59,19 @@ def run_recall_edit(lm, task: str, n: int, seed: int, scales: str, comps: int, p
                               progress, should_stop)
 
 
-def _check_head(value: str | None, flag: str) -> None:
-    text = (value or "").strip().upper()
-    if text and not (text.startswith("L") and "H" in text and all(p.isdigit() for p in text[1:].split("H", 1))):
-        raise BadInput(f"{flag}: a head is written like L1H2 (got {value!r})")
-
-
 def _check_channels(p: dict[str, Any]) -> None:
-    _check_head(p["sender"], "--sender")
-    _check_head(p["receiver"], "--receiver")
+    check_head_syntax(p["sender"], "--sender")
+    check_head_syntax(p["receiver"], "--receiver")
 
 
 def _check_inhibition(p: dict[str, Any]) -> None:
-    _check_head(p["sender"], "--sender")
-    _check_head(p["receiver"], "--receiver")
+    check_head_syntax(p["sender"], "--sender")
+    check_head_syntax(p["receiver"], "--receiver")
 
 
 def _check_spectra(p: dict[str, Any]) -> None:
     for h in names_list(p["show"]):
-        _check_head(h, "--show")
+        check_head_syntax(h, "--show")
 
 
 declare(Analysis(
