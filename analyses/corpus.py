@@ -1,16 +1,24 @@
 """Prompt sets for the analyses that average over many texts (erasure, next-token neurons): a
-corpus file or a built-in task's prompts, read lazily and tokenised batch by batch, so a corpus
-larger than memory streams through the model with progress and cancel.
+corpus file or a built-in task's prompts, tokenised batch by batch, and the one loop that streams
+them through the model with progress and cancel (``CorpusLoop``).
 
 A corpus file is either JSONL (one object per line with a ``text`` field, or ``prompt``) or plain
 text (one document per line). Blank lines are skipped. Documents longer than the model's context
 are cut to it: a corpus is read, not typed, and a long document still has useful prefixes.
+
+A session reads a prompt set once: its tokenised documents are kept (a few sets per tokenizer,
+files up to ``CACHE_BYTES``), keyed by the file's path, size and modification time (or the task,
+n and seed), so the next analysis on the same texts starts at once. Larger files stream from disk
+on every run, never held in memory.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import os
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +27,13 @@ from analyses.errors import BadInput
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from analyses.models.base import HookedModel
+
+Progress = Callable[[int, int], None] | None
+Stop = Callable[[], bool] | None
+CACHE_BYTES = 16 * 2**20  # corpus files up to this size are kept tokenised for the session
+CACHE_SETS = 4  # prompt sets kept per tokenizer
 
 
 @dataclass
@@ -103,14 +118,22 @@ def corpus_batches(tokenizer, texts: Iterable[str], batch_size: int, n_ctx: int,
     """``texts`` tokenised by the tokenizer's defaults (``prepend_bos`` overrides), cut to
     ``n_ctx`` tokens, in right-padded batches of ``batch_size``. Documents with no tokens are
     skipped (they still count in ``start``)."""
+    docs = ((_ids(tokenizer, text, prepend_bos)[:n_ctx], text) for text in texts)
+    return _batched(docs, batch_size, _pad_id(tokenizer))
+
+
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
+def _batched(docs: Iterable[tuple[list[int], str]], batch_size: int, pad: int) -> Iterator[CorpusBatch]:
+    """Tokenised documents (ids, text) in right-padded batches; empty ones skipped but counted."""
     from analyses.tokens import pad_batch
 
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     rows: list[list[int]] = []
     kept: list[str] = []
-    start = index = 0
-    for index, text in enumerate(texts):
-        ids = _ids(tokenizer, text, prepend_bos)[:n_ctx]
+    start = 0
+    for index, (ids, text) in enumerate(docs):
         if ids:
             rows.append(ids), kept.append(text)
         if len(rows) == batch_size:
@@ -126,3 +149,106 @@ def _ids(tokenizer, text: str, prepend_bos: bool | None) -> list[int]:
     if prepend_bos and bos is not None and (not ids or ids[0] != bos):
         ids.insert(0, bos)
     return ids
+
+
+# ---- a prompt set, read once a session, and the loop over it -----------------------------------
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """Where the texts come from: a file or a task, how many, the batch size, BOS."""
+
+    corpus: str | None = None
+    task: str | None = None
+    n: int | None = None
+    seed: int = 0
+    batch: int = 16
+    prepend_bos: bool | None = None
+
+    def describe(self) -> str:
+        return f"task {self.task}" if self.task else f"corpus {self.corpus}"
+
+    def source(self) -> str:
+        return self.corpus or f"task:{self.task}"
+
+
+# tokenizer -> {(source key, prepend_bos, n_ctx): (total, [(ids, text)])}, least recently used first
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _source_key(prompts: PromptSet) -> tuple | None:
+    """What identifies the texts: the task, n and seed; or the file's path, size and mtime (None
+    for a file too large to keep)."""
+    if prompts.task:
+        return ("task", prompts.task, prompts.n, prompts.seed)
+    stat = os.stat(prompts.corpus)
+    if stat.st_size > CACHE_BYTES:
+        return None
+    return ("file", os.path.abspath(prompts.corpus), stat.st_size, stat.st_mtime_ns, prompts.n)
+
+
+def prompt_documents(tokenizer, prompts: PromptSet, n_ctx: int) -> tuple[int, Iterable[tuple[list[int], str]]]:
+    """(how many documents, the documents as (ids cut to ``n_ctx``, text)): from the session's
+    cache when this prompt set was read before with this tokenizer, else read (and kept, unless
+    the file is too large to keep)."""
+    corpus_source(prompts.corpus, prompts.task)
+    key = _source_key(prompts)
+    sets = None
+    if key is not None:
+        key = (key, prompts.prepend_bos, n_ctx)
+        try:
+            sets = _CACHE.setdefault(tokenizer, OrderedDict())
+        except TypeError:  # a tokenizer that takes no weak reference: read every time
+            sets = None
+    if sets is not None and key in sets:
+        sets.move_to_end(key)
+        return sets[key]
+    total = count_texts(prompts.corpus, prompts.task, prompts.n)
+    texts = corpus_texts(prompts.corpus, prompts.task, prompts.n, prompts.seed)
+    docs = ((_ids(tokenizer, text, prompts.prepend_bos)[:n_ctx], text) for text in texts)
+    if sets is None:
+        return total, docs
+    sets[key] = (total, list(docs))
+    while len(sets) > CACHE_SETS:
+        sets.popitem(last=False)
+    return sets[key]
+
+
+class CorpusLoop:
+    """The batches of a prompt set, with a stop check before each and progress after each: the
+    loop every corpus analysis runs. After it: ``texts`` measured, ``read`` (documents up to the
+    end of the last batch, empty ones included) and ``partial`` (stopped early)."""
+
+    def __init__(self, batches: Iterable[CorpusBatch], total: int, progress: Progress = None,
+                 should_stop: Stop = None, prompts: PromptSet | None = None):
+        self._batches, self.total = batches, total
+        self.progress, self.should_stop, self.prompts = progress, should_stop, prompts
+        self.partial = False
+        self.texts = self.read = 0
+
+    @classmethod
+    def over(cls, model: HookedModel, tokenizer, prompts: PromptSet, progress: Progress = None,
+             should_stop: Stop = None) -> CorpusLoop:
+        """The loop over ``prompts`` tokenised for ``model`` (cut to its context); the texts are
+        read when the loop starts, so a bad argument checked before it is reported first."""
+        loop = cls((), 0, progress, should_stop, prompts)
+        loop._batches = loop._read(tokenizer, prompts, model.shape.n_ctx or 2048)
+        return loop
+
+    def _read(self, tokenizer, prompts: PromptSet, n_ctx: int) -> Iterator[CorpusBatch]:
+        self.total, docs = prompt_documents(tokenizer, prompts, n_ctx)
+        yield from _batched(docs, prompts.batch, _pad_id(tokenizer))
+
+    def __iter__(self) -> Iterator[CorpusBatch]:
+        for batch in self._batches:
+            if self.should_stop is not None and self.should_stop():
+                self.partial = True
+                return
+            yield batch
+            self.texts += len(batch.texts)
+            self.read = batch.start + len(batch.texts)
+            if self.progress is not None:
+                self.progress(min(self.read, self.total) if self.total else self.read, self.total)
+
+    def meta(self) -> dict:
+        return {"data": self.prompts.describe(), "texts": self.texts, "partial": self.partial}

@@ -20,14 +20,15 @@ THRESHOLD = Param("threshold", "float", "a head or MLP after the writer is an er
 
 
 def _prompts(p: dict[str, Any]):
-    from analyses.erasure import PromptSet
+    from analyses.corpus import PromptSet
 
     return PromptSet(p.pop("corpus"), p.pop("task"), p.pop("n"), p.pop("seed"), p.pop("batch"), p.pop("prepend_bos"))
 
 
 def _check(p: dict[str, Any]) -> None:
     """One source of texts and a well-formed writer, before the model loads."""
-    from analyses.erasure import check_band, parse_node
+    from analyses.erasure.ratios import check_band
+    from analyses.labels import parse_node
 
     check_corpus(p)
     if "writer" in p:

@@ -1,0 +1,150 @@
+"""What every erasure analysis needs of a model: the hook names, the writers' weights, and a
+forward pass over a batch with its points (each (text, position) with a true next token) and
+the DLA readout toward that token (conventions: ``analyses.erasure``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from analyses.corpus import CorpusBatch
+from analyses.dla import readout
+from analyses.errors import BadInput
+from analyses.labels import Node, match_node
+from analyses.models.base import HookedModel
+
+
+class Weights:
+    """Each layer's W_O [heads, d_head, d_model] and MLP output bias, in fp32 on one device."""
+
+    def __init__(self, model: HookedModel, device: torch.device):
+        self.w_o, self.b_out = [], []
+        for layer in range(model.shape.n_layers):
+            w_o, _, _, b_out = model.writer_weights(layer)
+            self.w_o.append(w_o.float().to(device))
+            self.b_out.append(None if b_out is None else b_out.float().to(device))
+
+
+def center(model: HookedModel, x: Tensor) -> Tensor:
+    return x - x.mean(-1, keepdim=True) if model.shape.norm == "layernorm" else x
+
+
+@dataclass
+class Run:
+    """One forward over a batch and the points measured on it: (row, position) pairs that have a
+    true next token, that token's DLA readout ``u`` [N, d] and the final-norm scale ``s_f`` [N]."""
+
+    cache: dict[str, Tensor]
+    logits: Tensor
+    rows: Tensor
+    cols: Tensor
+    tokens: Tensor
+    u: Tensor
+    s_f: Tensor
+
+    def at(self, name: str) -> Tensor:
+        """The captured activation at the points, fp32: [N, ...]."""
+        x = self.cache[name]
+        return x[self.rows.to(x.device), self.cols.to(x.device)].float()
+
+    def next_logits(self, logits: Tensor | None = None) -> Tensor:
+        """The true next token's logit at each point [N]."""
+        x = self.logits if logits is None else logits
+        dev = x.device
+        return x[self.rows.to(dev), self.cols.to(dev), self.tokens.to(dev)].float()
+
+
+class Measure:
+    """What every erasure analysis needs of a model: the hook names, the weights, and the forward
+    pass with its points."""
+
+    def __init__(self, model: HookedModel, start: int = 0, last: bool = False):
+        if model.shape.family == "mamba":
+            raise BadInput("Mamba has no attention heads or MLPs to measure erasure on")
+        if start < 0:
+            raise BadInput("--start must be 0 or more")
+        self.model, self.start, self.last = model, start, last
+        self.device = model.input_device()
+        self.W = Weights(model, self.device)
+        shape = model.shape
+        self.n, self.heads = shape.n_layers, shape.n_heads
+        self.resid_names, self.resid_labels = [], []
+        for layer in range(self.n):
+            subs = ("pre", "post") if shape.parallel_attn_mlp else ("pre", "mid", "post")
+            for sub in subs:
+                self.resid_names.append(f"blocks.{layer}.hook_resid_{sub}")
+                self.resid_labels.append(f"resid_{sub}{layer}")
+        self.comp_labels = [Node(layer, h).label for layer in range(self.n) for h in [*range(self.heads), None]]
+        self.comp_nodes = [match_node(label) for label in self.comp_labels]
+
+    def capture(self, resid: bool = True) -> list[str]:
+        names = ["ln_final.hook_scale"]
+        for layer in range(self.n):
+            names += [f"blocks.{layer}.attn.hook_z", f"blocks.{layer}.hook_mlp_out"]
+        return names + (self.resid_names if resid else [])
+
+    def run(self, batch: CorpusBatch, capture: list[str], interventions=(), donors: bool = False,
+            clean: Run | None = None) -> Run | None:
+        """Run the batch; points are positions >= start with a next token (and, with ``donors``,
+        a position the next row also has). ``clean`` reuses a clean run's points, readout and
+        scale (the frozen final-norm scale of a patched run). None when no point is left."""
+        model = self.model
+        res = model.run(batch.ids, capture=capture, interventions=interventions)
+        if clean is not None:
+            return Run(res.cache, res.logits, clean.rows, clean.cols, clean.tokens, clean.u, clean.s_f)
+        ids = batch.ids
+        lengths = torch.tensor(batch.lengths)
+        pos = torch.arange(ids.shape[1])
+        valid = (pos[None] >= self.start) & (pos[None] < lengths[:, None] - 1)
+        if self.last:  # only the position that predicts each text's last token (a task's answer)
+            valid &= pos[None] == lengths[:, None] - 2
+        if donors:
+            valid &= pos[None] < lengths.roll(-1)[:, None]
+        rows, cols = valid.nonzero(as_tuple=True)
+        if len(rows) == 0:
+            return None
+        tokens = ids[rows, cols + 1]
+        uniq, inverse = tokens.unique(return_inverse=True)
+        cols_u = model.unembed_columns(uniq.tolist())[0].to(self.device)
+        u = readout(model, cols_u).T[inverse.to(self.device)]  # [N, d]
+        s_f = res.cache["ln_final.hook_scale"][rows, cols, 0].float().to(self.device)
+        return Run(res.cache, res.logits, rows, cols, tokens, u, s_f)
+
+    def output(self, run: Run, node: Node) -> Tensor:
+        """A component's output at the points [N, d] (no b_O / MLP output bias)."""
+        full = self.full_output(run.cache, node)
+        return full[run.rows.to(full.device), run.cols.to(full.device)]
+
+    def full_output(self, cache: dict[str, Tensor], node: Node) -> Tensor:
+        """A component's output at every position [b, s, d]."""
+        if node.head is None:
+            out = cache[f"blocks.{node.layer}.hook_mlp_out"].float().to(self.device)
+            b = self.W.b_out[node.layer]
+            return out if b is None else out - b
+        z = cache[f"blocks.{node.layer}.attn.hook_z"][:, :, node.head].float().to(self.device)
+        return z @ self.W.w_o[node.layer][node.head]
+
+    def project(self, run: Run, vecs: Tensor, resid: bool = True) -> tuple[Tensor, Tensor | None]:
+        """Every component's output (and every residual point) dotted with ``vecs`` [N, k, d]:
+        ([N, C, k], [N, R, k]). Heads are projected through W_O first, never expanded."""
+        parts = []
+        for layer in range(self.n):
+            z = run.at(f"blocks.{layer}.attn.hook_z").to(self.device)  # [N, H, dh]
+            through = torch.einsum("hed,nkd->nhek", self.W.w_o[layer], vecs)
+            parts.append((z[..., None] * through).sum(2))
+            mlp = self.output(run, Node(layer))
+            parts.append(torch.einsum("nd,nkd->nk", mlp, vecs)[:, None])
+        comps = torch.cat(parts, 1)
+        if not resid:
+            return comps, None
+        res = torch.stack([run.at(name).to(self.device) for name in self.resid_names], 1)  # [N, R, d]
+        return comps, torch.einsum("nrd,nkd->nrk", res, vecs)
+
+    def downstream(self, writer: Node, node: Node) -> bool:
+        """Whether ``node`` reads the residual stream after ``writer`` wrote to it."""
+        if node.layer > writer.layer:
+            return True
+        same_layer_mlp = node.layer == writer.layer and node.head is None and writer.head is not None
+        return same_layer_mlp and not self.model.shape.parallel_attn_mlp
