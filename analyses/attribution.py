@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from analyses.errors import BadInput, Cancelled
+from analyses.labels import head_label, mlp_label
 from analyses.metrics import Metric, logit_diff, metric_columns
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
@@ -116,8 +117,8 @@ class EdgeGraph:
                 self.writers.append(Writer(f"L{layer}", layer, "mamba"))
                 self.readers.append(Reader(f"L{layer}", layer, f"blocks.{layer}.hook_layer_in"))
                 continue
-            self.writers += [Writer(f"L{layer}H{h}", layer, "head", h) for h in range(s.n_heads)]
-            self.writers.append(Writer(f"L{layer}MLP", layer, "mlp"))
+            self.writers += [Writer(head_label(layer, h), layer, "head", h) for h in range(s.n_heads)]
+            self.writers.append(Writer(mlp_label(layer), layer, "mlp"))
             for x, count in (("q", s.n_heads), ("k", s.n_kv_heads), ("v", s.n_kv_heads)):
                 self.readers += [Reader(f"L{layer}H{h}.{x}", layer, f"blocks.{layer}.hook_{x}_input", h) for h in range(count)]
             self.readers.append(Reader(f"L{layer}MLP", layer, f"blocks.{layer}.hook_mlp_in", None, not s.parallel_attn_mlp))

@@ -11,8 +11,6 @@ import pytest
 import torch
 
 from analyses.counting import (
-    _partners,
-    _prepare,
     attention_sweep,
     auc_and_sign,
     contributions,
@@ -25,6 +23,8 @@ from analyses.counting import (
     set_pattern_row,
     swap_ablation,
 )
+from analyses.counting.batch import prepare as _prepare
+from analyses.counting.interventions import partners as _partners
 from analyses.dla import dla
 from analyses.errors import BadInput
 from analyses.evaluate import evaluate
