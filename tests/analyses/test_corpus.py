@@ -60,3 +60,50 @@ def test_batches_are_right_padded_cut_to_the_context_and_cover_every_document(lo
     own = lm.tokenizer(texts[1])["input_ids"]
     assert first.ids[1, : first.lengths[1]].tolist() == own
     assert batches[1].ids.shape[1] == 8
+
+
+def test_a_session_reads_a_prompt_set_once_and_again_when_the_file_changes(loaded, tmp_path, monkeypatch):
+    """The second loop over the same file (or task sample) tokenises nothing: its documents come
+    from the session's cache; a file rewritten since is read again, and a file larger than
+    CACHE_BYTES is streamed, never kept."""
+    import os
+
+    import analyses.corpus as corpus
+    from analyses.corpus import CorpusLoop, PromptSet
+
+    lm = loaded("gpt2")
+    path = tmp_path / "c.txt"
+    path.write_text("When Mary and John went to the store\nJohn gave a drink to Mary\n")
+    reads = []
+    real = corpus.corpus_texts
+    monkeypatch.setattr(corpus, "corpus_texts", lambda *a, **k: (reads.append(a), real(*a, **k))[1])
+
+    def texts(prompts):
+        loop = CorpusLoop.over(lm.hooked, lm.tokenizer, prompts)
+        return [t for b in loop for t in b.texts], loop
+
+    prompts = PromptSet(corpus=str(path), batch=1)
+    first, loop = texts(prompts)
+    again, _ = texts(prompts)
+    assert first == again == ["When Mary and John went to the store", "John gave a drink to Mary"]
+    assert len(reads) == 1 and loop.texts == 2 and loop.read == 2 and not loop.partial
+    path.write_text("Mary\n")
+    os.utime(path, ns=(1, 1))  # a new mtime even on a coarse clock
+    assert texts(prompts)[0] == ["Mary"] and len(reads) == 2
+    for _ in range(2):
+        texts(PromptSet(task="ioi", n=3))
+    assert len(reads) == 3
+    monkeypatch.setattr(corpus, "CACHE_BYTES", 1)
+    for _ in range(2):
+        texts(prompts)
+    assert len(reads) == 5
+
+
+def test_the_loop_stops_when_asked_and_says_so(loaded):
+    from analyses.corpus import CorpusLoop, PromptSet
+
+    lm = loaded("gpt2")
+    calls = []
+    loop = CorpusLoop.over(lm.hooked, lm.tokenizer, PromptSet(task="ioi", n=6, batch=2),
+                           progress=lambda d, t: calls.append((d, t)), should_stop=lambda: len(calls) >= 2)
+    assert sum(len(b.texts) for b in loop) == 4 and loop.partial and calls == [(2, 6), (4, 6)]

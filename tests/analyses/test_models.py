@@ -273,3 +273,21 @@ def test_a_stopped_run_at_chosen_positions_is_that_slice_of_the_stream(name, loa
     got = hm.run(ids, stop_at_layer=1, logit_pos=pos).resid
     assert got.shape == (2, 1, hm.shape.d_model)
     assert (got[:, 0] - full.cache["blocks.1.hook_resid_pre"][torch.arange(2), pos]).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("name", ["gpt2", "neox", "llama-gqa"])
+def test_block_accessors_read_what_the_hf_modules_hold(loaded, name):
+    """What analyses read of a block comes from the adapter (no HF module above analyses/models/):
+    MLP input columns, the MLP norm, q/k/v weights and W_U rows equal the HF modules' own."""
+    m = loaded(name).hooked
+    ln1, attn, ln2, mlp = m._parts(1)
+    proj = m._mlp_in_proj(mlp)
+    w_in = proj.weight if m.conv1d else proj.weight.T  # [d_model, d_mlp]
+    assert torch.equal(m.mlp_in_columns(1, [3, 0]), w_in[:, [3, 0]])
+    assert torch.equal(m.mlp_norm_params(1)[0], ln2.weight.float() + m.shape.norm_offset)
+    assert torch.equal(m.attn_norm_params(1)[0], ln1.weight.float() + m.shape.norm_offset)
+    qkv = m.qkv_weights(1)
+    assert [w.shape for w, _ in qkv] == [(m.shape.d_model, n, m.shape.d_head)
+                                         for n in (m.shape.n_heads, m.shape.n_kv_heads, m.shape.n_kv_heads)]
+    assert torch.equal(qkv[2][0], m.value_weights(1)[0])
+    assert torch.equal(m.unembed_rows(2, 5), m.unembed_module().weight[2:5])
