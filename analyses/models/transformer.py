@@ -6,7 +6,8 @@ its projections, its MLP, and whether it uses rotary embeddings or a parallel re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -211,6 +212,17 @@ class TransformerAdapter(HookedModel):
             w_o = w_o.detach().reshape(self.shape.n_heads, self.shape.d_head, -1).clone()
             bias = [None if m.bias is None else m.bias.detach().clone() for m in (o, down)]
             return w_o, bias[0], w_out.detach().clone(), bias[1]
+
+    @contextlib.contextmanager
+    def head_out_weight(self, layer: int, head: int) -> Iterator[tuple[nn.Parameter, Tensor]]:
+        """(the attention out-projection's weight, a writable view of head ``head``'s W_O
+        [d_head, d_model] in it), materialised for the block: what a reversible weight edit
+        (``analyses.edits``) saves, writes and restores, without naming the family's modules."""
+        o = self._attn_out_proj(self._parts(layer)[1])
+        rows = slice(head * self.shape.d_head, (head + 1) * self.shape.d_head)
+        with materialized(o):
+            w = o.weight
+            yield w, (w[rows, :] if self.conv1d else w[:, rows].T)
 
     def qkv_weights(self, layer: int) -> list[tuple[Tensor, Tensor | None]]:
         """[(W [d_model, heads, d_head], b [heads, d_head] or None)] for q, k and v of one layer

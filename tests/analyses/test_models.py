@@ -291,3 +291,14 @@ def test_block_accessors_read_what_the_hf_modules_hold(loaded, name):
                                          for n in (m.shape.n_heads, m.shape.n_kv_heads, m.shape.n_kv_heads)]
     assert torch.equal(qkv[2][0], m.value_weights(1)[0])
     assert torch.equal(m.unembed_rows(2, 5), m.unembed_module().weight[2:5])
+    before = m.writer_weights(1)[0]
+    with m.head_out_weight(1, 1) as (weight, block):
+        assert torch.equal(block, before[1])
+        saved = weight.detach().clone()
+        with torch.no_grad():
+            block.mul_(2)
+        after = m.writer_weights(1)[0]
+        assert torch.equal(after[1], 2 * before[1]) and torch.equal(after[0], before[0])
+        with torch.no_grad():
+            weight.copy_(saved)
+    assert torch.equal(m.writer_weights(1)[0], before)
