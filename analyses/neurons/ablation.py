@@ -11,7 +11,7 @@ from torch import Tensor
 from analyses.errors import BadInput
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
-from analyses.neurons.heads import active_heads, head_labels, prompts_attribution, selected_heads
+from analyses.neurons.heads import active_heads, head_labels, padded, prompts_attribution, selected_heads
 from analyses.neurons.max_acts import Trimmed
 from analyses.results import Table
 
@@ -20,13 +20,9 @@ def token_prob(model: HookedModel, prompts: list[list[int]], token: int, ablate:
                batch: int = 16, pad: int = 0) -> Tensor:
     """p(token) at each prompt's last token [n], with head (layer, head) zeroed (its ``hook_z``:
     the same as zeroing its values, and per query head on GQA models) when ``ablate`` is given."""
-    from analyses.tokens import pad_batch
-
     out = []
-    for i in range(0, len(prompts), batch):
-        chunk = prompts[i : i + batch]
-        ids, _ = pad_batch(chunk, pad)
-        last = torch.tensor([len(p) - 1 for p in chunk])
+    for ids, lengths in padded(prompts, batch, pad):
+        last = torch.tensor([n - 1 for n in lengths])
         ivs = [] if ablate is None else [Intervention(f"blocks.{ablate[0]}.attn.hook_z", op="zero", head=ablate[1])]
         logits = model.run(ids, interventions=ivs, logit_pos=last).logits[:, 0].float()
         out.append(logits.log_softmax(-1)[:, token].cpu())

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -73,16 +73,19 @@ def active_heads(attr: Tensor) -> Tensor:
     return attr > mean + 2 * std
 
 
+def padded(prompts: list[list[int]], batch: int, pad: int = 0) -> Iterator[tuple[Tensor, list[int]]]:
+    """Token-id prompts ``batch`` at a time, right-padded: (ids [b, s], each prompt's length)."""
+    from analyses.tokens import pad_batch
+
+    for i in range(0, len(prompts), batch):
+        chunk = prompts[i : i + batch]
+        yield pad_batch(chunk, pad)[0], [len(p) for p in chunk]
+
+
 def prompts_attribution(model: HookedModel, prompts: list[list[int]], layer: int, neuron: int,
                         batch: int = 16, pad: int = 0) -> Tensor:
     """``head_attribution`` of many prompts, ``batch`` at a time: [n, heads]."""
-    from analyses.tokens import pad_batch
-
-    out = []
-    for i in range(0, len(prompts), batch):
-        chunk = prompts[i : i + batch]
-        ids, _ = pad_batch(chunk, pad)
-        out.append(head_attribution(model, ids, [len(p) for p in chunk], layer, neuron))
+    out = [head_attribution(model, ids, lengths, layer, neuron) for ids, lengths in padded(prompts, batch, pad)]
     return torch.cat(out) if out else torch.zeros(0, len(head_labels(model, layer)))
 
 
