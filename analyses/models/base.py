@@ -37,6 +37,7 @@ class ModelShape:
     norm_offset: float = 0.0  # RMSNorm weight offset: 1.0 where the model multiplies by (1 + w)
     d_inner: int = 0  # Mamba
     d_state: int = 0  # Mamba
+    d_conv: int = 0  # Mamba: the causal conv's kernel width (its slices are k = -(d_conv-1)..0)
 
 
 @dataclass(frozen=True)

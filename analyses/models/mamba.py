@@ -46,6 +46,7 @@ class MambaAdapter(HookedModel):
             norm="rmsnorm",
             d_inner=c.intermediate_size,
             d_state=c.state_size,
+            d_conv=int(c.conv_kernel),
         )
         self._body = model.backbone
         self._residual_fp32 = bool(c.residual_in_fp32)

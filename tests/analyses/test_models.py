@@ -302,3 +302,9 @@ def test_block_accessors_read_what_the_hf_modules_hold(loaded, name):
         with torch.no_grad():
             weight.copy_(saved)
     assert torch.equal(m.writer_weights(1)[0], before)
+
+
+def test_mamba_shape_names_its_conv_width(loaded):
+    """Conv-slice analyses read the kernel width from the shape, not from the HF config."""
+    m = loaded("mamba").hooked
+    assert m.shape.d_conv == m.blocks()[0].mixer.conv1d.weight.shape[-1] > 1
