@@ -181,6 +181,7 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, in
         self._set_status(f"{event.spec} loaded: ctrl+r runs the tab's analysis")
         self._show_model()
         self._fit_controls()
+        self._fit_answers()
         if event.spec in self._run_after:
             self._run_after.discard(event.spec)
             self.action_run()

@@ -167,6 +167,7 @@ class SessionActions:
         self._pane("prompt").form.set_inputs({k: inputs.get(k) for k in ("prompt", "answer", "distractor")})
         self._pane("pairs").form.set_inputs({k: inputs.get(f"pair_{k}", inputs.get(k))
                                               for k in ("clean", "corrupt", "answer", "distractor")})
+        self._fit_answers()
 
     def on_unmount(self) -> None:
         for ws in self.workspaces:
