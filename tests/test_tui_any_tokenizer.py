@@ -40,6 +40,10 @@ async def test_the_automatic_first_run_succeeds_on_a_sentencepiece_llama(sentenc
         run = app.ws.runs[0]
         assert run.result.meta["prompt_tokens"][:3] == ["<s>", " When", " Mary"]  # spaces kept, not ""
         assert "[ Mary]" in str(app.query_one("#prompt-tokens").render()).replace("\u00a0", " ")
+        app.query_one("#prompt-prompt", Input).value = "to café "  # é is two byte tokens, the last space ▁
+        await pilot.pause()
+        preview = str(app.query_one("#prompt-tokens").render()).replace("\u00a0", " ")
+        assert "[<s>] [ to] [▁] [c] [a] [f] [<0xC3>] [<0xA9>] [▁]" in preview, preview
 
 
 async def test_f2_lists_every_prediction_each_spelled_visibly_and_exactly(sentencepiece_llama):
