@@ -265,8 +265,8 @@ class Session:
 
     # ---- contents -----------------------------------------------------------------------------
     # Damage that the integrity check cannot see (bytes changed inside a row) surfaces when a row
-    # is read: it becomes BadInput naming the row, never an exception from sqlite3, json or
-    # safetensors escaping to the CLI (exit 1) or the TUI.
+    # is read: it becomes BadInput naming the row (a run: the run marked damaged), never an
+    # exception from sqlite3, json or safetensors escaping to the CLI (exit 1) or the TUI.
 
     def _select(self, what: str, sql: str) -> list[tuple[Any, ...]]:
         try:
