@@ -122,18 +122,14 @@ def resolve_token(tokenizer, text: str, hint: bool = True) -> int:
 
 
 def _try_instead(tokenizer, text: str) -> str:
-    """A hint naming the single-token spelling of the same word, where the tokenizer has one."""
-    word = text.strip()
-    if not word or word == text:
+    """A hint naming the single token the same word is after other text, where there is one
+    (``" Mary"`` is ``▁▁``, ``Mary`` alone on a SentencePiece tokenizer, but ``▁Mary`` after a word)."""
+    if text == text.lstrip():
         return ""
-    for spelling in (word, SPACE_MARK + word, "\u0120" + word):
-        try:
-            token = resolve_token(tokenizer, spelling, hint=False)
-        except BadInput:
-            continue
-        if token_strings(tokenizer, [token])[0] == " " + word:
-            return f" (this tokenizer spells {text!r} as the single token {answer_spelling(tokenizer, token)!r})"
-    return ""
+    token = next_word_token(tokenizer, ".", text)
+    if token is None:
+        return ""
+    return f" (this tokenizer spells {text!r} as the single token {answer_spelling(tokenizer, token)!r})"
 
 
 def answer_spelling(tokenizer, token: int) -> str:
