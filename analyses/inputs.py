@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from analyses.errors import BadInput
-from analyses.tokens import encode_prompt, resolve_token, token_strings
+from analyses.tokens import (answer_spelling, encode_prompt, fit_answers, resolve_token, shown, token_strings,
+                             visible_tokens)
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -109,7 +110,7 @@ def pairs_input(lm, clean: str | None = None, corrupt: str | None = None, answer
             raise BadInput(f"{where(i)}{e}") from None
         if len(c) != len(r):
             raise BadInput(f"{where(i)}clean and corrupt prompts differ in token length ({len(c)} vs {len(r)}): "
-                           f"{token_strings(tok, c)} vs {token_strings(tok, r)}")
+                           f"{shown(tok, c)} vs {shown(tok, r)}")
         if rows_clean and len(c) != len(rows_clean[0]):
             raise BadInput(f"{where(i)}all pairs must have the same token length ({len(rows_clean[0])}), got {len(c)}")
         if a == d:
@@ -120,26 +121,62 @@ def pairs_input(lm, clean: str | None = None, corrupt: str | None = None, answer
                       torch.tensor(distractors), token_set, token_strings(tok, rows_clean[0]), source)
 
 
+def _next_token_probs(lm, ids: list[int]):
+    import torch
+
+    with torch.no_grad():
+        logits = lm.hooked.run(torch.tensor([ids])).logits[0, -1]
+    return torch.softmax(logits.float(), -1)
+
+
 def token_candidates(lm, prompts: list[str], k: int = 10) -> list[tuple[str, str]]:
     """Tokens to pick an answer or distractor from: the model's top-k next tokens after the first
-    prompt, then every distinct token of the prompts, each as (spelling, why it is offered)."""
+    prompt, then every other token of the prompts, each as (a spelling that names exactly that
+    token, why it is offered). Tokens are told apart by id, so no prediction is dropped because
+    its text looks like another's (SentencePiece's ``▁Mary`` and ``Mary``)."""
     import torch
 
     tok, n_ctx = lm.tokenizer, lm.hooked.shape.n_ctx
     encoded = [encode_prompt(tok, p, None, n_ctx) for p in prompts if p]
     if not encoded:
         raise BadInput("type a prompt first: the tokens to pick from come from it")
-    with torch.no_grad():
-        logits = lm.hooked.run(torch.tensor([encoded[0]])).logits[0, -1]
-    probs = torch.softmax(logits.float(), -1)
+    probs = _next_token_probs(lm, encoded[0])
     top = torch.topk(probs, min(k, probs.numel()))
-    out: dict[str, str] = {}
+    out: dict[int, str] = {}
     for rank, (p, i) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
-        out.setdefault(token_strings(tok, [i])[0], f"prediction #{rank}, p = {p:.3f}")
+        out[i] = f"prediction #{rank}, p = {p:.3f}"
     specials = set(tok.all_special_ids)
     for which, ids in enumerate(encoded):
         name = "prompt" if len(encoded) == 1 else ("first" if which == 0 else "second") + " prompt"
-        for pos, (i, spelled) in enumerate(zip(ids, token_strings(tok, ids))):
+        for pos, i in enumerate(ids):
             if i not in specials:
-                out.setdefault(spelled, f"{name} token {pos}")
-    return list(out.items())
+                out.setdefault(i, f"{name} token {pos}")
+    spelled = [(answer_spelling(tok, i), why, i) for i, why in out.items()]
+    return [(t, f"{why}  [{visible_tokens(tok, [i])[0]}]" if t.startswith("#") else why) for t, why, i in spelled]
+
+
+ANSWERS_AFTER = {"prompt": ("answer", "distractor"), "clean": ("answer", "distractor"),
+                 "pair_clean": ("pair_answer", "pair_distractor")}
+
+
+def fit_inputs(lm, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Inputs (the forms' defaults: ``analyses.tasks.default_inputs``, or what a form shows) with
+    their answer and distractor spelled as single tokens of this model's tokenizer: a default
+    written in GPT-2's spelling (``" Mary"``) becomes ``"▁Mary"`` on a SentencePiece model, and
+    where the word is no single token there, the model's own likeliest next tokens. Answers that
+    already name one token are kept as typed; a prompt the tokenizer refuses is left alone."""
+    out = dict(inputs)
+    for prompt_key, keys in ANSWERS_AFTER.items():
+        prompt, answers = out.get(prompt_key), [out.get(k) for k in keys]
+        if not prompt or not any(answers):
+            continue
+        try:
+            ids = encode_prompt(lm.tokenizer, prompt, None, lm.hooked.shape.n_ctx)
+        except BadInput:
+            continue
+
+        def predict(_text: str, ids: list[int] = ids) -> list[int]:
+            return _next_token_probs(lm, ids).argsort(descending=True)[:20].tolist()
+
+        out.update(zip(keys, fit_answers(lm.tokenizer, prompt, answers, predict)))
+    return out

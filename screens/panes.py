@@ -128,6 +128,8 @@ class HistoryPane(Vertical):
     HELP = """### History
 Every run of this session, oldest first, as stored in the session file.
 **Enter** reopens a run's result (no model needed), **F4** exports it to JSON and CSV.
+A run marked DAMAGED could not be read back from the file; **Enter** on it says why (the
+other runs are intact, and the file is left as it is).
 **ctrl+n** adds a note to the session; notes are listed below the runs."""
 
     def compose(self) -> ComposeResult:

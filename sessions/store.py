@@ -5,7 +5,9 @@ labels and metadata as JSON). No pickle anywhere.
 Every write is one transaction in SQLite's rollback-journal mode with full sync, so a crash or a
 kill in the middle of a write leaves the file as it was before that write. Opening validates the
 file read-only first: a corrupt, truncated, foreign or newer-schema file is a clear error and is
-never modified.
+never modified. An opened file is read through a read-only connection until the first write, so
+opening and reading leave it byte for byte as it was; one run whose stored bytes do not decode is
+returned marked damaged, and every other run stays readable.
 """
 
 from __future__ import annotations
@@ -50,11 +52,15 @@ class WriteRefused(BadInput, sqlite3.DatabaseError):
 
 @dataclass(frozen=True)
 class Run:
+    """A stored run. ``damage`` says why its bytes do not decode (then ``result`` is None and
+    ``analysis``/``params`` are what could still be read)."""
+
     id: int
     created: float
     analysis: str
     params: dict[str, Any]
-    result: Result
+    result: Result | None
+    damage: str | None = None
 
 
 def _json(obj: Any) -> str:
@@ -161,9 +167,10 @@ def _split(flat: list[Any], texts: list[list[str]]) -> list[list[Any]]:
 class Session:
     """An open session file. Create with ``Session.create``, open with ``Session.open``."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, read_only: bool = False) -> None:
         self.path = path
         self._conn = conn
+        self._read_only = read_only  # until the first write: reading never changes the file
 
     # ---- opening ------------------------------------------------------------------------------
 
@@ -186,7 +193,7 @@ class Session:
     def open(cls, path: str | Path) -> Session:
         path = Path(path)
         cls._validate(path)
-        return cls(path, cls._connect(path))
+        return cls(path, cls._connect_read_only(path), read_only=True)
 
     @classmethod
     def open_or_create(cls, path: str | Path, model: dict[str, Any]) -> Session:
@@ -198,6 +205,10 @@ class Session:
         conn.execute("PRAGMA journal_mode = DELETE")  # one file at rest; the journal makes writes atomic
         conn.execute("PRAGMA synchronous = FULL")
         return conn
+
+    @staticmethod
+    def _connect_read_only(path: Path) -> sqlite3.Connection:
+        return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, check_same_thread=False)
 
     @staticmethod
     def _validate(path: Path) -> None:
@@ -254,8 +265,8 @@ class Session:
 
     # ---- contents -----------------------------------------------------------------------------
     # Damage that the integrity check cannot see (bytes changed inside a row) surfaces when a row
-    # is read: it becomes BadInput naming the row, never an exception from sqlite3, json or
-    # safetensors escaping to the CLI (exit 1) or the TUI.
+    # is read: it becomes BadInput naming the row (a run: the run marked damaged), never an
+    # exception from sqlite3, json or safetensors escaping to the CLI (exit 1) or the TUI.
 
     def _select(self, what: str, sql: str) -> list[tuple[Any, ...]]:
         try:
@@ -276,6 +287,9 @@ class Session:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction; a file SQLite cannot write (damaged, read-only, disk full) is refused."""
         try:
+            if self._read_only:  # the first write: from here on the file is open for writing
+                self._conn.close()
+                self._conn, self._read_only = self._connect(self.path), False
             with self._conn:
                 yield self._conn
         except _DAMAGE as e:
@@ -300,9 +314,17 @@ class Session:
         return int(cur.lastrowid)
 
     def runs(self) -> list[Run]:
+        """Every run, oldest first. A run whose bytes do not decode comes back with ``damage`` set
+        and no result: one damaged row never hides the others."""
         rows = self._select("runs", "SELECT id, created, CAST(analysis AS BLOB), CAST(params AS BLOB), "
                                     "CAST(kind AS BLOB), CAST(body AS BLOB), tensors FROM runs ORDER BY id")
-        return [self._run(*row) for row in rows]
+        out = []
+        for row in rows:
+            try:
+                out.append(self._run(*row))
+            except BadInput as e:
+                out.append(_damaged_run(row, str(e)))
+        return out
 
     def _run(self, run_id: int, created: Any, analysis: bytes, params: bytes, kind: bytes, body: bytes,
              blob: bytes) -> Run:
@@ -370,6 +392,21 @@ def _text(value: bytes | str | None) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return bytes(value).decode("utf-8")
+
+
+def _damaged_run(row: tuple[Any, ...], why: str) -> Run:
+    """A run that does not decode, with whatever of its analysis, time and parameters still reads."""
+    run_id, created, analysis, params = row[:4]
+
+    def salvage(read, fallback):
+        try:
+            return read()
+        except Exception:
+            return fallback
+
+    params_ = salvage(lambda: json.loads(_text(params)), {})
+    return Run(int(run_id), salvage(lambda: float(created), 0.0), salvage(lambda: _text(analysis), "?") or "?",
+               params_ if isinstance(params_, dict) else {}, None, why)
 
 
 def check_same_model(session: Session, info: dict[str, Any]) -> None:

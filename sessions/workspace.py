@@ -20,12 +20,14 @@ PROMPT_KEYS = ("prompt", "corrupt", "answer", "distractor")
 
 @dataclass
 class Entry:
-    """A run as the history lists it; ``id`` is the session's run id (None while unsaved)."""
+    """A run as the history lists it; ``id`` is the session's run id (None while unsaved).
+    ``damage`` says why a stored run's bytes do not decode (its ``result`` is then None)."""
 
     id: int | None
     analysis: str
     params: dict[str, Any]
-    result: Result
+    result: Result | None
+    damage: str | None = None
 
 
 @dataclass
@@ -40,12 +42,22 @@ class Workspace:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Workspace:
-        """Open a session file; its runs and prompts are read at once, the model is not loaded."""
+        """Open a session file; its runs and prompts are read at once, the model is not loaded.
+        A run whose bytes are damaged is listed as damaged; the file is not changed."""
         from sessions.store import Session
 
         session = Session.open(path)
-        runs = [Entry(r.id, r.analysis, r.params, r.result) for r in session.runs()]
+        runs = [Entry(r.id, r.analysis, r.params, r.result, r.damage) for r in session.runs()]
         return cls(session.model.get("spec", ""), session, None, runs, session.prompts(), session.notes())
+
+    @property
+    def damaged(self) -> list[Entry]:
+        """The stored runs that could not be read back."""
+        return [e for e in self.runs if e.damage is not None]
+
+    def last_readable(self) -> Entry | None:
+        """The newest run that has a result to show."""
+        return next((e for e in reversed(self.runs) if e.damage is None), None)
 
     @property
     def name(self) -> str:
@@ -76,7 +88,7 @@ class Workspace:
         session = Session.create(path, info)
         for prompt in self.prompts:
             session.add_prompt(*(prompt.get(k) for k in PROMPT_KEYS))
-        for entry in self.runs:
+        for entry in (e for e in self.runs if e.damage is None):  # a damaged run has nothing to copy
             entry.id = session.append_run(entry.analysis, entry.params, entry.result)
         for note in self.notes:
             session.add_note(note)
@@ -130,6 +142,13 @@ def open_workspaces(model: str | None, paths: list[str], default: str) -> list[W
             ws = Workspace(model or default, new_path=Path(p))
         out.append(ws)
     return out
+
+
+def damage_text(entry: Entry) -> str:
+    """What a damaged run is, for the analyst who selects it."""
+    return (f"Run {entry.id} ({entry.analysis}) is damaged in the session file: its stored bytes do not decode, "
+            f"so its result cannot be shown.\n\n{entry.damage}\n\nEvery other run, prompt and note is intact. "
+            "The file is left byte for byte as it is; new runs are appended after it.")
 
 
 def check_new_path(path: str | Path) -> None:

@@ -52,7 +52,7 @@ async def test_token_brackets_are_shown_literally(checkpoints):
         app.query_one("#prompt-answer").value = "[BOS] Mary"
         await pilot.press("ctrl+r")
         await _wait(pilot, lambda: isinstance(app.screen, ErrorDialog))
-        assert "'[BOS]'" in str(app.screen.query_one("Static").render())
+        assert "[[BOS]][Mary]" in str(app.screen.query_one("Static").render())  # the tokens as the preview shows them
 
 
 async def test_a_session_shows_its_runs_before_the_model_loads_and_autosaves(checkpoints, tmp_path, capsys):

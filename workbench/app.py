@@ -137,6 +137,8 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, in
     def _open_first(self) -> None:
         self._started = True
         self._switch_to(self.ws)
+        for ws in self.workspaces:
+            self._warn_damaged(ws)
         if not self.ws.runs:
             self._start_loading(self.ws.spec, run_after=True)  # a newcomer sees a result at once
 
@@ -179,6 +181,7 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, in
         self._set_status(f"{event.spec} loaded: ctrl+r runs the tab's analysis")
         self._show_model()
         self._fit_controls()
+        self._fit_answers()
         if event.spec in self._run_after:
             self._run_after.discard(event.spec)
             self.action_run()

@@ -73,9 +73,9 @@ class FormActions:
         def spell(text: str) -> list[str] | None:
             if tok is None:
                 return None
-            from analyses.tokens import token_strings
+            from analyses.tokens import visible_tokens
 
-            return token_strings(tok, tok(text)["input_ids"]) if text else []
+            return visible_tokens(tok, tok(text)["input_ids"]) if text else []
 
         prompt = self._pane("prompt").form
         self.query_one("#prompt-tokens", Static).update(token_preview(spell(prompt.values().get("prompt") or "")))
@@ -87,6 +87,20 @@ class FormActions:
                 f"file {pairs['pairs']}" if pairs.get("pairs") else f"task {pairs.get('task')}" if pairs.get("task") else
                 "the form")
         self.query_one("#pairs-tokens", Static).update(text)
+
+    def _fit_answers(self) -> None:
+        """The answers and distractors the analyst has not typed, spelled as single tokens of the
+        loaded model's tokenizer (the defaults are GPT-2's spelling, two tokens on a Llama)."""
+        if self.loaded is None:
+            return
+        from analyses.inputs import fit_inputs
+
+        for tab, prompt_key in (("prompt", "prompt"), ("pairs", "clean")):
+            form = self._pane(tab).form
+            shown = {n: form.query_one(f"#{tab}-{n}", Input).value for n in (prompt_key, "answer", "distractor")}
+            fitted = fit_inputs(self.loaded, shown)
+            form.set_inputs({n: fitted[n] for n in ("answer", "distractor")
+                             if n not in form.edited and fitted[n] != shown[n]})
 
     def _fit_controls(self) -> None:
         """Offer the sites and analyses the current session's model has."""

@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Tabs
 from analyses.errors import BadInput
 from screens.dialogs import AskDialog, OpenSessionDialog
 from screens.widgets import ErrorDialog
-from sessions.workspace import Entry, Workspace, check_new_path
+from sessions.workspace import Entry, Workspace, check_new_path, damage_text
 from workbench.running import ANALYSIS_TABS
 from workbench.support import count, headline, key_params
 
@@ -106,6 +106,7 @@ class SessionActions:
             return self.push_screen(ErrorDialog(str(e)))
         self.workspaces.append(ws)
         self._switch_to(ws)
+        self._warn_damaged(ws)
         if not ws.runs:
             self._model_ready(ws)  # load in the background, ready for the first run
 
@@ -138,8 +139,8 @@ class SessionActions:
         self._fill_prompts()
         self._fill_sessions()
         self._fit_controls()
-        if ws.runs:
-            self._show_result(ws.runs[-1], "(stored)")
+        if ws.last_readable() is not None:
+            self._show_result(ws.last_readable(), "(stored)")
         else:
             self._clear_results()
             self._fill_defaults(ws)
@@ -166,6 +167,7 @@ class SessionActions:
         self._pane("prompt").form.set_inputs({k: inputs.get(k) for k in ("prompt", "answer", "distractor")})
         self._pane("pairs").form.set_inputs({k: inputs.get(f"pair_{k}", inputs.get(k))
                                               for k in ("clean", "corrupt", "answer", "distractor")})
+        self._fit_answers()
 
     def on_unmount(self) -> None:
         for ws in self.workspaces:
@@ -185,7 +187,17 @@ class SessionActions:
         for note in self.ws.notes:
             notes.add_row(note)
 
+    def _warn_damaged(self, ws: Workspace) -> None:
+        if ws.damaged:
+            ids = ", ".join(str(e.id) for e in ws.damaged)
+            self.notify(f"{ws.name}: run {ids} is damaged and cannot be shown (History: Enter on it says why); "
+                        "every other run is intact and the file is left as it is", severity="warning", timeout=10)
+
     def _add_history_row(self, entry: Entry, n: int) -> None:
+        if entry.damage is not None:
+            self.query_one("#history", DataTable).add_row(str(entry.id or n), entry.analysis, key_params(entry),
+                                                          "DAMAGED (Enter: why)", "")
+            return
         prompt = entry.params.get("prompt") or entry.params.get("clean") or entry.params.get("pairs") or ""
         if entry.params.get("task"):
             prompt = f"task {entry.params['task']} x{entry.params.get('n')}"
@@ -209,7 +221,10 @@ class SessionActions:
     def _reopen_selected(self) -> None:
         row = self.query_one("#history", DataTable).cursor_row
         if self.ws.runs and row is not None and 0 <= row < len(self.ws.runs):
-            self._show_result(self.ws.runs[row], "(reopened)")
+            entry = self.ws.runs[row]
+            if entry.damage is not None:
+                return self.push_screen(ErrorDialog(damage_text(entry)))
+            self._show_result(entry, "(reopened)")
 
     def _use_selected_prompt(self) -> None:
         row = self.query_one("#prompts", DataTable).cursor_row
@@ -272,6 +287,8 @@ class SessionActions:
             entry = self.ws.runs[self.query_one("#history", DataTable).cursor_row]
         if entry is None:
             return self.notify("nothing to export yet", severity="warning")
+        if entry.damage is not None:
+            return self.push_screen(ErrorDialog(damage_text(entry)))
         loaded = self.models.get(self.ws.spec)
         model = loaded.info if loaded is not None else (self.ws.session.model if self.ws.session else {"spec": self.ws.spec})
         try:

@@ -1,4 +1,4 @@
-"""Small, deterministic HF checkpoints with a word-level tokenizer.
+"""Small, deterministic HF checkpoints with a word-level tokenizer, or a SentencePiece-style one.
 
 They are real checkpoints (config.json + safetensors + tokenizer files) written to a directory and
 loaded through the same loader as any user checkpoint: the built-in random toys use them, and so
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import string
+
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 SPECIALS = ["[UNK]", "[PAD]", "[BOS]", "[EOS]"]
 
@@ -37,6 +39,28 @@ def word_tokenizer(words: list[str], bos: bool = False) -> Tokenizer:
         tok.post_processor = processors.TemplateProcessing(
             single="[BOS] $A", pair="[BOS] $A $B", special_tokens=[("[BOS]", vocab["[BOS]"])]
         )
+    return tok
+
+
+SP_SPECIALS = ["<unk>", "<pad>", "<s>", "</s>"]  # the ids _config gives: pad 1, bos 2, eos 3
+
+
+def sentencepiece_tokenizer(words: list[str]) -> Tokenizer:
+    """A tokenizer built the way Llama 2's SentencePiece one is: every word is one ``▁word`` piece
+    after the ``▁`` that a space becomes (and that starts the text), single characters and the
+    bare names as fallbacks, ``▁`` and ``▁▁`` as pieces, bytes ``<0x00>``..``<0xFF>`` for anything
+    else; decoding drops the first leading space, and ``<s>`` starts every prompt. So ``" Mary"``
+    is two tokens (``▁▁``, ``Mary``) while ``"Mary"`` is ``▁Mary``, as on a real Llama."""
+    pieces = ["▁", "▁▁", *(f"▁{w}" for w in words), *(w for w in words if w.istitle()),
+              *string.ascii_letters, *string.digits, *string.punctuation]
+    vocab = [(s, 0.0) for s in SP_SPECIALS] + [(f"<0x{b:02X}>", 0.0) for b in range(256)]
+    vocab += [(p, -1.0 if len(p) > 1 else -5.0) for p in dict.fromkeys(pieces)]  # whole pieces win
+    tok = Tokenizer(models.Unigram(vocab, unk_id=0, byte_fallback=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B",
+                                                       special_tokens=[("<s>", SP_SPECIALS.index("<s>"))])
     return tok
 
 
@@ -72,11 +96,13 @@ def build_checkpoint(
     seed: int = 0,
     bos: bool | None = None,
     jitter: float = 0.0,
+    tokenizer: str = "word",
     **shape,
 ) -> Path:
     """Write a randomly initialised checkpoint of ``family`` to ``out_dir`` and return the path.
 
     ``shape`` overrides sizes (d_model, n_layers, n_heads, n_ctx) or passes config fields.
+    ``tokenizer="sentencepiece"`` gives it ``sentencepiece_tokenizer`` instead of the word-level one.
     ``jitter`` adds N(0, jitter^2) noise to every parameter, so biases and norm weights are not
     the zeros and ones of a fresh init (tests need them non-trivial). The same arguments always
     give the same weights.
@@ -87,7 +113,7 @@ def build_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     words = words if words is not None else NAMES + WORDS
     bos = family in ("llama", "mistral", "qwen2") if bos is None else bos
-    fast = fast_tokenizer(words, bos)
+    fast = fast_tokenizer(words, bos) if tokenizer == "word" else sentencepiece_fast_tokenizer(words)
     config = _config(family, fast.backend_tokenizer.get_vocab_size(), **shape)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
@@ -111,3 +137,11 @@ def fast_tokenizer(words: list[str], bos: bool = False):
         bos_token="[BOS]",
         eos_token="[EOS]",
     )
+
+
+def sentencepiece_fast_tokenizer(words: list[str]):
+    """The HF tokenizer object around ``sentencepiece_tokenizer``."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(tokenizer_object=sentencepiece_tokenizer(words), unk_token="<unk>",
+                                   bos_token="<s>", eos_token="</s>", pad_token="<pad>")

@@ -55,9 +55,9 @@ def test_a_write_killed_mid_transaction_loses_nothing_committed(tmp_path):
             s.append_run(r.analysis, {}, r)
     child = textwrap.dedent(f"""
         import os, signal
+        from pathlib import Path
         from sessions.store import Session
-        s = Session.open({str(path)!r})
-        conn = s._conn
+        conn = Session._connect(Path({str(path)!r}))  # the connection a session writes through
         conn.execute("BEGIN")
         conn.execute("INSERT INTO runs (created, analysis, params, kind, body, tensors) VALUES (0, 'x', '{{}}', 'grid', '{{}}', ?)",
                      (b"0" * 5_000_000,))
@@ -185,15 +185,23 @@ def _tamper(path, sql: str, *args) -> None:
     ("params", "[1, 2]"),
     ("kind", "hologram"),
 ])
-def test_a_run_whose_stored_bytes_do_not_decode_is_refused_by_id(tmp_path, column, value):
+def test_a_run_whose_stored_bytes_do_not_decode_is_marked_damaged_by_id(tmp_path, column, value):
+    """Defect: one damaged run made the whole session unreadable. It is now that run alone,
+    marked with why; the others read back exactly."""
     path = tmp_path / "s.wbs"
     with Session.create(path, MODEL) as s:
-        ids = [s.append_run(r.analysis, {}, r) for r in _results()]
+        ids = [s.append_run(r.analysis, {"by": "head"}, r) for r in _results()]
     as_text = isinstance(value, bytes) and column != "tensors"  # text that is not UTF-8
     sql = f"UPDATE runs SET {column} = " + ("CAST(? AS TEXT)" if as_text else "?")
     _tamper(path, sql + " WHERE id = ?", value, ids[2])
-    with Session.open(path) as s, pytest.raises(BadInput, match=rf"{path}: run {ids[2]} cannot be read"):
-        s.runs()
+    with Session.open(path) as s:
+        runs = s.runs()
+    assert [r.id for r in runs] == ids
+    damaged = runs[2]
+    assert damaged.result is None and damaged.damage.startswith(f"{path}: run {ids[2]} cannot be read")
+    assert damaged.analysis == "eval" and damaged.params == ({} if column == "params" else {"by": "head"})
+    assert [r.result for i, r in enumerate(runs) if i != 2] == [r for i, r in enumerate(_results()) if i != 2]
+    assert all(r.damage is None for i, r in enumerate(runs) if i != 2)
 
 
 def test_prompts_notes_and_model_that_do_not_decode_are_refused(tmp_path):
