@@ -250,14 +250,18 @@ move from the baseline are hidden when not all fit (the line above says which). 
         room = width - label_w - SCROLLBAR
         keep = list(range(len(columns)))
         cell = _cell_width(len(keep), room)
+        why = f"no change from {base_name}"
         if cell is None:
             moving = [j for j in keep if not _flat(rows, j, shade, base)]
             keep = moving or keep
-            cell = _cell_width(len(keep), room) or CELL_WIDTHS[-1]
+            cell = _cell_width(len(keep), room)
+        if cell is None:  # still too many: keep the columns that move most (hold the most attention)
+            fit = max(1, room // (CELL_WIDTHS[-1] + 1))
+            keep = sorted(sorted(keep, key=lambda j: -_weight(rows, j, shade, base))[:fit])
+            cell, why = CELL_WIDTHS[-1], "the least attention" if self.corner == "key" else f"the least change from {base_name}"
         gone = [j for j in range(len(columns)) if j not in keep]
         self.hidden = [columns[j] for j in gone]
-        self.hidden_note = (f"{len(gone)} of {len(columns)} columns hidden (no change from {base_name}): "
-                            + spans(gone)) if gone else ""
+        self.hidden_note = f"{len(gone)} of {len(columns)} columns hidden ({why}): {spans(gone)}" if gone else ""
         self.caption = "; ".join(part for part in (note, self.hidden_note) if part)
         self._fill(rows, [columns[j] for j in keep], keep, shade, cell, label_w)
         self.post_message(self.Fitted(self, self.caption))
@@ -286,6 +290,12 @@ def spans(indices: list[int]) -> str:
 def _cell_width(n_columns: int, room: int) -> int | None:
     """The widest cell (plus its one-space gap) at which ``n_columns`` fit in ``room``."""
     return next((w for w in CELL_WIDTHS if n_columns * (w + 1) <= room), None)
+
+
+def _weight(rows: list, j: int, shade, base: float) -> float:
+    """How far column j moves from the baseline in all (an attention map's: the attention its key holds)."""
+    at = shade(base)
+    return sum(abs(shade(values[j]) - at) for _, values in rows if finite(values[j]))
 
 
 def _flat(rows: list, j: int, shade, base: float) -> bool:
