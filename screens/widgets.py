@@ -182,14 +182,17 @@ class Heatmap(DataTable):
     Fits its width (re-fitted on resize): values in 5, else 4, characters (``compact``), column
     labels cut to the cell (``short_label``), the row-label column fixed while scrolling
     sideways. When the columns still do not fit, the flat ones (every cell at the baseline, see
-    ``grid_baseline``) are hidden: ``hidden`` lists their labels and ``hidden_note`` says how many
-    and which column indices ("19 of 24 columns hidden (no change from the corrupted run): 0, 2-8");
+    ``grid_baseline``) are hidden, and if that is not enough only the columns that move most stay
+    (an attention map: the keys holding the most attention): ``hidden`` lists their labels and
+    ``hidden_note`` says how many, why and which column indices ("19 of 24 columns hidden (no
+    change from the corrupted run): 0, 2-8", "26 of 40 columns hidden (the least attention): ...");
     ``caption`` adds a cancelled sweep's missing cells (drawn as ·). A ``Heatmap.Fitted`` message
     carries the caption each time the map is refitted, for a parent to show."""
 
     HELP = """Heatmap: rows are layers (and heads), columns positions or heads. Colour: red = toward the
 answer (the clean run), blue = the corrupted run. Values are abbreviated to fit; columns that never
-move from the baseline are hidden when not all fit (the line above says which). · = not computed."""
+move from the baseline are hidden when not all fit, then those that move least (on an attention
+map, the keys with the least attention); the line above says which. · = not computed."""
 
     class Fitted(Message):
         """The map was (re)drawn at a width; ``caption`` says what it hides ("" when nothing)."""
@@ -258,7 +261,8 @@ move from the baseline are hidden when not all fit (the line above says which). 
         if cell is None:  # still too many: keep the columns that move most (hold the most attention)
             fit = max(1, room // (CELL_WIDTHS[-1] + 1))
             keep = sorted(sorted(keep, key=lambda j: -_weight(rows, j, shade, base))[:fit])
-            cell, why = CELL_WIDTHS[-1], "the least attention" if self.corner == "key" else f"the least change from {base_name}"
+            cell = CELL_WIDTHS[-1]
+            why = "the least attention" if self.corner == "key" else f"the least change from {base_name}"
         gone = [j for j in range(len(columns)) if j not in keep]
         self.hidden = [columns[j] for j in gone]
         self.hidden_note = f"{len(gone)} of {len(columns)} columns hidden ({why}): {spans(gone)}" if gone else ""

@@ -47,7 +47,8 @@ async def test_tab_labels_lead_with_their_keys_as_bound(tmp_path, monkeypatch):
     async with app.run_test(size=(80, 24)) as pilot:
         await started(pilot, app)
         tabs = app.query_one(TabbedContent)
-        labels = [str(tabs.get_tab(t).label) for t in ("prompt", "pairs", "model", "plot_tab", "history_tab", "sessions_tab")]
+        shown = ("prompt", "pairs", "model", "plot_tab", "history_tab", "sessions_tab")
+        labels = [str(tabs.get_tab(t).label) for t in shown]
         assert labels == ["F5 Prompt", "F6 Patching", "F7 Model", "F8 Plot", "F12 History", "F11 Sessions"]
         last = tabs.get_tab("sessions_tab")
         assert last.region.right <= 80  # every label on screen at 80 columns

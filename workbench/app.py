@@ -21,8 +21,8 @@ from textual.widgets import Footer, Header, ProgressBar, Select, Static, TabbedC
 from analyses.errors import BadInput
 from analyses.registry import TABS as ANALYSIS_TAB_TITLES
 from analyses.registry import Analysis, analyses
-from screens.panes import AnalysisPane, HistoryPane, PlotPane, PromptsPane, SessionsPane
 from screens.focus import FOCUS_CSS
+from screens.panes import AnalysisPane, HistoryPane, PlotPane, PromptsPane, SessionsPane
 from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog
 from sessions.workspace import Entry, Workspace, open_workspaces
@@ -31,6 +31,7 @@ from workbench.forms import FormActions
 from workbench.running import ANALYSIS_TABS, Job, RunActions
 from workbench.session_actions import SessionActions
 from workbench.support import apply_keymap, failure_text, help_keys, memory_text
+
 
 def tab_binding_id(tab_id: str) -> str:
     """The id of the key binding that shows a tab (``tab_prompt``, ``tab_history``): keymap.toml's name."""

@@ -7,8 +7,8 @@ import sqlite3
 from functools import partial
 from pathlib import Path
 
-from textual.app import SystemCommand
 from textual import events
+from textual.app import SystemCommand
 from textual.widgets import DataTable, Tabs
 
 from analyses.errors import BadInput
@@ -256,7 +256,8 @@ class SessionActions:
         if arrows or (focused is not None and event.pane in focused.ancestors):
             return
         inside = [w for w in self.screen.focus_chain if event.pane in w.ancestors]
-        target = next((w for w in inside if any(a.has_class("fields") for a in w.ancestors)), inside[0] if inside else None)
+        in_form = (w for w in inside if any(a.has_class("fields") for a in w.ancestors))
+        target = next(in_form, inside[0] if inside else None)
         (target or self.query_one(Tabs)).focus()
 
     async def on_event(self, event: events.Event) -> None:
