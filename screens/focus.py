@@ -3,11 +3,13 @@ underlined control, so the focused control is plain in a 16-colour terminal as i
 (a shade of background alone vanishes there)."""
 
 FOCUS_CSS = """
-Field:focus-within > Label { text-style: reverse bold; }
+Field.focused > Label { text-style: reverse bold; }
 Input:focus { text-style: bold underline; }
 Select:focus > SelectCurrent { text-style: bold underline; }
 Checkbox:focus { text-style: reverse bold; }
 DataTable:focus > .datatable--header { text-style: reverse bold; }
 Tabs:focus Tab.-active { text-style: reverse bold; }
 OptionList:focus > .option-list--option-highlighted { text-style: reverse bold; }
+ResultPlot, TokenText { border-left: blank; }
+ResultPlot:focus, TokenText:focus { border-left: thick $accent; }
 """

@@ -35,13 +35,20 @@ def _default_text(param: Param) -> str:
 
 
 class Field(Horizontal):
-    """A label and its control."""
+    """A label and its control; ``focused`` while the control has the focus (its label is drawn
+    reversed, screens.focus: CSS's :focus-within does not restyle the label when focus leaves)."""
 
     DEFAULT_CSS = """
     Field { height: 1; }
     Field > Label { width: auto; color: $text-muted; margin-right: 1; }
     Field > Input, Field > Select { width: 1fr; }
     """
+
+    def on_descendant_focus(self) -> None:
+        self.add_class("focused")
+
+    def on_descendant_blur(self) -> None:
+        self.remove_class("focused")
 
 
 class AnalysisForm(Vertical):

@@ -70,6 +70,11 @@ def test_the_focused_control_is_marked_in_256_and_16_colours(tmp_path, colours):
         assert {"1", "7"} <= _attributes(_line(screen, "prompt "), "prompt")  # its label reversed
         assert "4" in _attributes(_line(screen, "prompt "), "When Mary")  # the box underlined
         assert not {"4", "7"} & _attributes(_line(screen, "answer "), "answer")  # the others plain
+        _tmux(socket, "send-keys", "-t", "s", "Tab")  # the mark follows the focus
+        time.sleep(1)
+        screen = _tmux(socket, "capture-pane", "-e", "-p", "-t", "s")
+        assert "7" in _attributes(_line(screen, "answer "), "answer")
+        assert "7" not in _attributes(_line(screen, "prompt "), "prompt")
         _tmux(socket, "send-keys", "-t", "s", "F10")  # the history table takes the focus
         _when(socket, "Enter: reopen")
         time.sleep(1)
