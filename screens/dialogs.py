@@ -94,6 +94,16 @@ class HelpScreen(Dialog):
     """F1: what the focused pane is for, and every key that works there (footer or not)."""
 
     BINDINGS = [Binding("f1", "cancel", "Close", id="close_help")]
+    # At 80x24 the keys get most of the box: the pane's text scrolls in a few lines above them.
+    DEFAULT_CSS = """
+    HelpScreen > Vertical { height: 100%; max-height: 100%; }
+    HelpScreen Markdown { height: auto; max-height: 9; margin: 0; padding: 0; overflow-y: auto; }
+    HelpScreen MarkdownH3 { margin: 0; }
+    HelpScreen MarkdownParagraph { margin: 0; }
+    HelpScreen Label { margin-top: 0; }
+    HelpScreen DataTable { height: 1fr; max-height: 100%; }
+    """
+    AUTO_FOCUS = "#help_keys"  # arrows and page keys scroll the keys
 
     def __init__(self, text: str, keys: list[tuple[str, str]]) -> None:
         super().__init__()

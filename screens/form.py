@@ -8,6 +8,7 @@ shows only those inputs. Controls are named ``{tab}-{param}`` (``prompt-answer``
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from textual.app import ComposeResult
@@ -34,13 +35,20 @@ def _default_text(param: Param) -> str:
 
 
 class Field(Horizontal):
-    """A label and its control."""
+    """A label and its control; ``focused`` while the control has the focus (its label is drawn
+    reversed, screens.focus: CSS's :focus-within does not restyle the label when focus leaves)."""
 
     DEFAULT_CSS = """
     Field { height: 1; }
     Field > Label { width: auto; color: $text-muted; margin-right: 1; }
     Field > Input, Field > Select { width: 1fr; }
     """
+
+    def on_descendant_focus(self) -> None:
+        self.add_class("focused")
+
+    def on_descendant_blur(self) -> None:
+        self.remove_class("focused")
 
 
 class AnalysisForm(Vertical):
@@ -171,7 +179,12 @@ class AnalysisForm(Vertical):
             self.query_one(f"#{self.tab}-source").display = bool(reads & SOURCE_PARAMS)
 
     def _wanted(self, p: Param) -> bool:
-        return p.when is None or self._get(self.params[p.when[0]]) == p.when[1]
+        """Shown only where it means something: ``when`` names the values of another control it needs
+        (the heads to sweep only at a head site, so never on Mamba, which has none)."""
+        if p.when is None:
+            return True
+        value, wanted = self._get(self.params[p.when[0]]), p.when[1]
+        return value in wanted if isinstance(wanted, tuple) else value == wanted
 
     @property
     def source(self) -> str | None:
@@ -272,9 +285,17 @@ class AnalysisForm(Vertical):
 
 
 def _placeholder(p: Param) -> str:
+    """What an empty control means, and an example of its own (from its help): "all; e.g. 9,-1" for
+    positions, "L1H2.q, L1H2.k, L1MLP, logits" for path patching's receivers."""
     if p.kind == "prompt":
         return p.help
-    if p.default is None:
-        return {"ints": "all, or 9,-1", "floats": "0.5,1,2", "nodes": "L0H1,L0MLP", "int": "none",
-                "float": "none"}.get(p.kind, "none")
-    return str(p.default)
+    if p.default is not None:
+        return str(p.default)
+    blank = re.search(r"\(default: ([^)]*)\)", p.help)
+    every = "all" if "only these" in p.help else None  # "sweep only these positions"
+    meaning = blank.group(1) if blank else None if p.required else every
+    example = re.search(r"e\.g\. ([^;()]+?)\s*(?:[;()]|$)", p.help)
+    if example is None and p.kind == "nodes":  # "comma list of readers: L1H2.q, L1H2.k, L1MLP, logits"
+        example = re.search(r": ([^;()]+?)\s*(?:[;()]|$)", p.help.split("(")[0])
+    shown = [meaning, example and f"e.g. {example.group(1)}"]
+    return "; ".join(part for part in shown if part) or "none"

@@ -182,14 +182,17 @@ class Heatmap(DataTable):
     Fits its width (re-fitted on resize): values in 5, else 4, characters (``compact``), column
     labels cut to the cell (``short_label``), the row-label column fixed while scrolling
     sideways. When the columns still do not fit, the flat ones (every cell at the baseline, see
-    ``grid_baseline``) are hidden: ``hidden`` lists their labels and ``hidden_note`` says how many
-    and which column indices ("19 of 24 columns hidden (no change from the corrupted run): 0, 2-8");
+    ``grid_baseline``) are hidden, and if that is not enough only the columns that move most stay
+    (an attention map: the keys holding the most attention): ``hidden`` lists their labels and
+    ``hidden_note`` says how many, why and which column indices ("19 of 24 columns hidden (no
+    change from the corrupted run): 0, 2-8", "26 of 40 columns hidden (the least attention): ...");
     ``caption`` adds a cancelled sweep's missing cells (drawn as ·). A ``Heatmap.Fitted`` message
     carries the caption each time the map is refitted, for a parent to show."""
 
     HELP = """Heatmap: rows are layers (and heads), columns positions or heads. Colour: red = toward the
 answer (the clean run), blue = the corrupted run. Values are abbreviated to fit; columns that never
-move from the baseline are hidden when not all fit (the line above says which). · = not computed."""
+move from the baseline are hidden when not all fit, then those that move least (on an attention
+map, the keys with the least attention); the line above says which. · = not computed."""
 
     class Fitted(Message):
         """The map was (re)drawn at a width; ``caption`` says what it hides ("" when nothing)."""
@@ -250,14 +253,19 @@ move from the baseline are hidden when not all fit (the line above says which). 
         room = width - label_w - SCROLLBAR
         keep = list(range(len(columns)))
         cell = _cell_width(len(keep), room)
+        why = f"no change from {base_name}"
         if cell is None:
             moving = [j for j in keep if not _flat(rows, j, shade, base)]
             keep = moving or keep
-            cell = _cell_width(len(keep), room) or CELL_WIDTHS[-1]
+            cell = _cell_width(len(keep), room)
+        if cell is None:  # still too many: keep the columns that move most (hold the most attention)
+            fit = max(1, room // (CELL_WIDTHS[-1] + 1))
+            keep = sorted(sorted(keep, key=lambda j: -_weight(rows, j, shade, base))[:fit])
+            cell = CELL_WIDTHS[-1]
+            why = "the least attention" if self.corner == "key" else f"the least change from {base_name}"
         gone = [j for j in range(len(columns)) if j not in keep]
         self.hidden = [columns[j] for j in gone]
-        self.hidden_note = (f"{len(gone)} of {len(columns)} columns hidden (no change from {base_name}): "
-                            + spans(gone)) if gone else ""
+        self.hidden_note = f"{len(gone)} of {len(columns)} columns hidden ({why}): {spans(gone)}" if gone else ""
         self.caption = "; ".join(part for part in (note, self.hidden_note) if part)
         self._fill(rows, [columns[j] for j in keep], keep, shade, cell, label_w)
         self.post_message(self.Fitted(self, self.caption))
@@ -286,6 +294,12 @@ def spans(indices: list[int]) -> str:
 def _cell_width(n_columns: int, room: int) -> int | None:
     """The widest cell (plus its one-space gap) at which ``n_columns`` fit in ``room``."""
     return next((w for w in CELL_WIDTHS if n_columns * (w + 1) <= room), None)
+
+
+def _weight(rows: list, j: int, shade, base: float) -> float:
+    """How far column j moves from the baseline in all (an attention map's: the attention its key holds)."""
+    at = shade(base)
+    return sum(abs(shade(values[j]) - at) for _, values in rows if finite(values[j]))
 
 
 def _flat(rows: list, j: int, shade, base: float) -> bool:

@@ -11,6 +11,12 @@ async def wait_for(pilot, condition, steps: int = 400) -> None:
     raise AssertionError("timed out waiting for the app")
 
 
+async def started(pilot, app) -> None:
+    """Every tab's form is mounted and the first session shown (the tabs not on show are mounted
+    after the first frame)."""
+    await wait_for(pilot, lambda: app._started)
+
+
 async def ready(pilot, app) -> None:
     """The first DLA result is on screen (the model has loaded and run)."""
 

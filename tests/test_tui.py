@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import PROMPT
 from pilot import ready as _ready
+from pilot import started as _started
 from pilot import wait_for as _wait
 
 from textual.widgets import TabbedContent
@@ -66,7 +67,7 @@ async def test_a_session_shows_its_runs_before_the_model_loads_and_autosaves(che
     app = WorkbenchApp(str(checkpoints["gpt2"]), device="cpu", workspaces=[Workspace.from_file(path)])
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.query_one("#prompt-result").table
-        await pilot.pause()
+        await _started(pilot, app)
         assert table.row_count == len(stored["rows"]) and app.loaded is None  # no model needed to show it
         assert "(stored)" in str(app.query_one("#status").render())
         first = table.get_row_at(0)

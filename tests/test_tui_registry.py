@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pilot import choose, ready, status, wait_for
+from pilot import choose, ready, started, status, wait_for
 
 from textual.widgets import DataTable, Input, Select
 
@@ -162,7 +162,7 @@ async def test_a_session_reopens_on_its_last_prompt(tmp_path):
         s.add_prompt("list : shoe cake . after shoe comes", None, " cake", None)
     app = WorkbenchApp("toy:recall", device="cpu", workspaces=[Workspace.from_file(path)])
     async with app.run_test(size=(100, 32)) as pilot:
-        await pilot.pause()
+        await started(pilot, app)
         assert app.query_one("#prompt-prompt", Input).value == "list : shoe cake . after shoe comes"
 
 

@@ -5,6 +5,7 @@ one started meanwhile waits its turn, and Escape stops the running one between b
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from functools import partial
 
@@ -12,6 +13,7 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Footer, Header, ProgressBar, Select, Static, TabbedContent, TabPane
@@ -19,6 +21,7 @@ from textual.widgets import Footer, Header, ProgressBar, Select, Static, TabbedC
 from analyses.errors import BadInput
 from analyses.registry import TABS as ANALYSIS_TAB_TITLES
 from analyses.registry import Analysis, analyses
+from screens.focus import FOCUS_CSS
 from screens.panes import AnalysisPane, HistoryPane, PlotPane, PromptsPane, SessionsPane
 from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog
@@ -29,6 +32,13 @@ from workbench.running import ANALYSIS_TABS, Job, RunActions
 from workbench.session_actions import SessionActions
 from workbench.support import apply_keymap, failure_text, help_keys, memory_text
 
+
+def tab_binding_id(tab_id: str) -> str:
+    """The id of the key binding that shows a tab (``tab_prompt``, ``tab_history``): keymap.toml's name."""
+    return f"tab_{tab_id.removesuffix('_tab')}"
+
+
+FIRST_TAB = "prompt"  # the tab of the first frame
 TABS = [*((tab, title) for tab, (title, _) in ANALYSIS_TAB_TITLES.items()), ("plot_tab", "Plot"), ("prompts_tab", "Prompts"),
         ("history_tab", "History"), ("sessions_tab", "Sessions")]
 
@@ -36,13 +46,14 @@ TABS = [*((tab, title) for tab, (title, _) in ANALYSIS_TAB_TITLES.items()), ("pl
 class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, inherit_bindings=False):
     TITLE = "interpretability workbench"
     AUTO_FOCUS = "#prompt-prompt"  # type a prompt straight away
-    CSS = """
+    CSS = FOCUS_CSS + """
     #statusbar { height: 1; background: $boost; }
     #status { width: 1fr; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     #model_status { width: auto; padding: 0 1; color: $text-muted; }
     #load_bar { width: 20; display: none; }
     #load_bar.loading { display: block; }
     TabbedContent, TabPane, ContentSwitcher { height: 1fr; }
+    Tab { padding: 0 0 0 1; }  /* "F5 Prompt ... F11 Sessions" fits 80 columns */
     PlotPane, PromptsPane, HistoryPane, SessionsPane { height: 1fr; }
     ResultPlot, #history, #prompts, #sessions { height: 1fr; }
     """
@@ -59,7 +70,7 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, in
                 tooltip="switch the result between its views (table, heatmap)"),
         Binding("f4,ctrl+e", "export", "Export", id="export", tooltip="export the result to JSON and CSV"),
         Binding("f1", "help", "Help", id="help", tooltip="what this pane does and every key"),
-        *(Binding(f"f{n}", f"show_tab('{tab_id}')", title, id=f"tab_{tab_id.removesuffix('_tab')}", show=False,
+        *(Binding(f"f{n}", f"show_tab('{tab_id}')", title, id=tab_binding_id(tab_id), show=False,
                   tooltip=f"show the {title} tab") for n, (tab_id, title) in enumerate(TABS, 5)),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
         Binding("ctrl+c", "help_quit", show=False, system=True),
@@ -95,6 +106,7 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, in
         self._waiting: list[Job] = []
         self._panes: dict[str, AnalysisPane] = {}
         self._started = False  # every form composed and the first session shown
+        self._last_input = None  # the last key or mouse press
 
     @property
     def loaded(self):
@@ -110,20 +122,37 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, in
         declared = list(analyses().values())
         panes = {"plot_tab": PlotPane, "prompts_tab": PromptsPane, "history_tab": HistoryPane,
                  "sessions_tab": SessionsPane}
-        with TabbedContent(initial="prompt"):
+        with TabbedContent(initial=FIRST_TAB):
             for tab_id, title in TABS:
                 with TabPane(title, id=tab_id):
                     if tab_id in ANALYSIS_TABS:
                         self._panes[tab_id] = AnalysisPane(tab_id, [a for a in declared if a.tab == tab_id])
-                        yield self._panes[tab_id]
+                        if tab_id == FIRST_TAB:  # the others are mounted after the first frame
+                            yield self._panes[tab_id]
                     else:
                         yield panes[tab_id]()
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        apply_keymap(self)
+        self._label_tabs(apply_keymap(self))
         self.set_interval(5, self._show_model)
-        self.call_after_refresh(self._open_first)  # once every tab's form is composed
+        self.call_after_refresh(self._mount_hidden_panes)
+
+    async def _mount_hidden_panes(self) -> None:
+        """The analysis tabs not on show, mounted once the first frame is painted: their few
+        hundred controls took most of the time before it. Then the first session is shown."""
+        for tab_id, pane in self._panes.items():
+            if not pane.is_attached:
+                await self.query_one(f"#{tab_id}", TabPane).mount(pane)
+        self._open_first()
+
+    def _label_tabs(self, keymap: dict[str, str]) -> None:
+        """Each tab's label leads with its key ("F5 Prompt"), as bound after the user's keymap."""
+        tabs = self.query_one(TabbedContent)
+        for n, (tab_id, title) in enumerate(TABS, 5):
+            key = keymap.get(tab_binding_id(tab_id), f"f{n}").split(",")[0].strip()
+            shown = key.upper() if re.fullmatch(r"f\d+", key) else self.get_key_display(Binding(key, ""))
+            tabs.get_tab(tab_id).label = Content.assemble((shown, "bold"), " ", title)
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """Escape (Cancel) is offered in the footer only while an analysis runs."""

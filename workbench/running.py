@@ -19,7 +19,7 @@ from screens.dialogs import TokenPicker
 from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog
 from sessions.workspace import Entry, Workspace
-from workbench.support import failure_text, headline
+from workbench.support import as_controls, failure_text, headline
 
 ANALYSIS_TABS = tuple(TABS)
 
@@ -85,7 +85,7 @@ class RunActions:
         try:
             params = analysis.bind(given)
         except BadInput as e:
-            return self.push_screen(ErrorDialog(str(e)))
+            return self.push_screen(ErrorDialog(as_controls(str(e), analysis)))
         loaded = self._model_ready(self.ws)
         if loaded is None:
             if self.ws.spec in self._loading:
@@ -142,7 +142,7 @@ class RunActions:
             self._set_status(f"{job.analysis.title} cancelled; nothing was saved")
         elif event.error is not None:
             self._set_status(f"{job.analysis.title} failed")
-            self.push_screen(ErrorDialog(event.error))
+            self.push_screen(ErrorDialog(as_controls(event.error, job.analysis)))
         else:
             self._record(job, event.result)
         if self._waiting:

@@ -7,6 +7,7 @@ import sqlite3
 from functools import partial
 from pathlib import Path
 
+from textual import events
 from textual.app import SystemCommand
 from textual.widgets import DataTable, Tabs
 
@@ -198,9 +199,7 @@ class SessionActions:
             self.query_one("#history", DataTable).add_row(str(entry.id or n), entry.analysis, key_params(entry),
                                                           "DAMAGED (Enter: why)", "")
             return
-        prompt = entry.params.get("prompt") or entry.params.get("clean") or entry.params.get("pairs") or ""
-        if entry.params.get("task"):
-            prompt = f"task {entry.params['task']} x{entry.params.get('n')}"
+        prompt = entry.params.get("prompt") or entry.params.get("clean") or ""  # a task or file is in key_params
         self.query_one("#history", DataTable).add_row(str(entry.id or n), entry.analysis, key_params(entry),
                                                       headline(entry.result), prompt[:60])
 
@@ -262,18 +261,25 @@ class SessionActions:
             action()
 
     def on_tabbed_content_tab_activated(self, event) -> None:
-        """Focus follows the tab shown (unless it is on the tab bar, where arrows switch tabs):
-        focus left in a hidden pane would pull its tab back to the front."""
+        """A tab shown (by its key, a click or the palette) takes the focus to its main widget: the
+        first control of its form (the prompt), else its table, so Enter acts at once. Arrows on
+        the tab bar keep the focus there; focus left in a hidden pane would pull its tab back."""
         if not self.is_running or event.tabbed_content.active != event.pane.id:
             return  # closing, or a stale message: another tab was shown since, and focusing here would pull this one back
         focused = self.focused
-        if isinstance(focused, Tabs) or (focused is not None and event.pane in focused.ancestors):
+        arrows = isinstance(focused, Tabs) and getattr(self._last_input, "key", None) in ("left", "right")
+        if arrows or (focused is not None and event.pane in focused.ancestors):
             return
-        target = next((w for w in self.screen.focus_chain if event.pane in w.ancestors), None)
-        if target is not None:
-            target.focus()
-        else:
-            self.query_one(Tabs).focus()
+        inside = [w for w in self.screen.focus_chain if event.pane in w.ancestors]
+        in_form = (w for w in inside if any(a.has_class("fields") for a in w.ancestors))
+        target = next(in_form, inside[0] if inside else None)
+        (target or self.query_one(Tabs)).focus()
+
+    async def on_event(self, event: events.Event) -> None:
+        """Remember the last key or mouse press (how a tab was shown decides where the focus goes)."""
+        if isinstance(event, (events.Key, events.MouseDown)) and not event.is_forwarded:
+            self._last_input = event
+        await super().on_event(event)
 
     # ---- export ------------------------------------------------------------------------------------------
 

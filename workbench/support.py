@@ -4,6 +4,7 @@ parameters, memory in use."""
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -16,16 +17,19 @@ def keymap_path() -> Path:
     return Path(base) / "workbench" / "keymap.toml"
 
 
-def apply_keymap(app) -> None:
-    """User key bindings from $XDG_CONFIG_HOME/workbench/keymap.toml: ``run = "f5"``."""
+def apply_keymap(app) -> dict[str, str]:
+    """User key bindings from $XDG_CONFIG_HOME/workbench/keymap.toml: ``run = "f5"``; returns
+    them (binding id -> keys), empty when there are none."""
     path = keymap_path()
     if not path.is_file():
-        return
+        return {}
     try:
-        keys = tomllib.loads(path.read_text()).get("keymap", {})
-        app.set_keymap({str(k): str(v) for k, v in keys.items()})
+        keys = {str(k): str(v) for k, v in tomllib.loads(path.read_text()).get("keymap", {}).items()}
+        app.set_keymap(keys)
+        return keys
     except (OSError, tomllib.TOMLDecodeError) as e:
         app.notify(f"{path}: {e}; using the default keys", severity="error")
+        return {}
 
 
 def help_keys(app) -> list[tuple[str, str]]:
@@ -37,6 +41,19 @@ def help_keys(app) -> list[tuple[str, str]]:
         if binding.description and not binding.system:
             keys.setdefault(app.get_key_display(binding), binding.description + (f": {binding.tooltip}" if binding.tooltip else ""))
     return list(keys.items())
+
+
+FLAG = re.compile(r"--[a-z][a-z0-9-]*")
+
+
+def as_controls(text: str, analysis) -> str:
+    """A message of the analyses, which name their CLI flags (``--ks must be ...``), in the TUI's
+    words: each flag of ``analysis``'s parameters becomes its control's label in quotes; BOS's
+    ``--prepend-bos`` / ``--no-prepend-bos`` the setting "BOS on" / "BOS off"."""
+    labels = {p.flag: p.short for p in analysis.params}
+    labels.update({f"--{neg}prepend-bos": f"{p.short} {'off' if neg else 'on'}" for p in analysis.params
+                   if p.kind == "bos" for neg in ("", "no-")})
+    return FLAG.sub(lambda m: f'"{labels[m.group()]}"' if m.group() in labels else m.group(), text)
 
 
 def failure_text(e: Exception) -> str:
@@ -75,13 +92,27 @@ def headline(result: Any) -> str:
     return f"{len(result.labels)} rows"
 
 
+SOURCE_PARAMS = ("pairs", "corpus", "task", "n", "seed", "split")  # where a run's inputs came from, and how many
+
+
 def key_params(entry) -> str:
-    """The parameters that tell runs of one analysis apart, as ``site=head_out direction=mean``."""
+    """The parameters that tell runs of one analysis apart, as ``site=head_out direction=mean``,
+    then where its inputs came from when it did not run on a typed prompt or pair: ``task=ioi
+    n=16``, ``corpus=texts.txt n=64``, a seed or split only where it is not the default."""
     from analyses.registry import analyses
 
     analysis = analyses().get(entry.analysis)
-    keys = analysis.key if analysis is not None else ()
-    return " ".join(f"{k}={entry.params[k]}" for k in keys if entry.params.get(k) not in (None, ""))
+    params = entry.params
+    names = list(analysis.key if analysis is not None else ())
+    if not (params.get("prompt") or params.get("clean")):
+        names += [k for k in SOURCE_PARAMS if k not in names]
+    defaults = {p.name: p.default for p in analysis.params} if analysis is not None else {}
+
+    def shown(k: str) -> bool:
+        value = params.get(k)
+        return value not in (None, "") and not (k in ("seed", "split") and value == defaults.get(k))
+
+    return " ".join(f"{k}={params[k]}" for k in names if shown(k))
 
 
 def count(items: list, noun: str) -> str:

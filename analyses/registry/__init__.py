@@ -56,7 +56,7 @@ class Param:
     minimum: float | None = None
     metavar: str | None = None
     label: str | None = None
-    when: tuple[str, str] | None = None  # (parameter, value): the TUI shows it only then
+    when: tuple[str, str | tuple[str, ...]] | None = None  # (parameter, value or values): the TUI shows it only then
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"parameter {self.name}: unknown kind {self.kind!r}")

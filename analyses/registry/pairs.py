@@ -27,6 +27,7 @@ SITE = Param("site", "site", "resid_pre | attn_out | mlp_out | head_out | head_q
              "Mamba: resid_pre | layer_in | out_proj | conv | ssm_in", required=True)
 ALL_POS = Param("all_pos", "flag", "patch all positions at once (grid over layers)", label="all positions")
 PAIR_NAMES = {p.name for p in PAIRS}
+HEAD_SITES = ("head_out", "head_q", "head_k", "head_v", "head_pattern")  # the sites with a head axis (none on Mamba)
 
 
 def _split(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -155,7 +156,7 @@ declare(Analysis(
               default="denoise", choices=("denoise", "noise", "resample", "mean")),
         ALL_POS,
         Param("positions", "ints", "sweep only these positions, e.g. 9,-1", metavar="LIST"),
-        Param("heads", "ints", "head sites: sweep only these heads, e.g. 0,3", metavar="LIST"),
+        Param("heads", "ints", "head sites: sweep only these heads, e.g. 0,3", metavar="LIST", when=("site", HEAD_SITES)),
     ), run_patch, "grid", "pairs", cancellable=True, check=_check_patch, key=("site", "direction", "metric"),
     doc="Each cell is the metric with that cell's clean activation written into the corrupted run.",
 ))
