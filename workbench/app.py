@@ -29,7 +29,7 @@ from workbench.running import ANALYSIS_TABS, Job, RunActions
 from workbench.session_actions import SessionActions
 from workbench.support import apply_keymap, failure_text, help_keys, memory_text
 
-TABS = [*((tab, title) for tab, (title, _) in ANALYSIS_TAB_TITLES.items()), ("plot_tab", "Plot"), ("prompts_tab", "Prompts"),
+TABS = [*((tab, title) for tab, (title, *_) in ANALYSIS_TAB_TITLES.items()), ("plot_tab", "Plot"), ("prompts_tab", "Prompts"),
         ("history_tab", "History"), ("sessions_tab", "Sessions")]
 
 

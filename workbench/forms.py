@@ -47,8 +47,6 @@ class FormActions:
             top = pane.form.query_one(f"#{tab}-topk", Input).value
             pane.view.top_k = int(top) if top.isdigit() and int(top) > 0 else None
             return
-        elif control.has_focus:
-            pane.form.edited.add(name)
         if name in ("prompt", "clean", "corrupt", "source", "analysis"):
             self._refresh_tokens()
         self._check_stale(tab)
@@ -88,13 +86,20 @@ class FormActions:
                 "the form")
         self.query_one("#pairs-tokens", Static).update(text)
 
+    def _model_facts(self):
+        """What the forms' defaults follow: the current session's model, as loaded or as its spec says."""
+        from analyses.registry.defaults import ModelFacts
+
+        return ModelFacts.of(self.ws.spec, self.loaded.hooked if self.loaded is not None else None)
+
     def _fit_controls(self) -> None:
-        """Offer the sites and analyses the current session's model has."""
+        """Offer the sites and analyses the current session's model has, and the defaults that follow it."""
         if self.loaded is None:
             return
         from analyses.patching import sites_for
 
-        hooked = self.loaded.hooked
+        hooked, facts = self.loaded.hooked, self._model_facts()
         for tab in ANALYSIS_TABS:
+            self._pane(tab).form.set_facts(facts)
             self._pane(tab).form.set_family(hooked.shape.family, list(sites_for(hooked)))
 
