@@ -106,8 +106,7 @@ class AnalysisForm(Vertical):
             value = p.default if p.default in options else (Select.NULL if not p.required else options[0])
             if p.kind == "site":
                 value = "head_out"
-            blank = any(q.name == p.name and not q.required and q.default is None  # any analysis's may be blank
-                        for a in self.declared.values() for q in a.params)
+            blank = any(q.name == p.name and _blankable(q) for a in self.declared.values() for q in a.params)
             control = Select([(o, o) for o in options], value=value, allow_blank=blank,
                              compact=True, id=cid, tooltip=tip, prompt=p.short)
         else:
@@ -274,7 +273,7 @@ class AnalysisForm(Vertical):
             if p.kind == "bos":
                 control.value = {None: "default", True: "on", False: "off"}[value]
             elif value is None:
-                if not p.required and p.default is None:
+                if _blankable(p):
                     control.clear()
             else:
                 self._offer(name, [str(value)])
@@ -315,6 +314,11 @@ class AnalysisForm(Vertical):
         if new != have:
             self.options[name] = new
             self.query_one(f"#{self.tab}-{name}", Select).set_options([(o, o) for o in new])
+
+
+def _blankable(p: Param) -> bool:
+    """Whether ``p`` may be left blank (not given): optional, with no default, even one the model gives."""
+    return not p.required and p.default is None and p.model_default is None
 
 
 def _source_of(params: dict[str, Any]) -> str:
