@@ -185,8 +185,8 @@ class AnalysisForm(Vertical):
             self._adopt(p)
             self._set(p.name, values[p.name])
         if self.has_sources and {p.name for p in self.analysis.params} & SOURCE_PARAMS:
-            own = self.memory.values.get(name)
-            source = self.memory.source(self.analysis) or (own and own.get("source")) or \
+            own = self.memory.values.get(name)  # a stored run's parameters name their one source
+            source = self.memory.source(self.analysis) or \
                 (_source_of(own) if own else "task sample" if values.get("task") else "one pair")
             self.query_one(f"#{self.tab}-source", Select).value = source
         self.refresh_fields()
