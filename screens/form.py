@@ -1,7 +1,10 @@
 """The TUI form of a tab, generated from the analysis declarations (analyses.registry).
 
 One control per parameter name among the tab's analyses; choosing an analysis shows the controls it
-reads and hides the rest, so values typed for one analysis stay for the next. On the pairs tab a
+reads, hides the rest and puts in its own values: those the session set for it, else its defaults
+resolved for the model (what `workbench run NAME --model SPEC` uses), with the shared inputs (the
+prompt, the pair) carried from analysis to analysis. The values live in the session's
+``FormMemory``, so nothing leaks into another session or another analysis. On the pairs tab a
 "data" choice says where the pairs come from (one typed pair, a pairs file, or a task sample) and
 shows only those inputs. Controls are named ``{tab}-{param}`` (``prompt-answer``, ``pairs-site``).
 """
@@ -16,7 +19,9 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select
 
-from analyses.registry import Analysis, Param
+from analyses.registry import SHARED, Analysis, Param
+from analyses.registry.defaults import ModelFacts, default_analysis
+from sessions.workspace import FormMemory
 
 # The order of the form's fields by kind: texts, tokens, choices, numbers; and how many of the
 # grid's four columns a field spans.
@@ -73,9 +78,9 @@ class AnalysisForm(Vertical):
         for a in declared:
             for p in a.params:
                 self.params.setdefault(p.name, p)
-        self.edited: set[str] = set()  # parameters the analyst has typed into (they keep their value)
         self.family: str | None = None
-        self.model_task: str | None = None  # the task the model was trained on, where known (a toy's)
+        self.memory = FormMemory()  # the session's values (``attach``)
+        self.facts = ModelFacts()  # what the defaults follow: the session's model
         self.options: dict[str, list[str]] = {}  # a Select's current option values, by parameter
 
     # ---- building --------------------------------------------------------------------------------
@@ -109,7 +114,8 @@ class AnalysisForm(Vertical):
             value = p.default if p.default in options else (Select.NULL if not p.required else options[0])
             if p.kind == "site":
                 value = "head_out"
-            control = Select([(o, o) for o in options], value=value, allow_blank=not p.required and p.default is None,
+            blank = any(q.name == p.name and _blankable(q) for a in self.declared.values() for q in a.params)
+            control = Select([(o, o) for o in options], value=value, allow_blank=blank,
                              compact=True, id=cid, tooltip=tip, prompt=p.short)
         else:
             kind = {"int": "integer", "float": "number"}.get(p.kind, "text")
@@ -118,7 +124,7 @@ class AnalysisForm(Vertical):
         return Field(Label(p.short), control, id=f"{cid}-field", classes=f"span{span}")
 
     def _options(self, p: Param) -> list[str]:
-        if p.kind == "task":
+        if p.kind == "task" and not p.choices:
             from analyses.tasks import TASKS
 
             return list(TASKS)
@@ -127,46 +133,83 @@ class AnalysisForm(Vertical):
         return list(p.choices)
 
     def default_for(self, task: str | None, family: str | None = None) -> str:
-        """The analysis to open on: one made for the model's task, else the first made for any model."""
-        usable = [a for a in self.declared.values() if family is None or a.available_for(family)] or \
-            list(self.declared.values())
-        return next((a.name for a in usable if task in a.tasks), next((a.name for a in usable if not a.tasks),
-                                                                       usable[0].name))
+        """The analysis to open on: one made for the model's task, else the tab's (``TABS``)."""
+        name = default_analysis(self.tab, ModelFacts(family, None, task))
+        return name if name in self.declared else next(iter(self.declared))
 
     def on_mount(self) -> None:
-        self.choose(self.analysis.name)
+        self._open(self.analysis.name)
 
     # ---- state -----------------------------------------------------------------------------------
 
+    def attach(self, memory: FormMemory, facts: ModelFacts, inputs: dict[str, Any] | None = None,
+               source: str | None = None) -> None:
+        """Show a session's forms: ``memory`` its values, ``facts`` its model. The first time,
+        ``inputs`` (its last prompt, else the model's example) seed the shared prompt and token
+        inputs that nothing has set yet, and ``source`` the pairs' data source."""
+        self.memory, self.facts = memory, facts
+        if self.tab not in memory.seeded:
+            memory.seeded.add(self.tab)
+            for p in {p for a in self.declared.values() for p in a.params if p in SHARED}:
+                if p.kind in ("prompt", "token") and (inputs or {}).get(p.name) is not None:
+                    memory.inputs.setdefault(p, inputs[p.name])
+            if source is not None:
+                memory.inputs.setdefault("source", source)
+        usable = self._offer_analyses(facts.family)
+        name = memory.chosen.get(self.tab)
+        self._open(name if name in usable else self.default_for(facts.task, facts.family))
+
+    def set_facts(self, facts: ModelFacts) -> None:
+        """The model has loaded: defaults that follow its shape (the last layer, its sites) take it."""
+        if facts != self.facts:
+            self.remember()
+            self.facts = facts
+            self._open(self.analysis.name)
+
+    def remember(self) -> None:
+        """Keep the values on show in the session's memory (before another analysis or session)."""
+        reads = {p.name for p in self.analysis.params}
+        source = self.query_one(f"#{self.tab}-source", Select).value if self.has_sources and reads & SOURCE_PARAMS \
+            else None
+        self.memory.keep(self.analysis, self.facts, {p.name: self._get(p) for p in self.analysis.params}, source)
+
     def choose(self, name: str) -> None:
-        """Show the controls ``name`` reads; untouched ones take its defaults when it is a change."""
-        changed, self.analysis = name != self.analysis.name, self.declared[name]
+        """Show analysis ``name`` with its own values (the one on show keeps its values for later)."""
+        if name == self.analysis.name:
+            select = self.query_one(f"#{self.tab}-analysis", Select)
+            if select.value != name:
+                select.value = name
+            return self.refresh_fields()
+        self.remember()
+        self._open(name)
+
+    def _open(self, name: str) -> None:
+        self.analysis = self.declared[name]
         select = self.query_one(f"#{self.tab}-analysis", Select)
         if select.value != name:
             select.value = name
-        for p in self.analysis.params if changed else ():
+        values = self.memory.opening(self.analysis, self.facts)
+        for p in self.analysis.params:
             self._adopt(p)
+            self._set(p.name, values[p.name])
+        if self.has_sources and {p.name for p in self.analysis.params} & SOURCE_PARAMS:
+            own = self.memory.values.get(name)  # a stored run's parameters name their one source
+            source = self.memory.source(self.analysis) or \
+                (_source_of(own) if own else "task sample" if values.get("task") else "one pair")
+            self.query_one(f"#{self.tab}-source", Select).value = source
         self.refresh_fields()
 
     def _adopt(self, p: Param) -> None:
         """Make the shared control of ``p``'s name this analysis's: two analyses of a tab may give one
         name other choices, defaults or help (``mode`` Q|K|V or replace|subtract-add; ``n`` 16 pairs
-        to patch, 500 prompts to evaluate). A value the analyst typed stays while it is valid."""
+        to patch, 500 prompts to evaluate)."""
         self.params[p.name] = p
         control = self.query_one(f"#{self.tab}-{p.name}")
         control.tooltip = p.help
-        if p.kind == "choice":
-            before = control.value
-            self._offer(p.name, list(p.choices), replace=True)
-            keep = before in p.choices  # a choice valid for both analyses stays
-            self._set(p.name, before if keep else p.default if p.default is not None else
-                      (p.choices[0] if p.required else None))
+        if p.kind in ("choice", "task"):
+            self._offer(p.name, self._options(p), replace=True)
         elif isinstance(control, Input):
             control.placeholder = _placeholder(p)
-            if p.name not in self.edited and p.kind in ("int", "float", "ints", "floats"):
-                self._set(p.name, p.default)
-        elif p.kind == "task" and control.value is Select.NULL and p.default is not None:
-            self._set(p.name, p.default)
 
     def refresh_fields(self) -> None:
         reads = {p.name for p in self.analysis.params}
@@ -221,13 +264,9 @@ class AnalysisForm(Vertical):
         """Show analysis ``name`` with a stored run's parameters, so the controls match the run."""
         if name not in self.declared:
             return
-        self.analysis = self.declared[name]
-        self.query_one(f"#{self.tab}-analysis", Select).value = name
-        for p in self.analysis.params:
-            self._adopt(p)
+        self.choose(name)
         if self.has_sources and set(params) & SOURCE_PARAMS:
-            source = next((s for s, names in SOURCES.items() if any(params.get(n) for n in names[:2])), "one pair")
-            self.query_one(f"#{self.tab}-source", Select).value = source
+            self.query_one(f"#{self.tab}-source", Select).value = _source_of(params)
         for key, value in params.items():
             if key in self.params:
                 self._set(key, value)
@@ -247,7 +286,7 @@ class AnalysisForm(Vertical):
             if p.kind == "bos":
                 control.value = {None: "default", True: "on", False: "off"}[value]
             elif value is None:
-                if not p.required and p.default is None:
+                if _blankable(p):
                     control.clear()
             else:
                 self._offer(name, [str(value)])
@@ -264,16 +303,22 @@ class AnalysisForm(Vertical):
             self._offer("site", sites, replace=True)
             preferred = next((s for s in ("head_out", "out_proj") if s in sites), sites[0])
             select.value = current if current in sites else preferred
-        usable = [a for a in self.declared.values() if a.available_for(family)]
-        select = self.query_one(f"#{self.tab}-analysis", Select)
-        select.set_options([(a.title, a.name) for a in usable])
-        self.choose(self.analysis.name if self.analysis in usable else self.default_for(self.model_task, family))
+        usable = self._offer_analyses(family)
+        self.choose(self.analysis.name if self.analysis.name in usable else self.default_for(self.facts.task, family))
         if "by" in self.params:
             by = self.query_one(f"#{self.tab}-by", Select)
             current = by.value
             options = ["layer"] if family == "mamba" else list(self.params["by"].choices)
             self._offer("by", options, replace=True)
             by.value = current if current in options else options[0]
+
+    def _offer_analyses(self, family: str | None) -> list[str]:
+        """Offer the analyses that apply to ``family`` (every one while it is unknown)."""
+        usable = [a.name for a in self.declared.values() if family is None or a.available_for(family)]
+        select = self.query_one(f"#{self.tab}-analysis", Select)
+        if [value for _, value in select._options] != usable:
+            select.set_options([(self.declared[n].title, n) for n in usable])
+        return usable
 
     def _offer(self, name: str, options: list[str], replace: bool = False) -> None:
         """Make ``options`` choosable in a Select (a stored run may name one the model lacks)."""
@@ -282,6 +327,16 @@ class AnalysisForm(Vertical):
         if new != have:
             self.options[name] = new
             self.query_one(f"#{self.tab}-{name}", Select).set_options([(o, o) for o in new])
+
+
+def _blankable(p: Param) -> bool:
+    """Whether ``p`` may be left blank (not given): optional, with no default, even one the model gives."""
+    return not p.required and p.default is None and p.model_default is None
+
+
+def _source_of(params: dict[str, Any]) -> str:
+    """The data source a run's parameters name (a typed pair when nothing does)."""
+    return next((s for s, names in SOURCES.items() if any(params.get(n) for n in names[:2])), "one pair")
 
 
 def _placeholder(p: Param) -> str:

@@ -31,6 +31,74 @@ class Entry:
 
 
 @dataclass
+class FormMemory:
+    """What the forms of one session hold, so no value leaks into another session or analysis:
+    per analysis, the values set that differ from its defaults (and its data source); the latest
+    value of each shared input (``registry.SHARED``: the prompt, the pair, the corpus), which every
+    analysis declaring it shows; the analysis each tab was on; the tabs whose inputs are seeded."""
+
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inputs: dict[Any, Any] = field(default_factory=dict)  # a shared Param (or "source") -> its value
+    chosen: dict[str, str] = field(default_factory=dict)
+    seeded: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_runs(cls, runs: list[Entry]) -> FormMemory:
+        """A reopened session's forms: each analysis with its last run's parameters, the shared
+        inputs of the latest run that gave them, each tab on its last run's analysis."""
+        from analyses.registry import SHARED, analyses
+
+        memory = cls()
+        for entry in runs:
+            analysis = analyses().get(entry.analysis)
+            if analysis is None:
+                continue
+            memory.values[entry.analysis] = dict(entry.params)
+            memory.chosen[analysis.tab] = entry.analysis
+            for p in analysis.params:
+                if p in SHARED and entry.params.get(p.name) not in (None, ""):
+                    memory.inputs[p] = entry.params[p.name]
+        return memory
+
+    def opening(self, analysis: Any, model: Any) -> dict[str, Any]:
+        """The values ``analysis`` opens with on ``model`` (``registry.defaults.ModelFacts``): its
+        defaults resolved for the model, overlaid by what was set for it, then by the shared inputs."""
+        from analyses.registry.defaults import resolve_defaults
+
+        values = resolve_defaults(analysis, model)
+        values.update({k: v for k, v in self.values.get(analysis.name, {}).items() if k in values})
+        values.update({p.name: self.inputs[p] for p in analysis.params if p in self.inputs})
+        return values
+
+    def source(self, analysis: Any) -> str | None:
+        """The data source last chosen for ``analysis`` (shared by the analyses of a typed pair)."""
+        if "clean" in {p.name for p in analysis.params}:
+            return self.inputs.get("source")
+        return self.values.get(analysis.name, {}).get("source")
+
+    def keep(self, analysis: Any, model: Any, values: dict[str, Any], source: str | None = None) -> None:
+        """Remember the values shown for ``analysis``: the shared inputs as they are, its own values
+        where they differ from its defaults on ``model`` (so a default follows the model once loaded)."""
+        from analyses.registry import SHARED
+        from analyses.registry.defaults import given, resolve_defaults
+
+        defaults = resolve_defaults(analysis, model)
+        own: dict[str, Any] = {}
+        for p in analysis.params:
+            value = values.get(p.name)
+            if p in SHARED:
+                self.inputs[p] = value
+            elif (given(value) or given(defaults[p.name])) and str(value) != str(defaults[p.name]):
+                own[p.name] = value
+        if source is not None and "clean" in {p.name for p in analysis.params}:
+            self.inputs["source"] = source
+        elif source is not None:
+            own["source"] = source
+        self.values[analysis.name] = own
+        self.chosen[analysis.tab] = analysis.name
+
+
+@dataclass
 class Workspace:
     spec: str
     session: Session | None = None
@@ -39,6 +107,7 @@ class Workspace:
     prompts: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     attached: bool = False  # whether the loaded model has been checked against (or saved to) the file
+    forms: FormMemory = field(default_factory=FormMemory)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Workspace:
@@ -48,7 +117,8 @@ class Workspace:
 
         session = Session.open(path)
         runs = [Entry(r.id, r.analysis, r.params, r.result, r.damage) for r in session.runs()]
-        return cls(session.model.get("spec", ""), session, None, runs, session.prompts(), session.notes())
+        return cls(session.model.get("spec", ""), session, None, runs, session.prompts(), session.notes(),
+                   forms=FormMemory.from_runs(runs))
 
     @property
     def damaged(self) -> list[Entry]:

@@ -199,3 +199,21 @@ def test_count01_head_metrics_from_the_cli(capsys):
     assert set(rows) == {"L0H0", "L0H1", "L0H2", "L0H3", "model"} and 0.5 <= rows["L0H0"]["auc"] <= 1
     code, _, err = _run(capsys, "run", "count-attention", "--model", "toy:count01", "--w01s", "1,x")
     assert code == 2 and "--w01s" in err
+
+
+def test_a_run_with_no_options_uses_the_models_own_defaults(capsys):
+    """`workbench run NAME --model SPEC` resolves its defaults for the model, as the TUI's forms
+    open on them: the toy's own task as the pairs, its family's site, its last layer."""
+    code, out, err = _run(capsys, "run", "mamba-removal", "--model", "toy:ioi-mamba", "--json")
+    assert code == 0, err
+    assert json.loads(out)["data"] == "task ioi-abc"
+    code, out, err = _run(capsys, "run", "patch", "--model", "toy:ioi", "--n", "4", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["site"] == "head_out" and data["data"] == "task ioi" and data["n_pairs"] == 4
+    code, out, err = _run(capsys, "run", "name-arith", "--model", "toy:ioi-mamba", "--n", "10", "--n-avg", "60",
+                          "--json")
+    assert code == 0, err
+    assert json.loads(out)["layer"] == 1
+    code, out, err = _run(capsys, "run", "patch", "--model", "toy:count01")
+    assert code == 2 and "give --clean" in err  # no pairs of its own task: the pair must be given

@@ -175,7 +175,8 @@ async def test_user_keymap_and_help(checkpoints, tmp_path, monkeypatch):
 def test_layout(snap_compare, tab, size):
     async def run_before(pilot):
         await _ready(pilot, pilot.app)
-        if tab == "pairs":
+        if tab == "pairs":  # toy:ioi's pairs open on a sample of its task; this layout is of one typed pair
+            pilot.app.query_one("#pairs-source").value = "one pair"
             pilot.app.query_one("#pairs-corrupt").value = pilot.app.query_one("#pairs-clean").value.replace("John gave", "Mary gave")
             pilot.app.query_one(TabbedContent).active = "pairs"
             await pilot.press("ctrl+r")

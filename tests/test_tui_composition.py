@@ -35,7 +35,7 @@ async def test_composition_heatmap_and_spectra_from_the_model_tab():
 async def test_one_parameter_name_takes_each_analysis_choices_and_defaults():
     """`mode` is Q|K|V for composition and replace|subtract-add for name arithmetic; `n` is 400
     Count01 strings for count-heads and 50 prompts for the inhibition score: the shared control
-    follows the analysis chosen, and keeps a choice that is still valid."""
+    follows the analysis chosen, each analysis with its own value (and the model's own task)."""
     app = WorkbenchApp("toy:recall", device="cpu")
     async with app.run_test(size=(110, 34)) as pilot:
         await ready(pilot, app)
@@ -44,13 +44,16 @@ async def test_one_parameter_name_takes_each_analysis_choices_and_defaults():
         await pilot.pause()
         choose(app, "model", "channels")
         await pilot.pause()
-        assert form.values()["mode"] == "V"  # still a valid choice: kept
+        assert form.values()["mode"] == "Q"  # channels' own default: nothing leaks from composition
+        choose(app, "model", "composition")
+        await pilot.pause()
+        assert form.values()["mode"] == "V"  # composition's value, as it was left
         choose(app, "model", "count-heads")
         await pilot.pause()
         assert form.values()["n"] == "400"
         choose(app, "model", "inhibition-task")
         await pilot.pause()
-        assert form.values()["n"] == "50" and form.values()["task"] == "ioi"
+        assert form.values()["n"] == "50" and form.values()["task"] == "recall"  # the model's own task
         assert app.query_one("#model-n").tooltip == "prompts (held-out split)"
     app = WorkbenchApp("toy:ioi-mamba", device="cpu")  # name arithmetic is Mamba's
     async with app.run_test(size=(110, 34)) as pilot:

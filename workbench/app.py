@@ -39,7 +39,7 @@ def tab_binding_id(tab_id: str) -> str:
 
 
 FIRST_TAB = "prompt"  # the tab of the first frame
-TABS = [*((tab, title) for tab, (title, _) in ANALYSIS_TAB_TITLES.items()), ("plot_tab", "Plot"), ("prompts_tab", "Prompts"),
+TABS = [*((tab, title) for tab, (title, *_) in ANALYSIS_TAB_TITLES.items()), ("plot_tab", "Plot"), ("prompts_tab", "Prompts"),
         ("history_tab", "History"), ("sessions_tab", "Sessions")]
 
 

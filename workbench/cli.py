@@ -43,7 +43,8 @@ def _add_param(p: argparse.ArgumentParser, param: Param) -> None:
     else:
         default = f" (default {param.default})" if param.default not in (None, "") and "default" not in param.help else ""
         p.add_argument(param.flag, dest=param.name, required=param.required, metavar=param.metavar,
-                       choices=param.choices or None, default=None, help=param.help + default)
+                       choices=param.choices if param.kind == "choice" else None, default=None,
+                       help=param.help + default)
 
 
 def _row_count(text: str) -> int:
@@ -140,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
     from sessions.workspace import check_new_path
 
     analysis = get(args.analysis)
-    params = analysis.bind({p.name: getattr(args, p.name) for p in analysis.params})  # refused before loading
+    params = analysis.bind(resolved_params(analysis, args))  # refused before loading
     from analyses.edit_spec import parse_edits
 
     edits = [e.text for e in parse_edits(args.edits)]  # a malformed edit too
@@ -154,6 +155,7 @@ def _run(args: argparse.Namespace) -> int:
         else:
             check_new_path(args.session)
     loaded = load(args.model, device=args.device, dtype=args.dtype, device_map=args.device_map)
+    params = analysis.bind(resolved_params(analysis, args, loaded.hooked))  # the defaults that follow its shape
     if args.session is not None:
         try:
             session = session or Session.create(args.session, loaded.info)
@@ -177,6 +179,15 @@ def _run(args: argparse.Namespace) -> int:
             text = f"{first}\nedits   {' '.join(result.meta['edits'])}\n{rest}"
         print(text)
     return 0
+
+
+def resolved_params(analysis, args: argparse.Namespace, hooked: Any = None) -> dict[str, Any]:
+    """The options given, and for the rest the defaults resolved for the model (its own task, its
+    last layer: ``registry.defaults``), as the TUI's forms open on them."""
+    from analyses.registry.defaults import ModelFacts, resolve_defaults
+
+    given = {p.name: getattr(args, p.name) for p in analysis.params}
+    return resolve_defaults(analysis, ModelFacts.of(args.model, hooked), given)
 
 
 def format_result(result: Any, top: int | None = None, info: dict | None = None) -> str:

@@ -47,8 +47,6 @@ class FormActions:
             top = pane.form.query_one(f"#{tab}-topk", Input).value
             pane.view.top_k = int(top) if top.isdigit() and int(top) > 0 else None
             return
-        elif control.has_focus:
-            pane.form.edited.add(name)
         if name in ("prompt", "clean", "corrupt", "source", "analysis"):
             self._refresh_tokens()
         self._check_stale(tab)
@@ -94,21 +92,32 @@ class FormActions:
         if self.loaded is None:
             return
         from analyses.inputs import fit_inputs
+        from analyses.tasks import default_inputs
+        from analyses.toys import toy_task
 
+        example = default_inputs(toy_task(self.ws.spec))  # what nobody typed: the example's spelling
         for tab, prompt_key in (("prompt", "prompt"), ("pairs", "clean")):
             form = self._pane(tab).form
             shown = {n: form.query_one(f"#{tab}-{n}", Input).value for n in (prompt_key, "answer", "distractor")}
             fitted = fit_inputs(self.loaded, shown)
-            form.set_inputs({n: fitted[n] for n in ("answer", "distractor")
-                             if n not in form.edited and fitted[n] != shown[n]})
+            untouched = {n for n in ("answer", "distractor")
+                         if shown[n] == example.get(f"pair_{n}" if tab == "pairs" else n, example.get(n))}
+            form.set_inputs({n: fitted[n] for n in untouched if fitted[n] != shown[n]})
+
+    def _model_facts(self):
+        """What the forms' defaults follow: the current session's model, as loaded or as its spec says."""
+        from analyses.registry.defaults import ModelFacts
+
+        return ModelFacts.of(self.ws.spec, self.loaded.hooked if self.loaded is not None else None)
 
     def _fit_controls(self) -> None:
-        """Offer the sites and analyses the current session's model has."""
+        """Offer the sites and analyses the current session's model has, and the defaults that follow it."""
         if self.loaded is None:
             return
         from analyses.patching import sites_for
 
-        hooked = self.loaded.hooked
+        hooked, facts = self.loaded.hooked, self._model_facts()
         for tab in ANALYSIS_TABS:
+            self._pane(tab).form.set_facts(facts)
             self._pane(tab).form.set_family(hooked.shape.family, list(sites_for(hooked)))
 

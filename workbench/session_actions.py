@@ -132,42 +132,44 @@ class SessionActions:
             self._switch_to(self.workspaces[row])
 
     def _switch_to(self, ws: Workspace) -> None:
-        """Show a session: its last run (with its inputs), else its last prompt, else its model's
-        own task's example."""
+        """Show a session: its forms as it left them (or with its last prompt, else its model's own
+        task's example, and each analysis's defaults for its model), and its last run."""
+        for tab in ANALYSIS_TABS:
+            self._pane(tab).form.remember()  # the session left keeps its values
         self.ws = ws
         self.sub_title = self._sub_title()
         self._fill_history()
         self._fill_prompts()
         self._fill_sessions()
+        self._fill_defaults(ws)
         self._fit_controls()
         if ws.last_readable() is not None:
             self._show_result(ws.last_readable(), "(stored)")
         else:
             self._clear_results()
-            self._fill_defaults(ws)
             loading = ws.spec in self._loading
             self._set_status(f"loading {ws.spec} ..." if loading else "no runs yet: ctrl+r runs the tab's analysis")
         self._show_model()
         self._refresh_tokens()
 
     def _fill_defaults(self, ws: Workspace) -> None:
+        """Put the session's forms on show: its inputs are, the first time, its last prompt and
+        pair (a reopened session's), else the model's own task's example."""
         from analyses.tasks import default_inputs
         from analyses.toys import toy_task
 
-        task = toy_task(ws.spec)
-        inputs = default_inputs(task)
-        for tab in ANALYSIS_TABS:
-            form = self._pane(tab).form
-            form.model_task = task
-            form.choose(form.default_for(task, form.family))
-        if ws.prompts:
-            last = ws.prompts[-1]
-            key = "clean" if last["corrupt"] is not None else "prompt"
-            inputs.update({key: last["prompt"], "corrupt": last["corrupt"], "answer": last["answer"],
-                           "distractor": last["distractor"]})
-        self._pane("prompt").form.set_inputs({k: inputs.get(k) for k in ("prompt", "answer", "distractor")})
-        self._pane("pairs").form.set_inputs({k: inputs.get(f"pair_{k}", inputs.get(k))
-                                              for k in ("clean", "corrupt", "answer", "distractor")})
+        example = default_inputs(toy_task(ws.spec))
+        single = next((p for p in reversed(ws.prompts) if p["corrupt"] is None), None)
+        pair = next((p for p in reversed(ws.prompts) if p["corrupt"] is not None), None)
+        keys = ("answer", "distractor")
+        prompt = {"prompt": single["prompt"], **{k: single[k] for k in keys}} if single else \
+            {k: example.get(k) for k in ("prompt", *keys)}
+        pairs = {"clean": pair["prompt"], "corrupt": pair["corrupt"], **{k: pair[k] for k in keys}} if pair else \
+            {k: example.get(f"pair_{k}") for k in ("clean", "corrupt", *keys)}
+        facts = self._model_facts()
+        self._pane("prompt").form.attach(ws.forms, facts, prompt)
+        self._pane("pairs").form.attach(ws.forms, facts, pairs, "one pair" if pair else None)
+        self._pane("model").form.attach(ws.forms, facts)
         self._fit_answers()
 
     def on_unmount(self) -> None:

@@ -15,7 +15,7 @@ import math
 import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from analyses.errors import BadInput
 
@@ -28,7 +28,7 @@ from analyses.errors import BadInput
 #   choice  one of ``choices``                      flag   on or off
 #   bos     the tokenizer's default, or force a BOS token on (--prepend-bos) or off (--no-prepend-bos)
 #   site    a hook site; the choices come from the loaded model
-#   task    a built-in task (analyses.tasks.TASKS)
+#   task    a built-in task (analyses.tasks.TASKS; ``choices`` names those it can take, e.g. tasks with pairs)
 KINDS = ("prompt", "token", "text", "path", "int", "float", "ints", "floats", "nodes", "choice", "flag", "bos", "site",
          "task")
 RESULTS = ("table", "grid", "scatter", "series", "tokens")
@@ -57,6 +57,10 @@ class Param:
     metavar: str | None = None
     label: str | None = None
     when: tuple[str, str | tuple[str, ...]] | None = None  # (parameter, value or values): the TUI shows it only then
+    # The default as it follows the loaded model (``registry.defaults.ModelFacts``): a Mamba model's
+    # site, the last layer. None when it cannot tell (the model not loaded yet): ``default`` then.
+    model_default: Callable[[Any], Any] | None = None
+
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"parameter {self.name}: unknown kind {self.kind!r}")
@@ -76,7 +80,7 @@ class Param:
     def parse(self, value: Any) -> Any:
         """A value as typed (CLI text, a TUI input) or as stored, checked and converted; None or
         blank text is "not given" (the default, or an error when required)."""
-        if value is None or (isinstance(value, str) and not value.strip() and self.kind not in ("prompt", "text")):
+        if value is None or (isinstance(value, str) and not value.strip() and self.kind != "prompt"):
             if self.required:
                 raise BadInput(f"{self.flag} is required: {self.help}")
             return self.default
@@ -210,12 +214,31 @@ class Analysis:
 
 
 REGISTRY: dict[str, Analysis] = {}
-# Declared first: DLA, patching and composition scores are the tabs' defaults (unless an analysis is
-# made for the model's task).
+# Declared first, so their analyses lead the tabs' lists and the palette.
 CORE = ("prompt", "pairs", "talking_heads")
-# The TUI's analysis tabs: id -> (title, what its analyses take)
-TABS = {"prompt": ("Prompt", "one prompt"), "pairs": ("Patching", "clean/corrupted pairs or a dataset"),
-        "model": ("Model", "the model and a task's examples")}
+
+
+class Tab(NamedTuple):
+    """A TUI analysis tab: its title, what its analyses take, and the analysis it opens on (unless
+    one is made for the model's task, or the model's family lacks it)."""
+
+    title: str
+    takes: str
+    default: str
+
+
+TABS = {"prompt": Tab("Prompt", "one prompt", "dla"),
+        "pairs": Tab("Patching", "clean/corrupted pairs or a dataset", "patch"),
+        "model": Tab("Model", "the model and a task's examples", "composition")}
+# Parameters that mean the same thing in every analysis declaring them (the prompt, the pair, the
+# corpus): a value typed for one analysis carries to the others of the session (``shared``).
+SHARED: set[Param] = set()
+
+
+def shared(*params: Param) -> tuple[Param, ...]:
+    """Mark ``params`` as inputs shared by the analyses that declare them (see ``SHARED``)."""
+    SHARED.update(params)
+    return params
 
 
 def declare(analysis: Analysis) -> Analysis:
@@ -228,9 +251,8 @@ def declare(analysis: Analysis) -> Analysis:
 
 
 def analyses() -> dict[str, Analysis]:
-    """Every declared analysis, by name (the modules of this package declare them on import).
-    The core modules come first: a tab's form opens on its first declared analysis (DLA, patching,
-    composition scores) unless one is made for the model's task, whatever a paper's module is called."""
+    """Every declared analysis, by name (the modules of this package declare them on import), the
+    core modules' first (``CORE``)."""
     names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))  # not __main__
     for name in sorted(names, key=lambda n: (n not in CORE, CORE.index(n) if n in CORE else 0)):
         importlib.import_module(f"{__name__}.{name}")
@@ -267,7 +289,7 @@ def analyses_table() -> str:
         what = a.help + (f". {a.doc}" if a.doc else "")
         shared = set(PAIRS) <= set(a.params)
         params = ["*pair inputs*"] * shared + [_param_doc(p) for p in a.params if not (shared and p in PAIRS)]
-        lines.append(f"| `{a.name}` | {a.result} | {TABS[a.tab][1]} | {what} | {', '.join(params)} |")
+        lines.append(f"| `{a.name}` | {a.result} | {TABS[a.tab].takes} | {what} | {', '.join(params)} |")
     pair_inputs = ", ".join(_param_doc(p) for p in PAIRS)
     return "\n".join(lines) + f"\n\n*pair inputs*: {pair_inputs}."
 

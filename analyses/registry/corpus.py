@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from analyses.registry import Param
+from analyses.registry import Param, shared
 
-CORPUS = (
+CORPUS = shared(
     Param("corpus", "path", "texts to measure on: one per line, or JSONL with a \"text\" field", metavar="FILE",
           label="corpus file"),
-    Param("task", "task", "or the held-out prompts of a built-in task", metavar="NAME"),
+    Param("task", "task", "or the held-out prompts of a built-in task (default: the model's own, when no file is "
+          "given)", metavar="NAME"),
     Param("n", "int", "at most this many texts (default: a task's 256, a file's all)", minimum=1),
     Param("seed", "int", "with --task: the sample's seed", default=0),
     Param("batch", "int", "texts per forward pass", default=16, minimum=1),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from analyses.registry import Analysis, Param, declare, int_list
+from analyses.registry.defaults import last_layer
 from analyses.registry.pairs import IG, PAIRS, _check_pairs
 
 NOT_MAMBA = ("gpt2", "gpt_neox", "llama", "mistral", "qwen2")  # every family but mamba (analyses.models.FAMILIES)
@@ -140,7 +141,8 @@ declare(Analysis(
 ))
 declare(Analysis(
     "name-arith", "Mamba SSM-input name arithmetic", "Mamba: swap a name's average SSM input; flip rate per slot pair", (
-        Param("layer", "int", "the layer whose hook_ssm_in is edited (default: the last)", minimum=0),
+        Param("layer", "int", "the layer whose hook_ssm_in is edited (default: the last)", minimum=0,
+              model_default=last_layer),
         Param("mode", "choice", "replace: x <- avg[slot][new]; subtract-add: x <- x - avg[slot][old] + avg[slot][new]",
               default="subtract-add", choices=("replace", "subtract-add")),
         Param("n_avg", "int", "ioi-abc prompts the averages are taken over (default 2000)", default=2000, minimum=10,

@@ -6,16 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from analyses.errors import BadInput
-from analyses.registry import Analysis, Param, declare, int_list, names_list
+from analyses.registry import Analysis, Param, declare, int_list, names_list, shared
+from analyses.registry.defaults import preferred_site
 
-PAIRS = (
+PAIRS = shared(
     Param("clean", "prompt", "clean prompt"),
     Param("corrupt", "prompt", "corrupted prompt (same token length)"),
     Param("answer", "token", "the clean prompt's answer token", label="clean ans."),
     Param("distractor", "token", "the corrupted prompt's answer token", label="corrupt ans."),
     Param("pairs", "path", "JSONL file of {clean, corrupt, answer, distractor} (aligned prompts)", metavar="FILE",
           label="pairs file"),
-    Param("task", "task", "or N pairs of a built-in task (ioi | ioi-abc), all of one token length", metavar="NAME"),
+    Param("task", "task", "or N pairs of a built-in task, all of one token length (default: the model's own, when "
+          "no pair or file is given)", metavar="NAME", choices=("ioi", "ioi-abc")),
     Param("n", "int", "with --task: how many pairs (default 16)", default=16, minimum=1),
     Param("seed", "int", "with --task: the sample's seed", default=0),
     Param("metric", "choice", "nld: normalized logit difference; tokens: total probability of --tokens",
@@ -24,7 +26,8 @@ PAIRS = (
     Param("prepend_bos", "bos", "prepend the tokenizer's BOS token (default: as the tokenizer does)", label="BOS"),
 )
 SITE = Param("site", "site", "resid_pre | attn_out | mlp_out | head_out | head_q | head_k | head_v | head_pattern; "
-             "Mamba: resid_pre | layer_in | out_proj | conv | ssm_in", required=True)
+             "Mamba: resid_pre | layer_in | out_proj | conv | ssm_in (default: head_out; Mamba: out_proj)",
+             model_default=preferred_site)
 ALL_POS = Param("all_pos", "flag", "patch all positions at once (grid over layers)", label="all positions")
 PAIR_NAMES = {p.name for p in PAIRS}
 HEAD_SITES = ("head_out", "head_q", "head_k", "head_v", "head_pattern")  # the sites with a head axis (none on Mamba)

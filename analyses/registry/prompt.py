@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from analyses.registry import Analysis, Param, declare
+from analyses.registry import Analysis, Param, declare, shared
 
-PROMPT = (
+PROMPT = shared(
     Param("prompt", "prompt", "the prompt", required=True),
     Param("answer", "token", "the answer token as the tokenizer spells it, e.g. ' Mary'", required=True),
     Param("distractor", "token", "attribute answer - distractor instead"),
 )
 POS = Param("pos", "int", "position to attribute (0-based; negative counts from the end; default: last)", default=-1,
             label="position")
-BOS = Param("prepend_bos", "bos", "prepend the tokenizer's BOS token (default: as the tokenizer does)", label="BOS")
+(BOS,) = shared(Param("prepend_bos", "bos", "prepend the tokenizer's BOS token (default: as the tokenizer does)",
+                     label="BOS"))
 
 
 def run_dla(lm, prompt: str, answer: str, distractor: str | None, by: str, pos: int, prepend_bos: bool | None):

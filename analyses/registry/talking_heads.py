@@ -121,8 +121,8 @@ declare(Analysis(
 declare(Analysis(
     "inhibition-task", "inhibition score (task)", "inhibition score averaged over a task's prompts (IOI: END -> IO "
     "vs S1)", (
-        Param("task", "task", "the task (default ioi): its answer and distractor must occur in the prompt",
-              default="ioi", metavar="NAME"),
+        Param("task", "task", "the task (default: the model's own, else ioi): its answer and distractor must occur "
+              "in the prompt", default="ioi", metavar="NAME", choices=("ioi", "ioi-abc", "recall")),
         Param("n", "int", "prompts (held-out split)", default=50, minimum=1),
         Param("seed", "int", "the sample's seed", default=0),
         *HEAD_PAIR,
@@ -133,7 +133,7 @@ declare(Analysis(
 ))
 declare(Analysis(
     "recall-edit", "edit search", "the one-component weight edit that most helps a task, gain per list length", (
-        Param("task", "task", "the task (default recall)", default="recall", metavar="NAME"),
+        Param("task", "task", "the task (default: the model's own, else recall)", default="recall", metavar="NAME"),
         Param("n", "int", "prompts in the search sample and in the held-out sample", default=300, minimum=10),
         Param("seed", "int", "the samples' seed", default=0),
         Param("scales", "floats", "scales tried for each component (0 removes it)", default="0,2", metavar="LIST"),

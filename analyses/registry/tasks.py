@@ -27,7 +27,7 @@ def _check(p: dict[str, Any]) -> None:
 
 declare(Analysis(
     "eval", "task accuracy", "task accuracy, overall and per variant", (
-        Param("task", "task", "ioi | ioi-abc | count01 | recall", metavar="NAME"),
+        Param("task", "task", "a built-in task (default: the model's own, when no file is given)", metavar="NAME"),
         Param("pairs", "path", "a JSONL file of {clean, corrupt, answer, distractor}: scores the clean prompts",
               metavar="FILE", label="pairs file"),
         Param("n", "int", "number of prompts (default 500)", default=500, minimum=1),

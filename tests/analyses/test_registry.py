@@ -37,7 +37,8 @@ def test_every_parameter_has_its_cli_option_and_help():
 
 
 def test_a_tabs_analyses_agree_on_each_shared_parameter():
-    """One TUI control serves every analysis of a tab that reads a parameter of that name."""
+    """One TUI control serves every analysis of a tab that reads a parameter of that name (its
+    options follow the analysis chosen: the pairs' tasks, eval's every task)."""
     for tab in ("prompt", "pairs"):
         seen: dict[str, Param] = {}
         for a in analyses().values():
@@ -45,7 +46,7 @@ def test_a_tabs_analyses_agree_on_each_shared_parameter():
                 continue
             for p in a.params:
                 first = seen.setdefault(p.name, p)
-                assert (first.kind, first.choices) == (p.kind, p.choices), (tab, a.name, p.name)
+                assert first.kind == p.kind and (p.kind == "task" or first.choices == p.choices), (tab, a.name, p.name)
 
 
 def test_bind_fills_defaults_and_checks_values():
@@ -174,3 +175,34 @@ def test_a_parameter_name_means_one_kind_of_control_on_a_tab():
             kind = control.get(p.kind, "input")
             first = seen.setdefault((a.tab, p.name), (kind, a.name))
             assert first[0] == kind, f"{p.name} on the {a.tab} tab: {first[1]} and {a.name} need different controls"
+
+
+def test_defaults_resolve_for_the_model_one_function_for_both_front_ends():
+    from analyses.registry.defaults import ModelFacts, resolve_defaults
+
+    mamba, plain = ModelFacts.of("toy:ioi-mamba"), ModelFacts("gpt2", 4, None)
+    assert mamba == ModelFacts("mamba", 2, "ioi-abc")  # from the toy's recipe, before it loads
+    patch = analyses()["patch"]
+    assert resolve_defaults(patch, mamba)["task"] == "ioi-abc" and resolve_defaults(patch, mamba)["site"] == "out_proj"
+    assert resolve_defaults(patch, plain)["task"] is None and resolve_defaults(patch, plain)["site"] == "head_out"
+    typed = resolve_defaults(patch, mamba, {"clean": "a b", "corrupt": "c b"})
+    assert typed["task"] is None  # a typed pair is the source: the model's task is not added to it
+    assert resolve_defaults(patch, ModelFacts.of("toy:count01"))["task"] is None  # count01 has no pairs
+    assert resolve_defaults(analyses()["name-arith"], mamba)["layer"] == 1  # the last layer
+    assert resolve_defaults(analyses()["name-arith"], mamba, {"layer": "0"})["layer"] == "0"
+    assert resolve_defaults(analyses()["inhibition-task"], ModelFacts.of("toy:count01"))["task"] == "ioi"
+    assert resolve_defaults(analyses()["neuron-heads"], ModelFacts.of("toy:lookup"))["task"] == "lookup"
+    assert resolve_defaults(analyses()["dla"], plain, {"prompt": ""})["prompt"] == ""  # refused as empty, not missing
+
+
+def test_a_tab_opens_on_the_analysis_tabs_names_unless_one_is_made_for_the_task():
+    from analyses.registry import TABS
+    from analyses.registry.defaults import ModelFacts, default_analysis
+
+    plain = ModelFacts("gpt2", 2, None)
+    assert [default_analysis(t, plain) for t in TABS] == [t.default for t in TABS.values()] == \
+        ["dla", "patch", "composition"]
+    assert default_analysis("model", ModelFacts("gpt2", 1, "count01")) == "count-heads"
+    assert default_analysis("model", ModelFacts("mamba", 2, "ioi-abc")) == "name-arith"
+    fallback = default_analysis("model", ModelFacts("mamba", 2, None))  # no composition on Mamba
+    assert fallback != "composition" and analyses()[fallback].available_for("mamba")

@@ -85,3 +85,23 @@ def test_a_session_in_a_folder_that_is_not_there_is_refused_up_front(tmp_path, c
     assert "x.wbs" in capsys.readouterr().err
     code = main(["run", "dla", "--model", "toy:nope", "--prompt", "a", "--answer", "b", "--session", path])
     assert code == 2 and "x.wbs" in capsys.readouterr().err  # before the (unknown) model is even looked up
+
+
+def test_form_memory_keeps_each_analysiss_values_and_shares_only_the_inputs():
+    from analyses.registry import analyses
+    from analyses.registry.defaults import ModelFacts
+    from sessions.workspace import FormMemory
+
+    a = analyses()
+    before, loaded = ModelFacts("mamba", None, "ioi-abc"), ModelFacts("mamba", 2, "ioi-abc")
+    memory = FormMemory()
+    memory.keep(a["count-attention"], loaded, {**memory.opening(a["count-attention"], loaded), "n": "100"})
+    assert memory.opening(a["count-heads"], loaded)["n"] == 400  # the same name, not the same parameter
+    assert memory.opening(a["count-attention"], loaded)["n"] == "100"
+    memory.keep(a["name-arith"], before, memory.opening(a["name-arith"], before))  # layer unknown yet: blank
+    assert memory.opening(a["name-arith"], loaded)["layer"] == 1  # the default follows the model once loaded
+    patch = {**memory.opening(a["patch"], loaded), "clean": "a b", "n": "32"}
+    memory.keep(a["patch"], loaded, patch, "task sample")
+    assert memory.opening(a["attrib"], loaded)["n"] == "32" and memory.opening(a["attrib"], loaded)["clean"] == "a b"
+    assert memory.source(a["attrib"]) == "task sample" and memory.source(a["eval"]) is None
+    assert memory.opening(a["eval"], loaded)["n"] == 500  # eval's n is its own
