@@ -8,7 +8,7 @@ import argparse
 import json
 
 import pytest
-from pilot import choose, wait_for
+from pilot import choose, started, wait_for
 from textual.widgets import Input, Select
 
 from screens.widgets import ErrorDialog
@@ -199,7 +199,7 @@ async def test_a_reopened_session_shows_its_last_prompt_and_each_analysiss_last_
     capsys.readouterr()
     app = WorkbenchApp("toy:ioi", device="cpu", workspaces=[Workspace.from_file(path)])
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
+        await started(pilot, app)
         assert app.query_one("#prompt-prompt", Input).value == prompt
         assert app.query_one("#prompt-answer", Input).value == " Anna"
         assert app.query_one("#prompt-by", Select).value == "head"  # dla's last run
