@@ -15,6 +15,7 @@ copy taken before the edit (bit for bit) or drops the run-time interventions.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -39,10 +40,31 @@ def _check(model: HookedModel, edit: Edit) -> None:
         raise BadInput(f"edit {edit.text}: a head has {shape.d_head} components (0..{shape.d_head - 1})")
 
 
+# model -> layer -> (the stamp of the weights it was computed from, the layer's write directions
+# [H, d_head, D]): an edit search applies thousands of edits to a few layers, one SVD each.
+_svd_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _stamp(model: HookedModel, layer: int) -> tuple:
+    """Identifies the state of the weights a layer's OV SVD reads: any in-place change of them
+    (an edit, its undo) bumps a parameter's version."""
+    ln1, attn, _, _ = model._parts(layer)
+    return tuple((id(p), p._version) for p in (*ln1.parameters(), *attn.parameters()))
+
+
+def _layer_directions(model: HookedModel, layer: int) -> Tensor:
+    """Write directions [H, d_head, D] of every head of ``layer``, computed once per weight state."""
+    cache = _svd_cache.setdefault(model, {})
+    stamp = _stamp(model, layer)
+    hit = cache.get(layer)
+    if hit is None or hit[0] != stamp:
+        hit = cache[layer] = (stamp, ov_svd(head_weights(model, "tl", layers=[layer]))[1][0])
+    return hit[1]
+
+
 def write_directions(model: HookedModel, layer: int, head: int, comps: Sequence[int]) -> Tensor:
     """Unit write directions v_i [len(comps), D] (fp32, CPU) of OV components of one head."""
-    _, vh = ov_svd(head_weights(model, "tl", layers=[layer]))
-    return vh[0, head, list(comps)]
+    return _layer_directions(model, layer)[head, list(comps)]
 
 
 def _w_o_view(model: HookedModel, layer: int, head: int) -> tuple[torch.nn.Parameter, Tensor]:
@@ -59,11 +81,13 @@ class _Applied:
     edit: Edit
     saved: Tensor | None = None  # the weight before a weight edit
     weight: Tensor | None = None
+    directions: Tensor | None = None  # the edited layer's write directions before a weight edit
     interventions: tuple[Intervention, ...] = ()
 
 
 def _weight_edit(model: HookedModel, edit: Edit) -> _Applied:
-    v = write_directions(model, edit.layer, edit.head, edit.comps)
+    directions = _layer_directions(model, edit.layer)
+    v = directions[edit.head, list(edit.comps)]
     o = model._attn_out_proj(model._parts(edit.layer)[1])
     with materialized(o), torch.no_grad():
         weight, block = _w_o_view(model, edit.layer, edit.head)
@@ -72,7 +96,7 @@ def _weight_edit(model: HookedModel, edit: Edit) -> _Applied:
         vd = v.to(w.device)
         new = w + (edit.value - 1.0) * (w @ vd.T) @ vd
         block.copy_(new.to(block.dtype))
-    return _Applied(edit, saved=saved, weight=weight)
+    return _Applied(edit, saved=saved, weight=weight, directions=directions)
 
 
 def _activation_edit(model: HookedModel, edit: Edit) -> _Applied:
@@ -80,7 +104,7 @@ def _activation_edit(model: HookedModel, edit: Edit) -> _Applied:
     _, block = _w_o_view(model, edit.layer, edit.head)
     reads = block.detach().float() @ v.T.to(block.device)  # [d_head, k]: z_h -> the head's output along each v_i
     seen: dict[str, Tensor] = {}
-    h, pos, value, scale = edit.head, edit.pos, edit.value, edit.op == "="
+    h, value, scale = edit.head, edit.value, edit.op == "="
 
     def keep_z(z: Tensor) -> Tensor:
         seen["z"] = z
@@ -92,17 +116,12 @@ def _activation_edit(model: HookedModel, edit: Edit) -> _Applied:
             delta = (value - 1.0) * (seen["z"][:, :, h].float() @ reads.to(out.device)) @ vd
         else:
             delta = (value * vd.sum(0)).expand(*out.shape[:2], -1)
-        if pos is not None:
-            if not -out.shape[1] <= pos < out.shape[1]:
-                raise BadInput(f"edit {edit.text}: position {pos} is outside the run's {out.shape[1]} positions")
-            keep = torch.zeros(out.shape[1], device=out.device, dtype=torch.bool)
-            keep[pos] = True
-            delta = delta * keep[None, :, None]
         return out + delta.to(out.dtype)
 
     p = f"blocks.{edit.layer}."
+    # At ``pos`` only (a position of the whole prompt, also in runs over part of it: Hooks.frame).
     ivs = ((Intervention(p + "attn.hook_z", "fn", fn=keep_z),) if scale else ()) + \
-        (Intervention(p + "hook_attn_out", "fn", fn=change),)
+        (Intervention(p + "hook_attn_out", "fn", fn=change, pos=edit.pos, label=f"edit {edit.text}"),)
     return _Applied(edit, interventions=ivs)
 
 
@@ -142,6 +161,9 @@ class EditStack:
         if done.saved is not None:
             with torch.no_grad():
                 done.weight.copy_(done.saved)
+            # The weights are as they were before the edit, bit for bit: so is their SVD.
+            _svd_cache.setdefault(self.model, {})[done.edit.layer] = (_stamp(self.model, done.edit.layer),
+                                                                       done.directions)
         self._sync()
         return done.edit
 

@@ -27,7 +27,7 @@ from analyses.errors import BadInput, Cancelled
 from analyses.metrics import Metric, logit_diff
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
-from analyses.patching import baselines
+from analyses.patching import activation_patching, baselines
 from analyses.results import Grid, Series, Table
 
 OUT = "blocks.{}.mixer.hook_out_proj"
@@ -139,39 +139,72 @@ def _counter(progress: Callable[[int, int], None] | None, n_layers: int) -> Call
     return (lambda: progress(next(done), total)) if progress is not None else (lambda: None)
 
 
+@dataclass(frozen=True)
+class _Move:
+    """One direction of the greedy layer search. The search keeps a list of moved layers and
+    measures each candidate move; ``edits(task, moved)`` are the interventions of a state."""
+
+    mode: str
+    edits: Callable[[Task, list[int]], list[Intervention]]
+    starts_moved: bool  # the first state has every layer moved (then a move restores one)
+    x_name: str
+    order_key: str
+    cancelled: str
+
+
+REMOVE = _Move("removal", lambda task, removed: removal_edits(removed), False, "layers removed", "removed_order",
+               "greedy removal cancelled")
+RESTORE = _Move("crosstalk", lambda task, ablated: crosstalk_edits(task, ablated), True, "layers un-ablated",
+                "added_order", "cross-talk search cancelled")
+
+
+def greedy_layers(task: Task, target: float, move: _Move, should_stop: Callable[[], bool] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Series:
+    """The greedy layer search behind both ``greedy_removal`` and ``greedy_crosstalk``: each step
+    measures every move of one more layer and takes the one leaving the highest accuracy. REMOVE
+    moves only while accuracy stays >= ``target``; RESTORE until accuracy reaches it."""
+    require_mamba(task.model)
+    n_layers = task.model.shape.n_layers
+    clean = task.clean_scores
+    if clean["accuracy"] < target:
+        raise BadInput(f"the clean accuracy ({clean['accuracy']:.3f}) is below the target ({target:g})")
+    moved: list[int] = []
+    tick = _counter(progress, n_layers)
+
+    def state(extra: list[int]) -> list[int]:  # the layers the edits act on
+        now = moved + extra
+        return [x for x in range(n_layers) if x not in now] if move.starts_moved else now
+
+    history = [task.run(move.edits(task, state([]))) if move.starts_moved else clean]
+    while len(moved) < n_layers and not (move.starts_moved and history[-1]["accuracy"] >= target):
+        best = None
+        for layer in range(n_layers):
+            if layer in moved:
+                continue
+            if should_stop is not None and should_stop():
+                raise Cancelled(move.cancelled)
+            s = task.run(move.edits(task, state([layer])))
+            tick()
+            fits = move.starts_moved or s["accuracy"] >= target
+            if fits and (best is None or s["accuracy"] > best[1]["accuracy"]):
+                best = (layer, s)
+        if best is None:
+            break
+        moved.append(best[0])
+        history.append(best[1])
+    kept = sorted(moved) if move.starts_moved else [layer for layer in range(n_layers) if layer not in moved]
+    meta = {"target": target, move.order_key: [f"L{x}" for x in moved], "kept": [f"L{x}" for x in kept],
+            "accuracy": history[-1]["accuracy"], "nld": history[-1]["nld"], "mode": move.mode}
+    return Series("mamba_greedy", list(range(len(history))), {k: [h[k] for h in history] for k in ("accuracy", "nld")},
+                  move.x_name, meta)
+
+
 def greedy_removal(task: Task, target: float, should_stop: Callable[[], bool] | None = None,
                    progress: Callable[[int, int], None] | None = None) -> Series:
     """Greedily remove the layer whose removal leaves the highest accuracy, as long as accuracy
     stays >= ``target``. The kept layers are a minimal set (for this greedy order) keeping the
     target; x = number of layers removed."""
-    require_mamba(task.model)
-    n_layers = task.model.shape.n_layers
-    removed: list[int] = []
-    tick = _counter(progress, n_layers)
-    base = task.clean_scores
-    if base["accuracy"] < target:
-        raise BadInput(f"the clean accuracy ({base['accuracy']:.3f}) is below the target ({target:g})")
-    history = [base]
-    while len(removed) < n_layers:
-        best = None
-        for layer in range(n_layers):
-            if layer in removed:
-                continue
-            if should_stop is not None and should_stop():
-                raise Cancelled("greedy removal cancelled")
-            s = task.run(removal_edits(removed + [layer]))
-            tick()
-            if s["accuracy"] >= target and (best is None or s["accuracy"] > best[1]["accuracy"]):
-                best = (layer, s)
-        if best is None:
-            break
-        removed.append(best[0])
-        history.append(best[1])
-    kept = [layer for layer in range(n_layers) if layer not in removed]
-    meta = {"target": target, "removed_order": [f"L{x}" for x in removed], "kept": [f"L{x}" for x in kept],
-            "accuracy": history[-1]["accuracy"], "nld": history[-1]["nld"], "mode": "removal"}
-    return Series("mamba_greedy", list(range(len(history))), {k: [h[k] for h in history] for k in ("accuracy", "nld")},
-                  "layers removed", meta)
+    return greedy_layers(task, target, REMOVE, should_stop, progress)
 
 
 def greedy_crosstalk(task: Task, target: float, should_stop: Callable[[], bool] | None = None,
@@ -179,30 +212,7 @@ def greedy_crosstalk(task: Task, target: float, should_stop: Callable[[], bool] 
     """Cross-talk removal: every layer's ``hook_in_proj`` starts resample-ablated (the corrupted
     prompts' value at every position); greedily un-ablate the layer that raises accuracy most
     until accuracy >= ``target``. x = number of layers un-ablated."""
-    require_mamba(task.model)
-    n_layers = task.model.shape.n_layers
-    clean = task.clean_scores
-    if clean["accuracy"] < target:
-        raise BadInput(f"the clean accuracy ({clean['accuracy']:.3f}) is below the target ({target:g})")
-    restored: list[int] = []
-    tick = _counter(progress, n_layers)
-    ablated = lambda: [x for x in range(n_layers) if x not in restored]
-    history = [task.run(crosstalk_edits(task, ablated()))]
-    while history[-1]["accuracy"] < target:
-        best = None
-        for layer in ablated():
-            if should_stop is not None and should_stop():
-                raise Cancelled("cross-talk search cancelled")
-            s = task.run(crosstalk_edits(task, [x for x in ablated() if x != layer]))
-            tick()
-            if best is None or s["accuracy"] > best[1]["accuracy"]:
-                best = (layer, s)
-        restored.append(best[0])
-        history.append(best[1])
-    meta = {"target": target, "added_order": [f"L{x}" for x in restored], "kept": [f"L{x}" for x in sorted(restored)],
-            "accuracy": history[-1]["accuracy"], "nld": history[-1]["nld"], "mode": "crosstalk"}
-    return Series("mamba_greedy", list(range(len(history))), {k: [h[k] for h in history] for k in ("accuracy", "nld")},
-                  "layers un-ablated", meta)
+    return greedy_layers(task, target, RESTORE, should_stop, progress)
 
 
 # ---- conv slices ----------------------------------------------------------------------------
@@ -224,48 +234,31 @@ def conv_slice_patching(
     corrupted prompts' slice into the clean run (the paper's; it plots 1 - NLD), ``denoise`` the
     clean slice into the corrupted run. Slice k at position p is ``w_k * x[p + k]``
     (x = ``hook_in_proj``), k = -(width-1)..0. Grid [(layer, slice), pos]: a row per layer and
-    slice, labelled "L{layer} k={k}"."""
+    slice, labelled "L{layer} k={k}". The sweep is ``activation_patching`` at the stacked slices
+    (from the patched layer on, time-bounded forwards): a cancelled one returns the cells it
+    measured (the rest NaN, ``meta["partial"]``)."""
     require_mamba(task.model)
     if direction not in ("noise", "denoise"):
         raise BadInput("--direction must be noise or denoise")
-    model, n = task.model, task.clean.shape[0]
-    n_layers, width, seq = model.shape.n_layers, conv_width(model), task.clean.shape[1]
+    model, seq = task.model, task.clean.shape[1]
+    n_layers, width = model.shape.n_layers, conv_width(model)
     layers = list(range(n_layers)) if layers is None else list(layers)
     bad = [x for x in layers if not 0 <= x < n_layers]
     if bad:
         raise BadInput(f"layers must be between 0 and {n_layers - 1}; got {', '.join(map(str, bad))}")
     ks = list(range(-(width - 1), 1))
-    base_ids, src_ids = (task.clean, task.corrupt) if direction == "noise" else (task.corrupt, task.clean)
-    names = [SLICE.format(layer, k) for layer in layers for k in ks]
-    src = model.run(src_ids, capture=names).cache
-    values = torch.full((len(layers), len(ks), seq), float("nan"))
-    total, done = len(layers) * len(ks) * seq, 0
-    cells_per_run = max(1, 256 // n)
-    for li, layer in enumerate(layers):
-        for ki, k in enumerate(ks):
-            name = SLICE.format(layer, k)
-            for start in range(0, seq, cells_per_run):
-                if should_stop is not None and should_stop():
-                    raise Cancelled("conv-slice patching cancelled")
-                chunk = list(range(start, min(seq, start + cells_per_run)))
-                value = src[name]
-
-                def fn(act: Tensor, chunk=chunk, value=value) -> Tensor:
-                    out = act.clone()
-                    for i, p in enumerate(chunk):
-                        out[i * n:(i + 1) * n, p] = value[:, p].to(out.dtype)
-                    return out
-
-                logits = model.run(base_ids.repeat(len(chunk), 1), interventions=[Intervention(name, op="fn", fn=fn)]).logits
-                values[li, ki, chunk] = task.metric(logits).float().cpu()
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
+    swept = list(dict.fromkeys(layers))
+    grid = activation_patching(model, task.clean, task.corrupt, task.answer, task.distractor, "conv_slice",
+                               metric="nld", method=direction, progress=progress, should_stop=should_stop,
+                               layers=swept)
+    by_layer = torch.tensor(grid.values).transpose(1, 2)  # [layer, slice, pos]
+    values = by_layer[[swept.index(x) for x in layers]].reshape(-1, seq)
     tokens = token_labels or [str(i) for i in range(seq)]
     labels = {"slice": [f"L{x} k={k}" for x in layers for k in ks], "pos": [f"{i}:{t}" for i, t in enumerate(tokens)]}
     # method: the TUI heatmap's baseline (a noised cell that changes nothing reads 1, the clean run)
-    meta = {"metric": "nld", "method": direction, "clean": 1.0, "corrupt": 0.0, "layers": layers, "slices": ks}
-    return Grid("conv_slices", ["slice", "pos"], labels, values.view(-1, seq).tolist(), meta)
+    meta = {"metric": "nld", "method": direction, "clean": 1.0, "corrupt": 0.0, "layers": layers, "slices": ks,
+            **{k: grid.meta[k] for k in ("partial", "cells_done", "cells_total")}}
+    return Grid("conv_slices", ["slice", "pos"], labels, values.tolist(), meta)
 
 
 # ---- SSM-input name arithmetic --------------------------------------------------------------
