@@ -61,7 +61,8 @@ class MambaAdapter(HookedModel):
             names += [p + "hook_resid_pre", p + "hook_layer_in", p + "norm.hook_scale", p + "norm.hook_normalized"]
             mixer = [p + "mixer." + h for h in MIXER_HOOKS]
             at = mixer.index(p + "mixer.hook_conv")  # the slices come before the conv they sum to
-            mixer[at:at] = [f"{p}mixer.{CONV_SLICES}"] + [f"{p}mixer.hook_conv_slice.{k}" for k in range(-(self._width - 1), 1)]
+            slices = [f"{p}mixer.hook_conv_slice.{k}" for k in range(-(self._width - 1), 1)]
+            mixer[at:at] = [f"{p}mixer.{CONV_SLICES}", *slices]
             names += mixer + [p + "hook_resid_post"]
         return names + ["ln_final.hook_scale", "ln_final.hook_normalized", "hook_logits"]
 

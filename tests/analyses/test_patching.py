@@ -66,7 +66,8 @@ def test_runs_over_part_of_the_prompt_keep_a_standing_edit_at_its_position(loade
     seq, layers = tokens.shape[1], hm.shape.n_layers
     kv = [hm.prefix_hooks(layer) for layer in range(layers)]
     with edited(hm, ["L0H0:out:0+=5@3", "L0H1:out:1=0@-2", "L1H2:out:0=3"]):
-        full = hm.run(tokens, capture=[k for pair in kv for k in pair] + ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"])
+        capture = [k for pair in kv for k in pair] + ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"]
+        full = hm.run(tokens, capture=capture)
         for start in (2, 3, 4, seq - 1):
             prefix = Prefix(start, {i: full.cache[kv[i][0]][:, :start] for i in range(layers)},
                             {i: full.cache[kv[i][1]][:, :start] for i in range(layers)})
@@ -264,7 +265,8 @@ def test_the_no_op_test_reads_every_cell_from_one_comparison():
     from analyses.patching import _same_cells
 
     torch.manual_seed(0)
-    for hook, shape in (("attn.hook_z", (2, 5, 3, 4)), ("attn.hook_pattern", (2, 3, 5, 5)), ("hook_resid_pre", (2, 5, 4))):
+    cases = (("attn.hook_z", (2, 5, 3, 4)), ("attn.hook_pattern", (2, 3, 5, 5)), ("hook_resid_pre", (2, 5, 4)))
+    for hook, shape in cases:
         a = torch.randn(shape)
         b = a.clone()
         b[1, 2] += 1  # one index of axis 1 differs for one prompt: some cells equal, some not
