@@ -15,6 +15,7 @@ copy taken before the edit (bit for bit) or drops the run-time interventions.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -24,13 +25,13 @@ from torch import Tensor
 from analyses.composition import head_weights, ov_svd
 from analyses.edit_spec import Edit, parse_edit
 from analyses.errors import BadInput
-from analyses.models.base import HookedModel, materialized
+from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
 
 
 def _check(model: HookedModel, edit: Edit) -> None:
     shape = model.shape
-    if shape.n_heads == 0 or not hasattr(model, "_attn_out_proj"):
+    if shape.n_heads == 0 or not hasattr(model, "head_out_weight"):
         raise BadInput(f"edit {edit.text}: {shape.family} has no attention heads to edit")
     if not (0 <= edit.layer < shape.n_layers and 0 <= edit.head < shape.n_heads):
         raise BadInput(f"edit {edit.text}: no head {edit.head_label} ({shape.n_layers} layers x {shape.n_heads} heads)")
@@ -39,19 +40,30 @@ def _check(model: HookedModel, edit: Edit) -> None:
         raise BadInput(f"edit {edit.text}: a head has {shape.d_head} components (0..{shape.d_head - 1})")
 
 
+# model -> layer -> (the stamp of the weights it was computed from, the layer's write directions
+# [H, d_head, D]): an edit search applies thousands of edits to a few layers, one SVD each.
+_svd_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _stamp(model: HookedModel, layer: int) -> tuple:
+    """Identifies the state of the weights a layer's OV SVD reads: any in-place change of them
+    (an edit, its undo) bumps a parameter's version."""
+    return model.attn_weights_stamp(layer)
+
+
+def _layer_directions(model: HookedModel, layer: int) -> Tensor:
+    """Write directions [H, d_head, D] of every head of ``layer``, computed once per weight state."""
+    cache = _svd_cache.setdefault(model, {})
+    stamp = _stamp(model, layer)
+    hit = cache.get(layer)
+    if hit is None or hit[0] != stamp:
+        hit = cache[layer] = (stamp, ov_svd(head_weights(model, "tl", layers=[layer]))[1][0])
+    return hit[1]
+
+
 def write_directions(model: HookedModel, layer: int, head: int, comps: Sequence[int]) -> Tensor:
     """Unit write directions v_i [len(comps), D] (fp32, CPU) of OV components of one head."""
-    _, vh = ov_svd(head_weights(model, "tl", layers=[layer]))
-    return vh[0, head, list(comps)]
-
-
-def _w_o_view(model: HookedModel, layer: int, head: int) -> tuple[torch.nn.Parameter, Tensor]:
-    """(the out-projection's weight, a view of head ``head``'s W_O [d_head, D] in it)."""
-    o = model._attn_out_proj(model._parts(layer)[1])
-    dh = model.shape.d_head
-    rows = slice(head * dh, (head + 1) * dh)
-    w = o.weight
-    return w, (w[rows, :] if model.conv1d else w[:, rows].T)
+    return _layer_directions(model, layer)[head, list(comps)]
 
 
 @dataclass
@@ -59,28 +71,28 @@ class _Applied:
     edit: Edit
     saved: Tensor | None = None  # the weight before a weight edit
     weight: Tensor | None = None
+    directions: Tensor | None = None  # the edited layer's write directions before a weight edit
     interventions: tuple[Intervention, ...] = ()
 
 
 def _weight_edit(model: HookedModel, edit: Edit) -> _Applied:
-    v = write_directions(model, edit.layer, edit.head, edit.comps)
-    o = model._attn_out_proj(model._parts(edit.layer)[1])
-    with materialized(o), torch.no_grad():
-        weight, block = _w_o_view(model, edit.layer, edit.head)
+    directions = _layer_directions(model, edit.layer)
+    v = directions[edit.head, list(edit.comps)]
+    with model.head_out_weight(edit.layer, edit.head) as (weight, block), torch.no_grad():
         saved = weight.detach().clone()
         w = block.float()
         vd = v.to(w.device)
         new = w + (edit.value - 1.0) * (w @ vd.T) @ vd
         block.copy_(new.to(block.dtype))
-    return _Applied(edit, saved=saved, weight=weight)
+    return _Applied(edit, saved=saved, weight=weight, directions=directions)
 
 
 def _activation_edit(model: HookedModel, edit: Edit) -> _Applied:
     v = write_directions(model, edit.layer, edit.head, edit.comps)
-    _, block = _w_o_view(model, edit.layer, edit.head)
-    reads = block.detach().float() @ v.T.to(block.device)  # [d_head, k]: z_h -> the head's output along each v_i
+    with model.head_out_weight(edit.layer, edit.head) as (_, block):
+        reads = block.detach().float() @ v.T.to(block.device)  # [d_head, k]: z_h -> the head's output along each v_i
     seen: dict[str, Tensor] = {}
-    h, pos, value, scale = edit.head, edit.pos, edit.value, edit.op == "="
+    h, value, scale = edit.head, edit.value, edit.op == "="
 
     def keep_z(z: Tensor) -> Tensor:
         seen["z"] = z
@@ -92,17 +104,12 @@ def _activation_edit(model: HookedModel, edit: Edit) -> _Applied:
             delta = (value - 1.0) * (seen["z"][:, :, h].float() @ reads.to(out.device)) @ vd
         else:
             delta = (value * vd.sum(0)).expand(*out.shape[:2], -1)
-        if pos is not None:
-            if not -out.shape[1] <= pos < out.shape[1]:
-                raise BadInput(f"edit {edit.text}: position {pos} is outside the run's {out.shape[1]} positions")
-            keep = torch.zeros(out.shape[1], device=out.device, dtype=torch.bool)
-            keep[pos] = True
-            delta = delta * keep[None, :, None]
         return out + delta.to(out.dtype)
 
     p = f"blocks.{edit.layer}."
+    # At ``pos`` only (a position of the whole prompt, also in runs over part of it: Hooks.frame).
     ivs = ((Intervention(p + "attn.hook_z", "fn", fn=keep_z),) if scale else ()) + \
-        (Intervention(p + "hook_attn_out", "fn", fn=change),)
+        (Intervention(p + "hook_attn_out", "fn", fn=change, pos=edit.pos, label=f"edit {edit.text}"),)
     return _Applied(edit, interventions=ivs)
 
 
@@ -142,6 +149,9 @@ class EditStack:
         if done.saved is not None:
             with torch.no_grad():
                 done.weight.copy_(done.saved)
+            # The weights are as they were before the edit, bit for bit: so is their SVD.
+            _svd_cache.setdefault(self.model, {})[done.edit.layer] = (_stamp(self.model, done.edit.layer),
+                                                                       done.directions)
         self._sync()
         return done.edit
 

@@ -54,6 +54,9 @@ MAMBA_SITES = {
     "conv": "mixer.hook_conv",
     "ssm_in": "mixer.hook_ssm_in",
 }
+# Sites a sweep patches that the `patch` analysis does not list: each layer's conv kernel slices
+# (``conv-slices``), all of a layer's slices at one hook, the slice indexed like a head.
+SLICE_SITES = {"conv_slice": "mixer.hook_conv_slices"}
 LOCAL_SITES = ("attn.hook_z", "attn.hook_q", "attn.hook_pattern", "hook_attn_out", "hook_mlp_out")
 METHODS = ("denoise", "noise", "resample", "mean")
 START_ROWS = 8  # the first forward of a sweep: small, so its wall time is known quickly
@@ -90,13 +93,6 @@ def baselines(
     return clean_run, corrupt_run, Metric(metric, last, answer, distractor, token_set, ld_clean, ld_corrupt)
 
 
-def _n_heads(model: HookedModel, hook: str) -> int | None:
-    if axes_of(hook)[1] is None:
-        return None
-    kv = hook.endswith(("hook_k", "hook_v"))
-    return model.shape.n_kv_heads if kv else model.shape.n_heads
-
-
 def _indices(chosen: Sequence[int] | None, size: int, what: str) -> list[int]:
     """Chosen indices (negative from the end) in order without repeats; all when None."""
     if chosen is None:
@@ -131,6 +127,17 @@ def _patch_fn(cells: list[Cell], src: Tensor, n: int, hook: str, start: int = 0,
     return fn
 
 
+def _same_cells(a: Tensor, b: Tensor, hook: str, by_pos: bool, by_head: bool) -> list[list[bool]]:
+    """[pos][head] (a length-1 axis where the sweep has none): whether ``a`` equals ``b`` at that
+    cell for every prompt, from one comparison and one transfer (not a device sync per cell)."""
+    pos_axis, head_axis = axes_of(hook)
+    keep = ([pos_axis] if by_pos else []) + ([head_axis] if by_head else [])
+    rest = [axis for axis in range(a.ndim) if axis not in keep]
+    same = (a == b).permute(*keep, *rest).flatten(len(keep)).all(-1)
+    same = same.reshape(same.shape[0] if by_pos else 1, same.shape[-1] if by_head else 1)
+    return same.tolist()
+
+
 def next_batch_rows(rows: int, seconds: float, target: float = TARGET_SECONDS, cap: int = 256,
                     max_growth: float = 4.0) -> int:
     """Rows for the next forward so that it takes about ``target`` seconds, given that ``rows``
@@ -151,7 +158,7 @@ def _wait(t: Tensor) -> None:
 
 
 def _sweep(
-    n_layers: int,
+    layers: list[int],
     cells: list[Cell],
     n: int,
     cap: int,
@@ -160,16 +167,16 @@ def _sweep(
     should_stop: Callable[[], bool] | None,
     chunk_end: Callable[[int, int, int], int] | None = None,
 ) -> list[Tensor]:
-    """Call ``forward(layer, start, chunk)`` over every layer and chunk ``cells[start:]``, sizing chunks by
+    """Call ``forward(layer, start, chunk)`` over ``layers`` and chunks ``cells[start:]``, sizing chunks by
     ``next_batch_rows``. ``forward`` returns the [len(chunk)] metrics and the rows it ran, in
     full-length rows (a row over a suffix of the positions counts its share). A cell costs ``n``
     rows and is never split, so a chunk holds at least one (with more prompts than ``cap`` a
     forward exceeds it); ``chunk_end(layer, start, rows)`` may choose where a chunk ends instead.
     Stops before the next forward when ``should_stop()`` says so; returns the metric tensors
     done, in sweep order."""
-    total, done, rows = n_layers * len(cells), 0, min(START_ROWS, cap)
+    total, done, rows = len(layers) * len(cells), 0, min(START_ROWS, cap)
     results: list[Tensor] = []
-    for layer in range(n_layers):
+    for layer in layers:
         start = 0
         while start < len(cells):
             if should_stop is not None and should_stop():
@@ -208,17 +215,20 @@ def activation_patching(
     token_labels: list[str] | None = None,
     positions: Sequence[int] | None = None,
     heads: Sequence[int] | None = None,
+    layers: Sequence[int] | None = None,
 ) -> Grid:
     """Patch ``site`` cell by cell. ``clean``/``corrupt`` are [n, pos] token ids of equal shape
     (aligned prompt pairs); ``answer``/``distractor`` [n] token ids (the clean and the corrupted
-    answers). ``positions`` / ``heads`` (negative counts from the end) restrict the sweep to
-    those cells, which costs only their share of the full sweep.
+    answers). ``positions`` / ``heads`` / ``layers`` (negative counts from the end) restrict the
+    sweep to those cells, which costs only their share of the full sweep. ``site`` may also be
+    one of ``SLICE_SITES`` (Mamba), whose slice axis is swept like a head axis.
 
     ``rows_per_forward`` caps a forward's rows. When ``should_stop()`` turns True the sweep stops
     before its next forward and returns the grid so far: cells not computed are NaN. ``meta`` always
     has ``partial`` (False for a complete grid), ``cells_done`` and ``cells_total``."""
     sites = sites_for(model)
-    if site not in sites:
+    hooks = {**sites, **SLICE_SITES} if model.shape.family == "mamba" else sites
+    if site not in hooks:
         raise BadInput(f"site {site!r} is not available for {model.shape.family}; sites: {', '.join(sites)}")
     if method not in METHODS:
         raise BadInput(f"--direction must be one of {', '.join(METHODS)}")
@@ -226,13 +236,14 @@ def activation_patching(
         # The mean (or another prompt) of one prompt is that prompt: every cell would be clean.
         raise BadInput(f"{method} ablation needs at least two prompts")
     n, seq = clean.shape
-    hook = sites[site]
+    hook = hooks[site]
     n_layers = model.shape.n_layers
-    names = [f"blocks.{layer}.{hook}" for layer in range(n_layers)]
+    layer_list = _indices(layers, n_layers, "layer")
+    names = {layer: f"blocks.{layer}.{hook}" for layer in layer_list}
     resid_names = [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)]
     prefix_hooks = getattr(model, "prefix_hooks", None)
     kv_names = [prefix_hooks(layer) for layer in range(n_layers)] if prefix_hooks is not None and batched else None
-    capture = names + resid_names + ([name for pair in kv_names for name in pair] if kv_names else [])
+    capture = list(names.values()) + resid_names + ([name for pair in kv_names for name in pair] if kv_names else [])
     clean_run, corrupt_run, m = baselines(model, clean, corrupt, answer, distractor, metric, token_set, capture)
     last = m.last
     vocab, a_col, d_col = metric_columns(metric, answer, distractor)
@@ -249,7 +260,8 @@ def activation_patching(
             return act.mean(0, keepdim=True).expand_as(act)
         return act
 
-    n_heads = _n_heads(model, hook)
+    head_axis = axes_of(hook)[1]
+    n_heads = None if head_axis is None else source.cache[names[layer_list[0]]].shape[head_axis]
     if heads is not None and not n_heads:
         raise BadInput(f"site {site!r} has no heads to choose from")
     if positions is not None and not by_pos:
@@ -257,12 +269,12 @@ def activation_patching(
     pos_list = _indices(positions, seq, "position") if by_pos else [None]
     head_list = _indices(heads, n_heads, "head") if n_heads else [None]
     cells = [(p, h) for p in pos_list for h in head_list]
-    total = n_layers * len(cells)
+    total = len(layer_list) * len(cells)
     base_value = m(base.logits)
     # Attention families resume a patched row at its position: earlier positions' keys and values
-    # are the unpatched run's (a patch at p changes only p and later positions). Not under standing
-    # activation edits (analyses.edits): they index positions of the whole run.
-    suffix = by_pos and kv_names is not None and not model.standing
+    # are the unpatched run's (a patch at p changes only p and later positions). Standing
+    # activation edits (analyses.edits) still land at their positions: Hooks places them.
+    suffix = by_pos and kv_names is not None
     # Sites that change only their own position within the patched layer (after its keys and
     # values): that layer runs at the patched position alone. ``narrow_at``: the site's activation
     # then has that one position (the query is taken before the narrowing).
@@ -275,16 +287,8 @@ def activation_patching(
         """Cells whose source equals the unpatched activation for every prompt (e.g. positions
         before the first token where the prompts differ): their patched run is the unpatched run."""
         if layer not in noop_cache:
-            a, b = src(layer), base.cache[names[layer]]
-            pos_axis, head_axis = axes_of(hook)
-            flags = []
-            for pos, head in cells:
-                idx = [slice(None)] * a.ndim
-                for axis, index in ((pos_axis, pos), (head_axis, head)):
-                    if index is not None:
-                        idx[axis] = index
-                flags.append(bool(torch.equal(a[tuple(idx)], b[tuple(idx)])))
-            noop_cache[layer] = flags
+            same = _same_cells(src(layer), base.cache[names[layer]], hook, by_pos, n_heads is not None)
+            noop_cache[layer] = [same[pos if by_pos else 0][head or 0] for pos, head in cells]
         return noop_cache[layer]
 
     def first_pos(cell: Cell) -> int:
@@ -344,21 +348,22 @@ def activation_patching(
         return out, k * n * (seq - q0) / seq
 
     cap = rows_per_forward if batched else 1  # unbatched: one cell per forward
-    results = _sweep(n_layers, cells, n, cap, forward, progress, should_stop, chunk_end if batched else None)
+    results = _sweep(layer_list, cells, n, cap, forward, progress, should_stop, chunk_end if batched else None)
     done = sum(len(r) for r in results)
     flat = torch.full((total,), float("nan"))
     if results:
         flat[:done] = torch.cat(results).float().cpu()
-    values = flat.view(n_layers, len(pos_list), -1)
-    axes = ["layer"] + (["pos"] if by_pos else []) + (["head"] if n_heads else [])
+    values = flat.view(len(layer_list), len(pos_list), -1)
+    third = "slice" if site in SLICE_SITES else "head"
+    axes = ["layer"] + (["pos"] if by_pos else []) + ([third] if n_heads else [])
     if not by_pos:
         values = values[:, 0]
     if not n_heads:
         values = values[..., 0]
     tokens = token_labels or [str(i) for i in range(seq)]
-    labels = {"layer": [f"L{i}" for i in range(n_layers)], "pos": [f"{i}:{tokens[i]}" for i in pos_list if i is not None]}
-    if n_heads:
-        labels["head"] = [f"H{h}" for h in head_list]
+    labels = {"layer": [f"L{i}" for i in layer_list], "pos": [f"{i}:{tokens[i]}" for i in pos_list if i is not None]}
+    if n_heads:  # a slice axis counts k = -(width-1)..0
+        labels[third] = [f"k={h - n_heads + 1}" if third == "slice" else f"H{h}" for h in head_list]
     meta = {
         "site": site,
         "metric": metric,

@@ -253,6 +253,8 @@ class HookedModel:
         if attention_mask is not None:
             attention_mask = attention_mask.to(tokens.device)
         ctx = self._context(tokens, attention_mask, hooks)
+        start = 0 if prefix is None else prefix.start
+        hooks.frame(tokens.shape[1], start, None if logit_pos is None else start + logit_pos)
         if prefix is not None:
             if resid is None:
                 raise BadInput("a run with a prefix needs the residual stream of the later positions (resid)")

@@ -8,7 +8,7 @@ costs about what a plain forward costs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -18,9 +18,11 @@ from analyses.errors import BadInput
 Index = int | Sequence[int] | slice | Tensor | None
 
 # Activations whose axes are [batch, head, query_pos, key_pos]; every other per-head activation
-# is [batch, pos, head, d_head], and the rest are [batch, pos, ...].
+# is [batch, pos, head, d_head], and the rest are [batch, pos, ...]. Mamba's stacked conv slices
+# [batch, pos, slice, d_inner] index their slice like a head.
 _HEAD_FIRST = ("hook_pattern", "hook_attn_scores")
-_PER_HEAD = ("hook_q", "hook_k", "hook_v", "hook_z", "hook_rot_q", "hook_rot_k", "hook_q_input", "hook_k_input", "hook_v_input") + _HEAD_FIRST
+_PER_HEAD = ("hook_q", "hook_k", "hook_v", "hook_z", "hook_rot_q", "hook_rot_k", "hook_q_input", "hook_k_input",
+             "hook_v_input", "hook_conv_slices") + _HEAD_FIRST
 
 OPS = ("replace", "add", "zero", "mean", "fn")
 
@@ -51,10 +53,15 @@ class Intervention:
 
     ``op``: ``replace`` writes ``value``; ``add`` adds it; ``zero`` zeroes; ``mean`` writes the
     mean over the batch axis of ``value`` (a reference set of activations) or, without ``value``,
-    of the activation itself; ``fn`` calls ``fn(activation) -> activation`` on the whole tensor.
-    ``batch``, ``pos`` and ``head`` restrict the edit (None = all). A ``value`` of the
-    activation's full shape is indexed like the activation (the patching case: the same cells of
-    a clean run); any other shape is broadcast onto the selected cells.
+    of the activation itself; ``fn`` calls ``fn(activation) -> activation`` on the whole tensor
+    (with ``pos``, only its change at those positions is kept). ``batch``, ``pos`` and ``head``
+    restrict the edit (None = all). A ``value`` of the activation's full shape is indexed like the
+    activation (the patching case: the same cells of a clean run); any other shape is broadcast
+    onto the selected cells.
+
+    ``pos`` counts positions of the whole prompt, also in runs whose activations cover fewer
+    (``Hooks.frame``): a run over a suffix, or one narrowed to one position per row. ``label``
+    names the edit in errors.
     """
 
     name: str
@@ -64,6 +71,7 @@ class Intervention:
     head: Index = None
     batch: Index = None
     fn: Callable[[Tensor], Tensor] | None = None
+    label: str = ""
 
     def __post_init__(self) -> None:
         if self.op not in OPS:
@@ -95,7 +103,12 @@ class Intervention:
                 k += 1
         return tuple(idx)
 
-    def apply(self, act: Tensor) -> Tensor:
+    def apply(self, act: Tensor, where: Tensor | None = None, seq: int | None = None) -> Tensor:
+        """The edited activation. ``where`` [b or 1, positions]: the prompt position of each of the
+        activation's positions, given when they are not 0..s-1 (or for ``fn`` with ``pos``),
+        ``seq`` the prompt's length."""
+        if self.pos is not None and (where is not None or self.op == "fn"):
+            return self._apply_at(act, where, seq)
         if self.op == "fn":
             return self.fn(act)
         idx = self._index(act.ndim)
@@ -113,6 +126,26 @@ class Intervention:
             new = target + value if self.op == "add" else value
         out[idx] = new
         return out
+
+
+    def _apply_at(self, act: Tensor, where: Tensor | None, seq: int | None) -> Tensor:
+        """The edit made at every position, kept only where ``where`` is one of ``pos``."""
+        pos_axis = axes_of(self.name)[0]
+        if where is None:
+            where = torch.arange(act.shape[pos_axis])[None]
+        seq = act.shape[pos_axis] if seq is None else seq
+        if isinstance(self.pos, slice):
+            chosen = torch.arange(seq)[self.pos]
+        else:
+            chosen = torch.as_tensor([self.pos] if isinstance(self.pos, int) else self.pos).long().flatten().cpu()
+        bad = chosen[(chosen < -seq) | (chosen >= seq)]
+        if len(bad):
+            raise BadInput(f"{self.label or self.name}: position {int(bad[0])} is outside the run's {seq} positions")
+        mask = torch.isin(where.to(act.device), (chosen % seq).to(act.device))  # [b or 1, positions]
+        shape = [1] * act.ndim
+        shape[0], shape[pos_axis] = mask.shape
+        edited = replace(self, pos=None).apply(act)
+        return torch.where(mask.view(shape), edited, act)
 
 
 Capture = Iterable[str] | Callable[[str], bool] | None
@@ -137,6 +170,27 @@ class Hooks:
         self.detach = detach
         self.cache: dict[str, Tensor] = {}
         self.taps: dict[str, Tensor] = {}
+        self.seq: int | None = None
+        self.start = 0
+        self.at: Tensor | None = None
+
+    def frame(self, seq: int, start: int = 0, at: Tensor | None = None) -> None:
+        """Which prompt positions this run's activations cover, so that an edit's ``pos`` lands
+        where it would in a whole run: positions ``start..seq-1`` (a run resumed over a suffix),
+        and where an activation has one position per row (a run narrowed to the position it
+        unembeds), row r's is ``at[r]`` (counted from 0)."""
+        self.seq, self.start, self.at = seq, start, at
+
+    def _where(self, iv: Intervention, x: Tensor) -> Tensor | None:
+        """The prompt positions of ``x``'s positions [b or 1, s], or None when they are 0..s-1."""
+        if self.seq is None or iv.pos is None:
+            return None
+        length = x.shape[axes_of(iv.name)[0]]
+        if length == self.seq - self.start:
+            return torch.arange(self.start, self.seq)[None] if self.start else None
+        if length == 1 and self.at is not None:
+            return self.at[:, None]
+        raise BadInput(f"{iv.label or iv.name}: cannot place its positions in an activation of {length} positions")
 
     def names_used(self) -> set[str]:
         """Every explicitly named activation (for validation against the model's names)."""
@@ -151,7 +205,7 @@ class Hooks:
 
     def __call__(self, name: str, x: Tensor) -> Tensor:
         for iv in self.edits.get(name, ()):
-            x = iv.apply(x)
+            x = iv.apply(x, self._where(iv, x), self.seq)
         if name in self.grad_names:
             # Adding a zero leaf keeps the graph through x intact, so gradients at earlier taps
             # still see every path; d(metric)/d(tap) is the gradient at this activation.

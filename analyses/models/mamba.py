@@ -33,6 +33,9 @@ MIXER_HOOKS = (
 )
 
 
+CONV_SLICES = "hook_conv_slices"  # every kernel slice of the conv, stacked: [b, s, width, d_inner]
+
+
 class MambaAdapter(HookedModel):
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
@@ -59,7 +62,8 @@ class MambaAdapter(HookedModel):
             names += [p + "hook_resid_pre", p + "hook_layer_in", p + "norm.hook_scale", p + "norm.hook_normalized"]
             mixer = [p + "mixer." + h for h in MIXER_HOOKS]
             at = mixer.index(p + "mixer.hook_conv")  # the slices come before the conv they sum to
-            mixer[at:at] = [f"{p}mixer.hook_conv_slice.{k}" for k in range(-(self._width - 1), 1)]
+            slices = [f"{p}mixer.hook_conv_slice.{k}" for k in range(-(self._width - 1), 1)]
+            mixer[at:at] = [f"{p}mixer.{CONV_SLICES}", *slices]
             names += mixer + [p + "hook_resid_post"]
         return names + ["ln_final.hook_scale", "ln_final.hook_normalized", "hook_logits"]
 
@@ -103,8 +107,8 @@ class MambaAdapter(HookedModel):
         x, gate = hooks(p + "hook_in_proj", x), hooks(p + "hook_gate", gate)
         width = m.conv1d.weight.shape[-1]
         slices = [f"{p}hook_conv_slice.{k}" for k in range(-(width - 1), 1)]
-        if any(hooks.active(n) for n in slices):
-            conv = self._conv_by_slices(m, x, slices, hooks)
+        if any(hooks.active(n) for n in [p + CONV_SLICES, *slices]):
+            conv = self._conv_by_slices(m, x, p + CONV_SLICES, slices, hooks)
         else:
             conv = F.conv1d(
                 x.transpose(1, 2).to(m.conv1d.weight.dtype),
@@ -132,17 +136,21 @@ class MambaAdapter(HookedModel):
         return F.linear((y * F.silu(gate)).to(dtype), m.out_proj.weight, m.out_proj.bias)
 
     @staticmethod
-    def _conv_by_slices(m: nn.Module, x: Tensor, names: list[str], hooks: Hooks) -> Tensor:
+    def _conv_by_slices(m: nn.Module, x: Tensor, stacked: str, names: list[str], hooks: Hooks) -> Tensor:
         """The causal conv as the sum of its kernel slices, each a hook point:
         ``slice_k[p] = w_k * x[p + k]`` (zero where p + k < 0) for k = -(width-1)..0, and
-        ``conv = sum_k slice_k + bias``."""
+        ``conv = sum_k slice_k + bias``. ``stacked`` sees them all as one [b, s, width, d_inner]
+        activation (a sweep patches every slice of a layer through one hook)."""
         w = m.conv1d.weight[:, 0]  # [d_inner, width]; tap width-1 multiplies the current position
         width, seq = w.shape[-1], x.shape[1]
         xf = x.to(w.dtype)
+        parts = [(F.pad(xf, (0, 0, -k, 0))[:, :seq] if k else xf) * w[:, width - 1 + k]  # shifted[p] = x[p + k]
+                 for k in range(-(width - 1), 1)]
+        if hooks.active(stacked):
+            parts = hooks(stacked, torch.stack(parts, 2)).unbind(2)
         total = None
-        for k, name in zip(range(-(width - 1), 1), names):
-            shifted = F.pad(xf, (0, 0, -k, 0))[:, :seq] if k else xf  # shifted[p] = x[p + k]
-            part = hooks(name, shifted * w[:, width - 1 + k])
+        for name, part in zip(names, parts):
+            part = hooks(name, part)
             total = part if total is None else total + part
         return total + m.conv1d.bias if m.conv1d.bias is not None else total
 

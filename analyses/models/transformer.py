@@ -224,6 +224,12 @@ class TransformerAdapter(HookedModel):
             w = o.weight
             yield w, (w[rows, :] if self.conv1d else w[:, rows].T)
 
+    def attn_weights_stamp(self, layer: int) -> tuple:
+        """Identifies the state of a layer's attention and its norm: any in-place change of their
+        parameters (a weight edit, its undo) bumps a version, so a cache keyed by it stays true."""
+        ln1, attn, _, _ = self._parts(layer)
+        return tuple((id(p), p._version) for p in (*ln1.parameters(), *attn.parameters()))
+
     def qkv_weights(self, layer: int) -> list[tuple[Tensor, Tensor | None]]:
         """[(W [d_model, heads, d_head], b [heads, d_head] or None)] for q, k and v of one layer
         (k and v per key/value head): what composition scores and spectra are made of."""

@@ -21,7 +21,7 @@ TARGET = Param("target", "float", "the accuracy to keep (0-1)", default=0.9, min
 
 def _task(lm, capture: tuple[str, ...] = (), mamba: bool = True, **pair_args: Any):
     from analyses.inputs import pairs_input
-    from analyses.mamba_ioi import Task, name_token_ids, require_mamba
+    from analyses.mamba_task import Task, name_token_ids, require_mamba
 
     if mamba:
         require_mamba(lm.hooked)
@@ -39,7 +39,7 @@ def _check_target(p: dict[str, Any]) -> None:
 
 
 def run_removal(lm, **pair_args: Any):
-    from analyses.mamba_ioi import layer_removal
+    from analyses.mamba_layers import layer_removal
 
     task, x = _task(lm, **pair_args)
     table = layer_removal(task)
@@ -48,17 +48,18 @@ def run_removal(lm, **pair_args: Any):
 
 
 def run_greedy(lm, target: float, search: str, should_stop=None, progress=None, **pair_args: Any):
-    from analyses.mamba_ioi import IN_PROJ, greedy_crosstalk, greedy_removal
+    from analyses.mamba_layers import REMOVE, RESTORE, greedy_layers
+    from analyses.mamba_task import IN_PROJ
 
     capture = tuple(IN_PROJ.format(layer) for layer in range(lm.hooked.shape.n_layers)) if search == "crosstalk" else ()
     task, x = _task(lm, capture, **pair_args)
-    series = (greedy_crosstalk if search == "crosstalk" else greedy_removal)(task, target, should_stop, progress)
+    series = greedy_layers(task, target, RESTORE if search == "crosstalk" else REMOVE, should_stop, progress)
     series.meta = {**x.meta, **series.meta}
     return series
 
 
 def run_conv_slices(lm, layers: str | None, slice_direction: str, progress=None, should_stop=None, **pair_args: Any):
-    from analyses.mamba_ioi import conv_slice_patching
+    from analyses.mamba_mixer import conv_slice_patching
 
     task, x = _task(lm, **pair_args)
     grid = conv_slice_patching(task, int_list(layers, "--layers"), slice_direction, x.tokens, progress, should_stop)
@@ -67,7 +68,7 @@ def run_conv_slices(lm, layers: str | None, slice_direction: str, progress=None,
 
 
 def _eap_table(lm, x, ig: int | None, progress, should_stop):
-    from analyses.attribution import edge_attribution
+    from analyses.eap import edge_attribution
 
     return edge_attribution(lm.hooked, *x.args, metric="nld", ig_steps=ig or 0, positional=True, token_labels=x.tokens,
                             progress=progress, should_stop=should_stop)
@@ -75,7 +76,7 @@ def _eap_table(lm, x, ig: int | None, progress, should_stop):
 
 def run_eap_pos(lm, ig: int | None, top: int | None, progress=None, should_stop=None, **pair_args: Any):
     from analyses.inputs import pairs_input
-    from analyses.mamba_ioi import eap_positions
+    from analyses.eap import eap_positions
 
     x = pairs_input(lm, **pair_args)
     grid = eap_positions(_eap_table(lm, x, ig, progress, should_stop), top)
@@ -84,7 +85,7 @@ def run_eap_pos(lm, ig: int | None, top: int | None, progress=None, should_stop=
 
 
 def run_eap_circuit(lm, ig: int | None, target: float, progress=None, should_stop=None, **pair_args: Any):
-    from analyses.mamba_ioi import circuit_search
+    from analyses.edge_patching import circuit_search
 
     task, x = _task(lm, mamba=False, **pair_args)
     series = circuit_search(task, _eap_table(lm, x, ig, progress, should_stop), target, should_stop)
@@ -94,7 +95,8 @@ def run_eap_circuit(lm, ig: int | None, target: float, progress=None, should_sto
 
 def run_name_arith(lm, layer: int | None, mode: str, n_avg: int, n: int, seed: int, offset: int, should_stop=None,
                    progress=None):
-    from analyses.mamba_ioi import name_arithmetic, require_mamba
+    from analyses.mamba_mixer import name_arithmetic
+    from analyses.mamba_task import require_mamba
 
     require_mamba(lm.hooked)
     chosen = lm.hooked.shape.n_layers - 1 if layer is None else layer

@@ -187,6 +187,26 @@ def test_activation_edits_project_out_and_move_at_one_position(checkpoints):
     assert torch.allclose(delta[1], 3 * v, atol=1e-6) and torch.allclose(delta[2:], torch.zeros_like(delta[2:]))
 
 
+def test_write_directions_reuse_a_layers_svd_across_edits(checkpoints, monkeypatch):
+    """An edit search applies and undoes thousands of edits on a few layers: one SVD per layer
+    and weight state, recomputed when a weight edit stands (it ran one per edit before)."""
+    import analyses.edits as E
+    from analyses.composition import head_weights, ov_svd
+
+    lm = _fresh(checkpoints, "gpt2")
+    calls = []
+    monkeypatch.setattr(E, "ov_svd", lambda w: calls.append(1) or ov_svd(w))
+    first = write_directions(lm.hooked, 0, 2, [0, 1])
+    for edit in ["L0H2:ov:0=0", "L0H1:ov:1=2", "L0H2:out:0=0"]:
+        with edited(lm.hooked, [edit]):
+            pass
+    assert torch.equal(write_directions(lm.hooked, 0, 2, [0, 1]), first) and len(calls) == 1
+    with edited(lm.hooked, ["L0H2:ov:0=3"]):
+        now = write_directions(lm.hooked, 0, 1, [0])
+        assert torch.equal(now, ov_svd(head_weights(lm.hooked, "tl", layers=[0]))[1][0, 1, [0]])
+    assert len(calls) == 2 and torch.equal(write_directions(lm.hooked, 0, 2, [0, 1]), first) and len(calls) == 2
+
+
 def test_bad_edits_are_refused(checkpoints):
     lm = _fresh(checkpoints, "gpt2")
     for bad in ["L9H0:ov:0=0", "L0H9:ov:0=0", "L0H0:ov:99=0"]:

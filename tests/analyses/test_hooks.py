@@ -53,3 +53,28 @@ def test_hooks_capture_after_edits_and_tap_gradients():
     y.sum().backward()
     assert torch.all(hooks.taps["a"].grad == 1)
     assert hooks("b", x) is x  # nothing asked for "b": untouched
+
+
+def test_positions_count_from_the_start_of_the_prompt_in_runs_over_part_of_it():
+    """An edit at prompt position 3 lands on activation position 1 of a run over positions 2..5,
+    on the rows narrowed to position 3, and nowhere in a run that no longer covers it."""
+    iv = Intervention("blocks.0.hook_attn_out", "add", torch.ones(2), pos=3, label="edit X")
+    hooks = Hooks(interventions=[iv])
+    hooks.frame(6, start=2)
+    out = hooks("blocks.0.hook_attn_out", torch.zeros(2, 4, 2))
+    assert torch.all(out[:, 1] == 1) and out.sum() == 2 * 2
+    hooks.frame(6, start=4)
+    assert torch.all(hooks("blocks.0.hook_attn_out", torch.zeros(2, 2, 2)) == 0)
+    hooks.frame(6, at=torch.tensor([3, 5]))  # one position per row
+    out = hooks("blocks.0.hook_attn_out", torch.zeros(2, 1, 2))
+    assert torch.all(out[0] == 1) and torch.all(out[1] == 0)
+    with pytest.raises(BadInput, match="edit X: position 7 is outside the run's 6 positions"):
+        h = Hooks(interventions=[Intervention("b.hook_attn_out", "zero", pos=7, label="edit X")])
+        h.frame(6, start=2)
+        h("b.hook_attn_out", torch.zeros(1, 4, 2))
+
+
+def test_fn_with_positions_keeps_its_change_there_only():
+    act = torch.zeros(2, 5, 3)
+    out = Intervention("x.hook_attn_out", "fn", fn=lambda a: a + 1, pos=[-1, 1]).apply(act)
+    assert torch.all(out[:, [1, 4]] == 1) and out.sum() == 2 * 2 * 3

@@ -288,3 +288,21 @@ def test_cli_refuses_non_mamba_models_and_bad_targets(capsys, checkpoints):
     assert code == 2 and "between 0 and 1" in capsys.readouterr().err
     code = main(["run", "eap-circuit", "--model", "toy:nope", "--target", "0.5"])
     assert code == 2 and "--task NAME" in capsys.readouterr().err
+
+
+def test_conv_slices_are_a_site_of_the_patching_sweep(task, pairs):
+    """The sweep patches every slice of a layer through one stacked hook, from the patched layer
+    on: equal to one full forward per cell, and a cancelled conv-slice run keeps what it measured
+    (it raised before)."""
+    args = (task.model, task.clean, task.corrupt, task.answer, task.distractor, "conv_slice")
+    fast = activation_patching(*args, metric="nld", method="noise", rows_per_forward=5, layers=[1])
+    slow = activation_patching(*args, metric="nld", method="noise", batched=False, layers=[1])
+    assert fast.axes == ["layer", "pos", "slice"] and fast.labels["slice"] == ["k=-3", "k=-2", "k=-1", "k=0"]
+    assert torch.allclose(torch.tensor(fast.values), torch.tensor(slow.values), atol=1e-5)
+    grid = M.conv_slice_patching(task, layers=[1])
+    assert torch.allclose(torch.tensor(grid.values), torch.tensor(fast.values)[0].T, atol=1e-5)
+    calls = iter(range(10**6))
+    part = M.conv_slice_patching(task, layers=[0, 1], should_stop=lambda: next(calls) >= 1)
+    values = torch.tensor(part.values)
+    assert part.meta["partial"] and 0 < part.meta["cells_done"] < part.meta["cells_total"] == values.numel()
+    assert values.isnan().sum() == values.numel() - part.meta["cells_done"]

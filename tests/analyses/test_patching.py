@@ -8,6 +8,7 @@ from conftest import CORRUPT, PROMPT, VARIANTS, encode
 
 from analyses.errors import BadInput, Cancelled
 from analyses.models.base import Prefix
+from analyses.models.hooks import axes_of
 from analyses.patching import MAMBA_SITES, TRANSFORMER_SITES, activation_patching, next_batch_rows
 
 # Every family and every site: the batched sweep resumes each patched row at its position from the
@@ -51,6 +52,49 @@ def test_a_batched_sweep_under_an_edit_at_one_position_equals_one_forward_per_ce
             fast = activation_patching(lm.hooked, *args, site, rows_per_forward=7)
             slow = activation_patching(lm.hooked, *args, site, batched=False)
             assert torch.allclose(torch.tensor(fast.values), torch.tensor(slow.values), atol=1e-5), site
+
+
+def test_runs_over_part_of_the_prompt_keep_a_standing_edit_at_its_position(loaded):
+    """Edit positions count from the prompt's start in every run (Hooks.frame): a run over a
+    suffix, or one narrowed to one position per row, equals the whole run under the edit. Before,
+    a suffix run moved the edit or refused it."""
+    from analyses.edits import edited
+
+    lm = loaded("gpt2")
+    hm = lm.hooked
+    tokens = torch.cat([encode(lm), encode(lm, CORRUPT)])
+    seq, layers = tokens.shape[1], hm.shape.n_layers
+    kv = [hm.prefix_hooks(layer) for layer in range(layers)]
+    with edited(hm, ["L0H0:out:0+=5@3", "L0H1:out:1=0@-2", "L1H2:out:0=3"]):
+        capture = [k for pair in kv for k in pair] + ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"]
+        full = hm.run(tokens, capture=capture)
+        for start in (2, 3, 4, seq - 1):
+            prefix = Prefix(start, {i: full.cache[kv[i][0]][:, :start] for i in range(layers)},
+                            {i: full.cache[kv[i][1]][:, :start] for i in range(layers)})
+            out = hm.run(tokens, resid=full.cache["blocks.0.hook_resid_pre"][:, start:], prefix=prefix)
+            assert torch.allclose(out.logits, full.logits[:, start:], atol=1e-5), start
+        at = torch.tensor([3, seq - 2])
+        one = hm.run(tokens, resid=full.cache["blocks.0.hook_resid_pre"], stop_at_layer=1, logit_pos=at)
+        assert torch.allclose(one.resid[:, 0], full.cache["blocks.0.hook_resid_post"][torch.arange(2), at], atol=1e-5)
+
+
+def test_a_sweep_under_an_edit_runs_from_the_patched_position(loaded, monkeypatch):
+    """Under standing edits a sweep still resumes each row at its patched position (it ran
+    whole-length rows before edit positions were placed by Hooks)."""
+    from analyses.edits import edited
+
+    lm = loaded("gpt2")
+    prefixes = []
+    real = lm.hooked.run
+
+    def spy(*a, **kw):
+        prefixes.append(kw.get("prefix"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(lm.hooked, "run", spy)
+    with edited(lm.hooked, ["L1H0:out:0+=5@3"]):
+        activation_patching(lm.hooked, *_pair(lm), "head_out")
+    assert any(p is not None and p.start > 0 for p in prefixes)
 
 
 @pytest.mark.parametrize("name", [v for v in VARIANTS if VARIANTS[v][0] != "mamba"])
@@ -215,3 +259,24 @@ def test_a_sweep_over_chosen_positions_and_heads_is_that_slice_of_the_full_sweep
         activation_patching(lm.hooked, *args, "resid_pre", heads=[0])
     with pytest.raises(BadInput, match="per-position"):
         activation_patching(lm.hooked, *args, "resid_pre", positions=[0], by_pos=False)
+
+
+def test_the_no_op_test_reads_every_cell_from_one_comparison():
+    from analyses.patching import _same_cells
+
+    torch.manual_seed(0)
+    cases = (("attn.hook_z", (2, 5, 3, 4)), ("attn.hook_pattern", (2, 3, 5, 5)), ("hook_resid_pre", (2, 5, 4)))
+    for hook, shape in cases:
+        a = torch.randn(shape)
+        b = a.clone()
+        b[1, 2] += 1  # one index of axis 1 differs for one prompt: some cells equal, some not
+        pos_axis, head_axis = axes_of(hook)
+        for by_pos in (True, False):
+            same = _same_cells(a, b, hook, by_pos, head_axis is not None)
+            for p in range(shape[pos_axis]) if by_pos else [None]:
+                for h in range(shape[head_axis]) if head_axis is not None else [None]:
+                    idx = [slice(None)] * a.ndim
+                    for axis, i in ((pos_axis, p), (head_axis, h)):
+                        if i is not None:
+                            idx[axis] = i
+                    assert same[p or 0][h or 0] == torch.equal(a[tuple(idx)], b[tuple(idx)])
