@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: the recipe's)")
     train.add_argument("--eval-every", type=int, default=0, metavar="N",
                        help="score a fixed held-out sample every N steps and print the learning curve (0: never)")
+    train.add_argument("--force", action="store_true",
+                       help="train into --out even when it is not empty (its files are written over)")
     train.add_argument("--json", action="store_true", help="print the run report (learning curve included) as JSON")
     return parser
 
@@ -208,7 +210,7 @@ def _train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, interrupted) if main_thread else None
     try:
         report = train_with_curve(args.name, out, steps=args.steps, progress=bar, heads=args.heads, seed=args.seed,
-                                  should_stop=stop.is_set, eval_every=args.eval_every, on_eval=point)
+                                  should_stop=stop.is_set, eval_every=args.eval_every, on_eval=point, force=args.force)
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)

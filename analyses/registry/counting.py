@@ -50,7 +50,7 @@ def run_combination(lm, n: int, seed: int, split: str, layer: int):
 
 
 def run_train(lm, recipe: str, n_heads: int | None, train_seed: int | None, steps: int | None, out: str,
-              eval_every: int, progress=None, should_stop=None):
+              eval_every: int, force: bool, progress=None, should_stop=None):
     """Train a toy from scratch (the loaded model is not used): the learning curve, and where the
     checkpoint is, to open as a model."""
     from analyses.results import Series
@@ -58,7 +58,7 @@ def run_train(lm, recipe: str, n_heads: int | None, train_seed: int | None, step
 
     report = train_with_curve(recipe, out, steps=steps, heads=n_heads, seed=train_seed, eval_every=eval_every,
                               progress=(lambda d, t, loss: progress(d, t)) if progress else None,
-                              should_stop=should_stop)
+                              should_stop=should_stop, force=force)
     curve = report["curve"]
     lines = {k: [float(v) for v in curve[k]] for k in curve if k != "step"}
     meta: dict[str, Any] = {k: report[k] for k in ("path", "steps_done", "cancelled", "seconds")}
@@ -117,6 +117,13 @@ def train_facts(series: Any) -> list[str]:
     return facts
 
 
+def _check_train(p: dict[str, Any]) -> None:
+    """A non-empty --out is refused before the model loads (the TUI asks whether to replace it)."""
+    from analyses.toys import check_out_folder
+
+    check_out_folder(p["out"], p["force"])
+
+
 def _recipes() -> tuple[str, ...]:
     from analyses.toys.recipes import TRAIN_RECIPES
 
@@ -162,7 +169,10 @@ declare(Analysis(
         Param("steps", "int", "optimizer steps (default: the recipe's)", minimum=1),
         Param("out", "path", "the checkpoint folder to write", required=True, metavar="DIR"),
         Param("eval_every", "int", "held-out accuracy every this many steps", default=100, minimum=1),
-    ), run_train, "series", "model", cancellable=True, key=("recipe", "n_heads", "train_seed", "steps"),
+        Param("force", "flag", "train into a folder that is not empty, writing over its files (the TUI asks first)",
+              label="replace"),
+    ), run_train, "series", "model", cancellable=True, check=_check_train,
+    key=("recipe", "n_heads", "train_seed", "steps"),
     headline=train_facts,
     doc="Loss and held-out accuracy over steps; the checkpoint loads like any other (--model DIR).",
 ))
