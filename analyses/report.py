@@ -48,7 +48,8 @@ def column_kind(name: str, values: Sequence[Any] = ()) -> str:
     if _P_VALUE.search(key):
         return "p"
     numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    if _COUNT.search(key) and all(not isinstance(v, float) or not math.isfinite(v) or v.is_integer() for v in numbers):
+    whole = all(not isinstance(v, float) or not math.isfinite(v) or v.is_integer() for v in numbers)
+    if _COUNT.search(key) and whole:
         return "count"
     return "value"
 

@@ -93,7 +93,8 @@ def test_every_analysis_prints_its_findings_and_strict_json(name, capsys, tmp_pa
     assert "+nan" not in text and "nan " not in text.lower().replace("n/a", "")
     assert main([*argv_json, "--json"]) == 0, capsys.readouterr().err
     document = strict_loads(capsys.readouterr().out)
-    assert isinstance(document, dict) and document["headline"] and all(isinstance(f, str) for f in document["headline"])
+    headline = document["headline"]
+    assert isinstance(document, dict) and headline and all(isinstance(f, str) for f in headline)
 
 
 def test_numbers_print_by_kind():

@@ -25,7 +25,8 @@ def test_train_refuses_a_folder_with_the_users_files(tmp_path, capsys):
     assert main(["train", "count01", "--steps", "2", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"--out {out} is not empty (it holds config.json)" in err and "--force" in err
-    assert (out / "config.json").read_text() == USER_CONFIG and sorted(p.name for p in out.iterdir()) == ["config.json"]
+    assert (out / "config.json").read_text() == USER_CONFIG
+    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
 
 
 def test_train_refuses_a_model_trained_earlier_unless_forced(tmp_path, capsys):

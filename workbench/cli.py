@@ -210,7 +210,8 @@ def _train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, interrupted) if main_thread else None
     try:
         report = train_with_curve(args.name, out, steps=args.steps, progress=bar, heads=args.heads, seed=args.seed,
-                                  should_stop=stop.is_set, eval_every=args.eval_every, on_eval=point, force=args.force)
+                                  should_stop=stop.is_set, eval_every=args.eval_every, on_eval=point,
+                                  force=args.force)
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)

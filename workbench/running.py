@@ -106,8 +106,8 @@ class RunActions:
         """Ask before writing over a folder's files; yes runs with ``force``, no changes nothing."""
         if "force" not in {p.name for p in analysis.params}:
             return self.push_screen(ErrorDialog(str(e)))
-        question = str(e).replace("; choose a new folder, or --force to write the checkpoint over what is there", "")
-        question += ".\nWrite the new checkpoint over its files? Anything else there stays."
+        question = (f"The folder {e.path} is not empty (it holds {e.holds}).\n"
+                    "Write the new checkpoint over its files? Anything else there stays.")
 
         def answered(yes: bool | None) -> None:
             if yes:

@@ -105,8 +105,8 @@ def format_table(table: Table, top: int | None, top_option: bool = True) -> list
 
 def format_scatter(scatter: Scatter) -> list[str]:
     fit = scatter.fit()
-    lines = [f"{scatter.analysis}: {scatter.y_name} against {scatter.x_name}, n = {fit['n']}: r = {number(fit['r'])}, "
-             f"slope = {number(fit['slope'])} ± {number(fit['slope_se'], sign=False)}, "
+    lines = [f"{scatter.analysis}: {scatter.y_name} against {scatter.x_name}, n = {fit['n']}: "
+             f"r = {number(fit['r'])}, slope = {number(fit['slope'])} ± {number(fit['slope_se'], sign=False)}, "
              f"intercept {number(fit['intercept'])}"]
     return lines + [f"{lab:<16} {number(x, decimals=6):>12} {number(y, decimals=6):>12}"
                     for lab, x, y in zip(scatter.labels, scatter.x, scatter.y)]

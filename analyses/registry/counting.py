@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from analyses.registry import Analysis, Param, declare, float_list, int_list
-from analyses.registry._facts import grid_extreme, names, num, rate, top_row
+from analyses.registry._facts import grid_extreme, names, num, rate
 
 EXAMPLES = (
     Param("n", "int", "Count01 examples to measure on (default 400)", default=400, minimum=10),
@@ -86,8 +86,8 @@ def attention_facts(grid: Any) -> list[str]:
     m = grid.meta
     low = grid_extreme(grid, lowest=True)
     worst = f"; lowest {rate(low[1])} at {low[0]}" if low else ""
-    return [f"accuracy {rate(m.get('base_accuracy'))} as the model attends{worst} (heads {names(m.get('heads', []))}, "
-            f"n {m.get('n')})"]
+    return [f"accuracy {rate(m.get('base_accuracy'))} as the model attends{worst} "
+            f"(heads {names(m.get('heads', []))}, n {m.get('n')})"]
 
 
 def swap_facts(table: Any) -> list[str]:
@@ -111,7 +111,8 @@ def train_facts(series: Any) -> list[str]:
     """Where the checkpoint went, how far training got, and its last held-out accuracy."""
     m = series.meta
     stopped = " (stopped early)" if m.get("cancelled") else ""
-    facts = [f"wrote {m.get('path')}: {m.get('steps_done')} steps{stopped}, {num(m.get('seconds'), 0, sign=False)} s"]
+    seconds = num(m.get("seconds"), 0, sign=False)
+    facts = [f"wrote {m.get('path')}: {m.get('steps_done')} steps{stopped}, {seconds} s"]
     if series.x and "accuracy" in series.lines:
         facts.append(f"held-out accuracy {rate(series.lines['accuracy'][-1])} at step {series.x[-1]}")
     return facts

@@ -150,7 +150,8 @@ def _check_eap(p: dict[str, Any]) -> None:
 def patch_facts(grid: Any) -> list[str]:
     """The metric's two ends, the data, and the cell that moves it most from the corrupted run."""
     meta = grid.meta
-    site = f"site {meta['site']}" + (f" ({meta['method']})" if meta.get("method") else "") + ", " if "site" in meta else ""
+    method = f" ({meta['method']})" if meta.get("method") else ""
+    site = f"site {meta['site']}{method}, " if "site" in meta else ""
     facts = [f"{site}{baselines(meta)} over {data_source(meta)}"]
     corrupt = meta.get("corrupt")
     cell = grid_extreme(grid, corrupt if isinstance(corrupt, (int, float)) else 0.0)
@@ -180,11 +181,12 @@ def eap_curve_facts(series: Any) -> list[str]:
     """Faithfulness at the largest k measured, raw and pruned, and the top edges."""
     meta, lines = series.meta, series.lines
     k = series.x[-1] if series.x else None
-    facts = [f"{meta.get('method', 'EAP')} on {data_source(meta)}: {meta.get('edges_total')} edges; {baselines(meta)}"]
+    facts = [f"{meta.get('method', 'EAP')} on {data_source(meta)}: {meta.get('edges_total')} edges; "
+             f"{baselines(meta)}"]
     if k is not None:
+        kept = num(lines["edges kept (pruned)"][-1], kind="count")
         facts.append(f"top {k} edges: faithfulness {num(lines['faithfulness'][-1])}, pruned "
-                     f"{num(lines['faithfulness (pruned)'][-1])} ({num(lines['edges kept (pruned)'][-1], kind='count')} "
-                     f"edges kept)")
+                     f"{num(lines['faithfulness (pruned)'][-1])} ({kept} edges kept)")
     facts.append(f"top edges {names(meta.get('top_edges', []), 5)}")
     return facts
 

@@ -59,4 +59,4 @@ def check_out_folder(out: str | Path, force: bool = False) -> None:
     if entries:
         shown = ", ".join(entries[:4]) + (f" and {len(entries) - 4} more" if len(entries) > 4 else "")
         raise WouldOverwrite(f"--out {out} is not empty (it holds {shown}); choose a new folder, or --force "
-                             "to write the checkpoint over what is there", str(out))
+                             "to write the checkpoint over what is there", str(out), shown)
