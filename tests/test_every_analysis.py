@@ -36,7 +36,7 @@ CASES: dict[str, list[str]] = {
     "inhibition": ["--model", "toy:ioi", "--prompt", PROMPT, "--sender", "L0H0", "--receiver", "L1H0",
                    "--positions", "1"],
     "inhibition-task": ["--model", "toy:ioi", "--n", "4", "--sender", "L0H0", "--receiver", "L1H0"],
-    "recall-edit": ["--model", "toy:recall", "--n", "20"],
+    "recall-edit": ["--model", "toy:recall", "--n", "20", "--comps", "2", "--scales", "0"],
     "count-heads": COUNT,
     "count-attention": [*COUNT, "--w01s", "1,2", "--w02s", "0,1"],
     "count-swap": COUNT,

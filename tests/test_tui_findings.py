@@ -18,7 +18,7 @@ async def test_recall_edit_names_its_chosen_edit_in_the_header_status_and_histor
     app = WorkbenchApp("toy:recall", device="cpu")
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot, app)
-        choose(app, "model", "recall-edit", n="20")
+        choose(app, "model", "recall-edit", n="20", comps="2", scales="0")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.ws.runs[-1].analysis == "recall-edit", steps=2400)
         edit = app.ws.runs[-1].result.meta["edit"]
