@@ -1,5 +1,5 @@
-"""Modal dialogs: open a session, ask for a line of text (a file name, a note), pick a token, and
-help. Each returns what was chosen (or None on Escape) and leaves the acting to the app."""
+"""Modal dialogs: open a session, ask for a line of text (a file name, a note), pick a token,
+confirm an overwrite, and help. Each returns what was chosen (or None on Escape) and leaves the acting to the app."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Input, Label, Markdown, OptionList
+from textual.widgets import Button, DataTable, Input, Label, Markdown, OptionList
 from textual.widgets.option_list import Option
 
 class Dialog(ModalScreen):
@@ -118,3 +118,27 @@ class HelpScreen(Dialog):
             for key, what in self.keys:
                 table.add_row(key, what)
             yield table
+
+
+class ConfirmDialog(Dialog):
+    """A yes/no question before something that cannot be undone (writing over a folder's files):
+    ``y`` (or the Replace button) answers True; ``n`` or Escape answers None."""
+
+    BINDINGS = [Binding("y", "confirm", "Yes", id="confirm_yes"), Binding("n", "cancel", "No", id="confirm_no")]
+
+    def __init__(self, question: str, yes: str = "Replace") -> None:
+        super().__init__()
+        self.question, self.yes = question, yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.question, markup=False)
+            yield Button(f"{self.yes} (y)", id="confirm", variant="warning")
+            yield Label("y: yes   n or Escape: no, change nothing")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_confirm()
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)

@@ -3,6 +3,8 @@ coloured tokens), so a new result type needs no new pane. Conversions to tables 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, Static
@@ -57,9 +59,10 @@ class ResultView(Vertical):
     Children (ids are stable; query them within the view, e.g. ``view.query_one("#table")``, or use
     the properties, since an app may hold several views):
 
-    - ``#caption`` (Static, hidden when empty): one line above the view: a scatter's fit
-      ("r = -0.702  slope = -0.613 ± 0.013  n = 9910"), the heatmap's hidden columns and a
-      cancelled sweep's missing cells.
+    - ``#caption`` (Static, hidden when empty): the lines above the view: what the result found
+      (its declaration's headline facts, as the CLI prints them), a scatter's fit ("r = -0.702
+      slope = -0.613 ± 0.013  n = 9910"), the heatmap's hidden columns and a cancelled sweep's
+      missing cells.
     - ``#views`` (ContentSwitcher) holding the views:
       ``#table`` (ResultTable): Table, the cells of a Grid, the points of a Scatter, a Series;
       ``#map`` (Heatmap): Grid, a DLA table by head (layer x head);
@@ -81,7 +84,7 @@ n); a series lists one column per line. Token values colour each token [tok] by 
 
     DEFAULT_CSS = """
     ResultView { height: 1fr; }
-    ResultView > #caption { height: auto; max-height: 2; color: $text-muted; padding: 0 1; }
+    ResultView > #caption { height: auto; max-height: 3; color: $text-muted; padding: 0 1; }
     ResultView > #views { height: 1fr; }
     ResultView ResultTable, ResultView Heatmap { height: 1fr; }
     """
@@ -91,6 +94,7 @@ n); a series lists one column per line. Token values colour each token [tok] by 
         self.result: Result | None = None
         self.views: list[str] = []
         self._note = ""
+        self.facts: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Static(id="caption", markup=False)
@@ -121,9 +125,10 @@ n); a series lists one column per line. Token values colour each token [tok] by 
         """The id of the view on show, None when no result is."""
         return self.query_one("#views", ContentSwitcher).current if self.result is not None else None
 
-    def show(self, result: Result | None) -> None:
-        """Show ``result`` in its natural view (None clears every view)."""
-        self.result, self.views = result, views_of(result)
+    def show(self, result: Result | None, facts: Sequence[str] = ()) -> None:
+        """Show ``result`` in its natural view (None clears every view), ``facts`` (what it found)
+        above it."""
+        self.result, self.views, self.facts = result, views_of(result), list(facts) if result is not None else []
         self._note = (fit_summary(result) if isinstance(result, Scatter)
                       else partial_note(result) if isinstance(result, Grid) else "")
         self.table.show(_as_table(result))
@@ -177,7 +182,7 @@ n); a series lists one column per line. Token values colour each token [tok] by 
 
     def _update_caption(self) -> None:
         on_map = self.result is not None and self.query_one("#views", ContentSwitcher).current == "map"
-        parts = [self._note, self.heatmap.hidden_note if on_map else ""]
+        parts = [" · ".join(self.facts), self._note, self.heatmap.hidden_note if on_map else ""]
         text = "; ".join(p for p in parts if p)
         caption = self.query_one("#caption", Static)
         caption.update(text)

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+from analyses.report import column_kind, number
 from analyses.results import Grid, Scatter, Table, TokenValues
 
 def finite(v: object) -> bool:
@@ -25,10 +26,11 @@ def finite(v: object) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
 
-def _fmt(v: object) -> str:
-    if isinstance(v, float):
-        return f"{v:+.4f}" if math.isfinite(v) else BLANK
-    return str(v)
+def _fmt(v: object, kind: str = "value") -> str:
+    """A cell by its column's kind (analyses.report): a count whole, a p-value scientific."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return BLANK
+    return number(v, kind)
 
 
 BLANK = "·"  # a cell with no value (NaN: a cancelled sweep never reached it)
@@ -75,7 +77,8 @@ how many more); F4 exports every row."""
         keep = self.top_k or (MAX_ROWS if len(rows) > MAX_ROWS else None)
         if self.by_magnitude or keep:
             rows.sort(key=lambda r: _magnitude(r[main]))
-        cells = [[_fmt(row[k]) for k in keys] for row in rows[:keep]]
+        kinds = {k: "text" if k == "label" else column_kind(k, table.columns[k]) for k in keys}
+        cells = [[_fmt(row[k], kinds[k]) for k in keys] for row in rows[:keep]]
         if not self.top_k and keep and len(rows) > keep:
             cells.append([f"+{len(rows) - keep} more", *[""] * (len(keys) - 1)])
         _add_sized_columns(self, [table.meta.get("label_name", "label"), *table.columns], cells)

@@ -71,7 +71,7 @@ def train_one(cache: Path, recipe: str, heads: int, seed: int, steps: int | None
                   file=sys.stderr, flush=True)
 
     report = train_with_curve(recipe, folder, steps=steps, progress=progress, heads=heads, seed=seed,
-                              eval_every=eval_every)
+                              eval_every=eval_every, force=True)  # the study's own cache: a stale run is redone
     record.write_text(json.dumps({"settings": settings, "report": report}))
     return report
 

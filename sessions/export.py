@@ -9,23 +9,28 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from analyses.report import dumps
 from analyses.results import Grid, Result, Scatter, Series, Table, TokenValues
 
 
 def export_run(result: Result, folder: str | Path, *, analysis: str, params: dict[str, Any],
                model: dict[str, Any], run_id: int | None = None) -> tuple[Path, Path]:
-    """Write the run as a new JSON and CSV pair in ``folder``; returns (json path, csv path)."""
-    document = {"model": model, "analysis": analysis, "run_id": run_id, "params": params, "result": result.to_json()}
+    """Write the run as a new JSON and CSV pair in ``folder``; returns (json path, csv path). The
+    JSON is strict (NaN and infinities as null) and carries what the run found ("headline")."""
+    from analyses.registry import analyses
+
+    declared = analyses().get(analysis)
+    document = {"model": model, "analysis": analysis, "run_id": run_id, "params": params, "result": result.to_json(),
+                "headline": declared.facts(result) if declared is not None else []}
     stem = f"workbench-run{run_id}-{_safe(analysis)}" if run_id is not None else f"workbench-unsaved-{_safe(analysis)}"
     json_path, csv_path, json_file, csv_file = _claim(Path(folder), stem)
     with json_file, csv_file:
-        json.dump(document, json_file, indent=1)
+        json_file.write(dumps(document, indent=1))
         write_csv(result, csv_file)
     return json_path, csv_path
 

@@ -8,18 +8,15 @@ Heavy imports (torch, transformers) happen inside the commands, so the TUI's fir
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
-from typing import Any
 
 from analyses.errors import BadInput
 from analyses.registry import Param
-from analyses.results import Grid
+from analyses.report import dumps
 from analyses.toys import DEFAULT_MODEL
-
-TEXT_ROW_LIMIT = 60  # above this many rows, text output shows the largest by default
+from workbench.text_output import format_result
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -103,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: the recipe's)")
     train.add_argument("--eval-every", type=int, default=0, metavar="N",
                        help="score a fixed held-out sample every N steps and print the learning curve (0: never)")
+    train.add_argument("--force", action="store_true",
+                       help="train into --out even when it is not empty (its files are written over)")
     train.add_argument("--json", action="store_true", help="print the run report (learning curve included) as JSON")
     return parser
 
@@ -170,14 +169,12 @@ def _run(args: argparse.Namespace) -> int:
             raise BadInput(f"{args.session}: the run could not be saved ({e}); earlier runs are intact") from None
         finally:
             session.close()
-    if args.json:
-        print(json.dumps({"model": loaded.info, **result.to_json()}))
+    facts = analysis.facts(result)
+    if args.json:  # strict JSON: NaN and infinities as null
+        print(dumps({"model": loaded.info, **result.to_json(), "headline": facts}))
     else:
-        text = format_result(result, getattr(args, "show_top", None), loaded.info)
-        if result.meta.get("edits"):
-            first, _, rest = text.partition("\n")
-            text = f"{first}\nedits   {' '.join(result.meta['edits'])}\n{rest}"
-        print(text)
+        print(format_result(result, getattr(args, "show_top", None), loaded.info, facts,
+                            top_option=hasattr(args, "show_top")))
     return 0
 
 
@@ -188,111 +185,6 @@ def resolved_params(analysis, args: argparse.Namespace, hooked: Any = None) -> d
 
     given = {p.name: getattr(args, p.name) for p in analysis.params}
     return resolve_defaults(analysis, ModelFacts.of(args.model, hooked), given)
-
-
-def format_result(result: Any, top: int | None = None, info: dict | None = None) -> str:
-    """Any result as readable text."""
-    from analyses.results import Scatter, Series, Table, TokenValues
-
-    if isinstance(result, Grid):
-        return format_grid(result, info)
-    if isinstance(result, Table):
-        return format_table(result, top, info)
-    lines = [_model_line(info)] if info else []
-    if "prompt_tokens" in result.meta:
-        lines.append("tokens  " + " ".join(f"[{t}]" for t in result.meta["prompt_tokens"]))
-    if isinstance(result, Scatter):
-        fit = result.fit()
-        lines.append(f"{result.analysis}: {result.y_name} against {result.x_name}, n = {fit['n']}: r = {fit['r']:+.4f}, "
-                     f"slope = {fit['slope']:+.4f} ± {fit['slope_se']:.4f}, intercept {fit['intercept']:+.4f}")
-        lines += [f"{lab:<16} {x:>+12.6f} {y:>+12.6f}" for lab, x, y in zip(result.labels, result.x, result.y)]
-    elif isinstance(result, Series):
-        names = list(result.lines)
-        lines.append(f"{result.x_name:>10}  " + "  ".join(f"{n:>22}" for n in names))
-        for i, x in enumerate(result.x):
-            lines.append(f"{x!s:>10}  " + "  ".join(f"{result.lines[n][i]:>+22.6f}" for n in names))
-    elif isinstance(result, TokenValues):
-        for label, toks, vals in zip(result.labels, result.texts, result.values):
-            lines.append(f"{label}: " + " ".join(f"[{t}]{v:+.3f}" for t, v in zip(toks, vals)))
-    return "\n".join(lines)
-
-
-def _model_line(info: dict) -> str:
-    return f"model   {info['spec']} ({info['model_type']}, {info['dtype']}, {info['device']})"
-
-
-def format_grid(grid: Grid, info: dict | None = None) -> str:
-    """A grid as text: one line per layer (and head), one column per position."""
-    meta = grid.meta
-    lines = [_model_line(info)] if info else []
-    if "prompt_tokens" in meta:
-        lines.append("tokens  " + " ".join(f"[{t}]" for t in meta["prompt_tokens"]))
-    if "clean" in meta and "corrupt" in meta:  # a patching grid: the metric's two ends
-        lines.append(f"{grid.analysis} {meta.get('site', '')}  metric {meta.get('metric')}  "
-                     f"clean {meta.get('clean', float('nan')):+.4f}  corrupt {meta.get('corrupt', float('nan')):+.4f}")
-    else:  # not a patching grid: its scalar facts (a composition grid's mode, fold, baseline; a flip rate)
-        facts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in meta.items()
-                 if isinstance(v, (str, int, float)) and k not in ("edits",)]
-        lines.append(f"{grid.analysis}  " + "  ".join(facts))
-    rows: list[tuple[str, list[float]]] = []
-    if grid.axes[-1] == "head" and "pos" in grid.axes:  # layer x pos x head: a row per (layer, head)
-        for li, layer in enumerate(grid.values):
-            for hi, head in enumerate(grid.labels["head"]):
-                rows.append((f"{grid.labels['layer'][li]}{head}", [cell[hi] for cell in layer]))
-        columns = grid.labels["pos"]
-    elif len(grid.axes) == 2:
-        rows = list(zip(grid.labels[grid.axes[0]], grid.values))
-        columns = grid.labels[grid.axes[1]]
-    else:
-        rows = [(label, [v]) for label, v in zip(grid.labels[grid.axes[0]], grid.values)]
-        columns = ["value"]
-    width = max(len(r[0]) for r in rows)
-    lines.append(" " * width + "  " + " ".join(f"{c[:9]:>9}" for c in columns))
-    for label, values in rows:
-        lines.append(f"{label:<{width}}  " + " ".join(f"{v:>+9.3f}" for v in values))
-    return "\n".join(lines)
-
-
-def format_table(table, top: int | None, info: dict | None = None) -> str:
-    """A readable, aligned text table of a result; large tables show their largest rows."""
-    meta = table.meta
-    lines = [_model_line(info)] if info else []
-    if "prompt_tokens" in meta:
-        lines.append("tokens  " + " ".join(f"[{t}]" for t in meta["prompt_tokens"]))
-    if "logit" in meta:
-        target = repr(meta.get("answer"))
-        if meta.get("distractor"):
-            target += f" - {meta['distractor']!r}"
-        lines.append(f"logit   {meta['logit']:+.6f}  ({target} at position {meta.get('pos')})")
-    if "circuit" in meta:
-        c = meta["circuit"]
-        lines.append(f"circuit {c['edges_kept']} of {c['edges_total']} edges: faithfulness {c['faithfulness']:.4f} "
-                     f"(metric {c['circuit']:+.4f}; clean {c['clean']:+.4f}, corrupt {c['corrupt']:+.4f})")
-    if "accuracy" in meta:
-        lines.append(f"task    {meta['task']}: accuracy {meta['accuracy']:.4f}, mean logit diff "
-                     f"{meta['mean_logit_diff']:+.4f} over {meta['n']} prompts")
-        if "target_accuracy" in meta:
-            lines.append(f"        end-of-sequence token after the answer: accuracy {meta['target_accuracy']:.4f}")
-    n = len(table.labels)
-    if top is None and n > TEXT_ROW_LIMIT:
-        top = 30
-    shown = sorted(table.top(top)) if top else range(n)
-    names = list(table.columns)
-    width = max([5] + [len(table.labels[i]) for i in shown])
-    lines.append("")
-    lines.append(f"{'label':<{width}}  " + "  ".join(f"{c:>12}" for c in names))
-    for i in shown:
-        cells = [table.columns[c][i] for c in names]
-        lines.append(f"{table.labels[i]:<{width}}  " + "  ".join(_cell(v) for v in cells))
-    if top and n > len(shown):
-        lines.append(f"... {n - len(shown)} more rows (largest |value| shown; --top 0 or --json for all)")
-    return "\n".join(lines)
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:>+12.6f}"
-    return f"{v!s:>12}"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -329,13 +221,14 @@ def _train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, interrupted) if main_thread else None
     try:
         report = train_with_curve(args.name, out, steps=args.steps, progress=bar, heads=args.heads, seed=args.seed,
-                                  should_stop=stop.is_set, eval_every=args.eval_every, on_eval=point)
+                                  should_stop=stop.is_set, eval_every=args.eval_every, on_eval=point,
+                                  force=args.force)
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)
     sys.stderr.write("\n")
     if args.json:
-        print(json.dumps(report))
+        print(dumps(report))
     path = report["path"]
     if report["cancelled"]:
         print(f"stopped at step {report['steps_done']}/{report['steps']}; wrote the checkpoint so far to {path}",
@@ -352,7 +245,7 @@ def _models(args: argparse.Namespace) -> int:
 
     models = list_models()
     if args.json:
-        print(json.dumps({"models": models}))
+        print(dumps({"models": models}))
         return 0
     width = max(len(m["spec"]) for m in models)
     for m in models:

@@ -13,9 +13,9 @@ from textual import work
 from textual.message import Message
 from textual.widgets import Input, ProgressBar
 
-from analyses.errors import BadInput, Cancelled
+from analyses.errors import BadInput, Cancelled, WouldOverwrite
 from analyses.registry import TABS, Analysis, analyses
-from screens.dialogs import TokenPicker
+from screens.dialogs import ConfirmDialog, TokenPicker
 from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog
 from sessions.workspace import Entry, Workspace
@@ -84,6 +84,8 @@ class RunActions:
         running analysis."""
         try:
             params = analysis.bind(given)
+        except WouldOverwrite as e:  # a non-empty output folder: replace it only when the user says so
+            return self._confirm_overwrite(analysis, given, e)
         except BadInput as e:
             return self.push_screen(ErrorDialog(as_controls(str(e), analysis)))
         loaded = self._model_ready(self.ws)
@@ -99,6 +101,21 @@ class RunActions:
             return self.notify(f"{analysis.title} waits for {self._active_job.analysis.title} to finish "
                                f"({len(self._waiting)} waiting; Escape cancels the running one)")
         self._start(job, loaded)
+
+    def _confirm_overwrite(self, analysis: Analysis, given: dict[str, Any], e: WouldOverwrite) -> None:
+        """Ask before writing over a folder's files; yes runs with ``force``, no changes nothing."""
+        if "force" not in {p.name for p in analysis.params}:
+            return self.push_screen(ErrorDialog(str(e)))
+        question = (f"The folder {e.path} is not empty (it holds {e.holds}).\n"
+                    "Write the new checkpoint over its files? Anything else there stays.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._submit(analysis, {**given, "force": True})
+            else:
+                self._set_status(f"{analysis.title} not run: {e.path} was left as it was")
+
+        self.push_screen(ConfirmDialog(question), answered)
 
     def _start(self, job: Job, loaded) -> None:
         self._active_job = job
@@ -212,13 +229,13 @@ class RunActions:
         pane = self._pane(tab)
         if analysis is not None and (state in ("(stored)", "(reopened)") or pane.form.analysis.name != entry.analysis):
             pane.form.fill(entry.analysis, entry.params)
-        pane.view.show(entry.result)
+        pane.view.show(entry.result, analysis.facts(entry.result) if analysis is not None else [])
         self._shown = entry
         self._check_stale(tab)
         self.query_one("#plot", ResultPlot).show(entry.result, partner=self._partner(entry))
         self.action_show_tab(tab)
         where = f"run {entry.id} {state}   " if entry.id is not None else ""
-        self._set_status(f"{where}{entry.analysis}  {headline(entry.result)}")
+        self._set_status(f"{where}{entry.analysis}  {headline(entry.result, entry.analysis)}")
         self._show_model()
         self._refresh_tokens()
 

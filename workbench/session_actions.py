@@ -203,7 +203,7 @@ class SessionActions:
             return
         prompt = entry.params.get("prompt") or entry.params.get("clean") or ""  # a task or file is in key_params
         self.query_one("#history", DataTable).add_row(str(entry.id or n), entry.analysis, key_params(entry),
-                                                      headline(entry.result), prompt[:60])
+                                                      _clip(headline(entry.result, entry.analysis)), prompt[:60])
 
     def _fill_prompts(self) -> None:
         table = self.query_one("#prompts", DataTable)
@@ -305,3 +305,10 @@ class SessionActions:
         except OSError as e:
             return self.push_screen(ErrorDialog(f"export failed: {e}"))
         self.notify(f"wrote {json_path.name} and {csv_path.name}")
+
+
+HISTORY_FACTS = 100  # characters of a run's findings a history row shows
+
+
+def _clip(text: str, width: int = HISTORY_FACTS) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"

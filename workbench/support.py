@@ -64,10 +64,16 @@ def failure_text(e: Exception) -> str:
     return f"internal error: {type(e).__name__}: {e}"
 
 
-def headline(result: Any) -> str:
-    """A result's main number, for the status bar and the history."""
+def headline(result: Any, analysis: str | None = None) -> str:
+    """What a result found, for the status bar and the history: its declaration's headline facts
+    (as the CLI prints them), else its main number."""
+    from analyses.registry import analyses
     from analyses.results import Grid, Scatter, Series, Table
 
+    declared = analyses().get(analysis or "")
+    facts = declared.facts(result) if declared is not None else []
+    if facts:
+        return "; ".join(facts)
     meta = result.meta
     if isinstance(result, Grid):
         if "clean" in meta and "corrupt" in meta:

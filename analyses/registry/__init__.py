@@ -155,7 +155,9 @@ class Analysis:
     ``progress(done, total)`` and ``should_stop()``. ``tab`` is the TUI tab whose form hosts it
     ("prompt": one prompt; "pairs": clean/corrupted pairs or a dataset). ``check`` refuses
     combinations of parameters that make no sense together. ``key`` names the parameters a
-    history row shows."""
+    history row shows. ``headline(result)`` gives the result's key findings as short lines (the
+    chosen edit, the circuit's edges, the erasers and the fit, the baselines, the kept layers):
+    the CLI prints them above the table, the TUI shows them above the result and in the history."""
 
     name: str
     title: str
@@ -170,6 +172,7 @@ class Analysis:
     excludes: tuple[str, ...] = ()  # model families it does not apply to (no attention in "mamba")
     tasks: tuple[str, ...] = ()  # made for models of these tasks: a toy of one opens its tab on it
     doc: str = ""
+    headline: Callable[[Any], list[str]] | None = None
 
     def __post_init__(self) -> None:
         if self.result not in RESULTS:
@@ -208,6 +211,16 @@ class Analysis:
             result = self.run(lm, **params, **extra)
             result.meta["edits"] = stack.texts()
         return result
+
+    def facts(self, result: Any) -> list[str]:
+        """The result's headline facts (``headline``); [] when it declares none or when a result
+        stored by an older version lacks what they read, so a history still opens."""
+        if self.headline is None:
+            return []
+        try:
+            return [line for line in self.headline(result) if line]
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, ZeroDivisionError):
+            return []
 
     def available_for(self, family: str) -> bool:
         return family not in self.excludes

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from analyses.registry import Analysis, Param, declare, float_list, int_list
+from analyses.registry._facts import grid_extreme, names, num, rate
 
 EXAMPLES = (
     Param("n", "int", "Count01 examples to measure on (default 400)", default=400, minimum=10),
@@ -49,7 +50,7 @@ def run_combination(lm, n: int, seed: int, split: str, layer: int):
 
 
 def run_train(lm, recipe: str, n_heads: int | None, train_seed: int | None, steps: int | None, out: str,
-              eval_every: int, progress=None, should_stop=None):
+              eval_every: int, force: bool, progress=None, should_stop=None):
     """Train a toy from scratch (the loaded model is not used): the learning curve, and where the
     checkpoint is, to open as a model."""
     from analyses.results import Series
@@ -57,12 +58,71 @@ def run_train(lm, recipe: str, n_heads: int | None, train_seed: int | None, step
 
     report = train_with_curve(recipe, out, steps=steps, heads=n_heads, seed=train_seed, eval_every=eval_every,
                               progress=(lambda d, t, loss: progress(d, t)) if progress else None,
-                              should_stop=should_stop)
+                              should_stop=should_stop, force=force)
     curve = report["curve"]
     lines = {k: [float(v) for v in curve[k]] for k in curve if k != "step"}
     meta: dict[str, Any] = {k: report[k] for k in ("path", "steps_done", "cancelled", "seconds")}
     meta.update(recipe=recipe, heads=n_heads, seed=train_seed, ordered=True)
     return Series("train", list(curve["step"]), lines, "step", meta)
+
+
+def _accuracy(m: dict[str, Any]) -> str:
+    eos = f" (end-of-sequence {rate(m['eos_accuracy'])})" if "eos_accuracy" in m else ""
+    return f"model accuracy {rate(m.get('accuracy'))}{eos} on {m.get('n')} examples, layer {m.get('layer')}"
+
+
+def heads_facts(table: Any) -> list[str]:
+    """The model's accuracy and the head that does best alone."""
+    heads = [i for i, lab in enumerate(table.labels) if lab.startswith("L")]  # not the "model" row
+    i = max(heads, key=lambda j: table.columns["own_acc"][j])
+    best = (table.labels[i], table.columns["own_acc"][i])
+    return [_accuracy(table.meta),
+            f"best head alone {best[0]}: accuracy {rate(best[1])}, s-acc {rate(table.columns['s_acc'][i])}, "
+            f"AUC {rate(table.columns['auc'][i])}"]
+
+
+def attention_facts(grid: Any) -> list[str]:
+    """The accuracy as given and the ratios that hurt it most."""
+    m = grid.meta
+    low = grid_extreme(grid, lowest=True)
+    worst = f"; lowest {rate(low[1])} at {low[0]}" if low else ""
+    return [f"accuracy {rate(m.get('base_accuracy'))} as the model attends{worst} "
+            f"(heads {names(m.get('heads', []))}, n {m.get('n')})"]
+
+
+def swap_facts(table: Any) -> list[str]:
+    """Per head, whether its pattern or its values matter more."""
+    cols = table.columns
+    parts = [f"{h} pattern {rate(p)} / values {rate(v)}" for h, p, v in
+             zip(table.labels, cols["pattern_resampled_acc"], cols["values_resampled_acc"])]
+    return [_accuracy(table.meta), "resampled: " + "; ".join(parts[:6])]
+
+
+def combine_facts(table: Any) -> list[str]:
+    """How the model's own weighting of the heads compares with a fit and with uniform weights."""
+    m = table.meta
+    acc = dict(zip(table.labels, table.columns["acc"]))
+    return [_accuracy(m),
+            "accuracy by weighting: " + ", ".join(f"{k} {rate(v)}" for k, v in acc.items())
+            + f"; heads-only fit R² {rate(m.get('heads_only_r2'))}"]
+
+
+def train_facts(series: Any) -> list[str]:
+    """Where the checkpoint went, how far training got, and its last held-out accuracy."""
+    m = series.meta
+    stopped = " (stopped early)" if m.get("cancelled") else ""
+    seconds = num(m.get("seconds"), 0, sign=False)
+    facts = [f"wrote {m.get('path')}: {m.get('steps_done')} steps{stopped}, {seconds} s"]
+    if series.x and "accuracy" in series.lines:
+        facts.append(f"held-out accuracy {rate(series.lines['accuracy'][-1])} at step {series.x[-1]}")
+    return facts
+
+
+def _check_train(p: dict[str, Any]) -> None:
+    """A non-empty --out is refused before the model loads (the TUI asks whether to replace it)."""
+    from analyses.toys import check_out_folder
+
+    check_out_folder(p["out"], p["force"])
 
 
 def _recipes() -> tuple[str, ...]:
@@ -74,6 +134,7 @@ def _recipes() -> tuple[str, ...]:
 declare(Analysis(
     "count-heads", "count: per-head metrics", "Count01: how well each head alone separates more-1s from more-0s",
     EXAMPLES, run_heads, "table", "model", tasks=("count01",), key=("n", "split"),
+    headline=heads_facts,
     doc="Per head: AUC and s-acc of its direct contribution to the yes-no logit, a linear probe's held-out "
         "accuracy, attention ratios w01 and w02 (raw and value-weighted), and its accuracy alone.",
 ))
@@ -85,16 +146,19 @@ declare(Analysis(
         Param("w02s", "floats", "attention to a 2 relative to a 0", default="0,0.5,1,2", metavar="LIST"),
         Param("heads", "ints", "the heads whose attention is set (default: all)", metavar="LIST"),
     ), run_attention_sweep, "grid", "model", key=("w01s", "w02s", "heads"),
+    headline=attention_facts,
     doc="A w01 x w02 grid of model accuracy with the heads' attention row at '=' set to those ratios, values kept.",
 ))
 declare(Analysis(
     "count-swap", "count: pattern vs values", "Count01: accuracy with one head's attention pattern or its values "
     "taken from another string", EXAMPLES, run_swap, "table", "model", key=("n",),
+    headline=swap_facts,
     doc="Which matters more for a head: where it attends or what it reads.",
 ))
 declare(Analysis(
     "count-combine", "count: head weights", "Count01: the model's own head weighting vs least squares vs uniform",
     EXAMPLES, run_combination, "table", "model", key=("n",),
+    headline=combine_facts,
     doc="Answer and end-of-sequence accuracy with the heads' outputs weighted as fitted, uniformly (equal spread), "
         "or as the model does.",
 ))
@@ -106,6 +170,10 @@ declare(Analysis(
         Param("steps", "int", "optimizer steps (default: the recipe's)", minimum=1),
         Param("out", "path", "the checkpoint folder to write", required=True, metavar="DIR"),
         Param("eval_every", "int", "held-out accuracy every this many steps", default=100, minimum=1),
-    ), run_train, "series", "model", cancellable=True, key=("recipe", "n_heads", "train_seed", "steps"),
+        Param("force", "flag", "train into a folder that is not empty, writing over its files (the TUI asks first)",
+              label="replace"),
+    ), run_train, "series", "model", cancellable=True, check=_check_train,
+    key=("recipe", "n_heads", "train_seed", "steps"),
+    headline=train_facts,
     doc="Loss and held-out accuracy over steps; the checkpoint loads like any other (--model DIR).",
 ))

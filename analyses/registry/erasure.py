@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from analyses.registry import Analysis, Param, declare, names_list
+from analyses.registry._facts import names, num
 from analyses.registry.corpus import CORPUS, check_corpus
 
 WRITER = Param("writer", "text", "the writer whose output is tracked: a head L{l}H{h} or an MLP L{l}MLP",
@@ -36,6 +37,50 @@ def _check(p: dict[str, Any]) -> None:
     for e in names_list(p.get("erasers")):
         parse_node(e)
     check_band(p.get("band", 0))
+
+
+def _texts(m: dict[str, Any]) -> str:
+    partial = ", PARTIAL: stopped early" if m.get("partial") else ""
+    return f"{m.get('texts')} texts ({m.get('data')}), {m.get('points', m.get('points_total'))} points{partial}"
+
+
+def pr_facts(result: Any) -> list[str]:
+    """The writer, the erasers flagged and their summed projection ratio."""
+    m = result.meta
+    return [f"writer {m.get('writer')}: erasers {names(m.get('erasers', []))} (summed median PR "
+            f"{num(m.get('erasers_sum'))}; band {num(m.get('band'), 0, sign=False)}%, threshold "
+            f"{num(m.get('threshold'), 2, sign=False)})", _texts(m)]
+
+
+def scatter_facts(scatter: Any) -> list[str]:
+    """The fit of the erasers' DLA on the writer's, and who the erasers are."""
+    m, fit = scatter.meta, scatter.fit()
+    return [f"fit r = {num(fit['r'])}, slope {num(fit['slope'])} ± {num(fit['slope_se'], sign=False)}, "
+            f"n = {fit['n']}",
+            f"writer {m.get('writer')}, erasers {names(m.get('erasers', []))} ({m.get('mode')}); {_texts(m)}"]
+
+
+def causal_facts(table: Any) -> list[str]:
+    """The writer removed from a layer's value input: the true token's logit before and after."""
+    m = table.meta
+    return [f"{m.get('writer')} removed from layer {m.get('layer')}'s value input: logit "
+            f"{num(m.get('logit_before'))} -> {num(m.get('logit_after'))} (writer DLA {num(m.get('writer_dla'))})",
+            _texts(m)]
+
+
+def effect_facts(table: Any) -> list[str]:
+    """The components whose DLA misleads about their total effect."""
+    m = table.meta
+    return [f"flagged (DLA and total effect differ in sign or by over {num(m.get('factor'), 1, sign=False)}x): "
+            f"{names(m.get('flagged', []))}", _texts(m)]
+
+
+def prompts_facts(table: Any) -> list[str]:
+    """The best adversarial prefix and the tokens the writer favours."""
+    m = table.meta
+    tokens = names([repr(t["token"]) for t in m.get("top_tokens", [])], 5)
+    best = f"top prefix {table.labels[0]!r} (score {num(table.values[0])})" if table.labels else "no prefix found"
+    return [f"writer {m.get('writer')} favours {tokens}; {best}", _texts(m)]
 
 
 def run_pr(lm, progress=None, should_stop=None, **p):
@@ -93,6 +138,7 @@ declare(Analysis(
     "erasure-pr", "erasure: projection ratios", "projection ratio PR(a, w) = a.w/|w|^2 of every head, MLP and "
     "residual point onto a writer's output w, over a prompt set", PR_PARAMS, run_pr, "table", "model",
     cancellable=True, check=_check, key=("writer", "task", "corpus"), excludes=MAMBA,
+    headline=pr_facts,
     doc="Median and a percentile band per component over texts x positions; heads and MLPs after the writer with "
         "median PR below -threshold are flagged as erasers (PR -1: the writer's direction fully removed).",
 ))
@@ -100,6 +146,7 @@ declare(Analysis(
     "erasure-stream", "erasure: PR along the stream", "PR of the residual stream onto a writer's output after each "
     "sublayer", PR_PARAMS, run_stream, "series", "model", cancellable=True, check=_check,
     key=("writer", "task", "corpus"), excludes=MAMBA,
+    headline=pr_facts,
     doc="Median and band of PR(resid, w) at resid_pre/mid/post of every layer, in forward order: 1 once written, "
         "falling where it is erased.",
 ))
@@ -116,6 +163,7 @@ declare(Analysis(
               minimum=2),
     ), run_scatter, "scatter", "model", cancellable=True, check=_check, key=("writer", "mode", "erasers"),
     excludes=MAMBA,
+    headline=scatter_facts,
     doc="The paper's r = -0.70, slope -0.61 on GELU-4L: erasers remove about 61% of the writer's direct effect.",
 ))
 declare(Analysis(
@@ -126,6 +174,7 @@ declare(Analysis(
               minimum=0, label="value layer"),
         START, LAST,
     ), run_causal, "table", "model", cancellable=True, check=_check, key=("writer", "value_layer"), excludes=MAMBA,
+    headline=causal_facts,
     doc="Per component: median PR onto the writer and mean DLA toward the true next token, before and after; "
         "erasers' PR goes to about 0 and the stream keeps the writer's direction.",
 ))
@@ -140,6 +189,7 @@ declare(Analysis(
         START, LAST,
     ), run_effect, "table", "model", cancellable=True, check=_check, key=("factor", "task", "corpus"),
     excludes=MAMBA,
+    headline=effect_facts,
     doc="Effect = clean logit minus the logit with the component's output taken from another text of the batch; "
         "flag: sign (they disagree in sign) or factor.",
 ))
@@ -151,5 +201,6 @@ declare(Analysis(
         Param("prompts", "int", "prefixes to list", default=20, minimum=1),
         START, LAST,
     ), run_prompts, "table", "model", cancellable=True, check=_check, key=("writer", "k"), excludes=MAMBA,
+    headline=prompts_facts,
     doc="Ranked by score = writer DLA - resample-ablation effect; meta lists the top tokens by mean DLA.",
 ))

@@ -11,6 +11,7 @@ from typing import Any
 
 from analyses.registry import Analysis, Param, declare, int_list
 from analyses.registry.defaults import last_layer
+from analyses.registry._facts import data_source, grid_extreme, names, num, rate
 from analyses.registry.pairs import IG, PAIRS, _check_pairs
 
 NOT_MAMBA = ("gpt2", "gpt_neox", "llama", "mistral", "qwen2")  # every family but mamba (analyses.models.FAMILIES)
@@ -104,9 +105,68 @@ def run_name_arith(lm, layer: int | None, mode: str, n_avg: int, n: int, seed: i
                            should_stop=should_stop)
 
 
+def removal_facts(table: Any) -> list[str]:
+    """The clean accuracy and the layer whose removal hurts most."""
+    acc = dict(zip(table.labels, table.columns["accuracy"]))
+    layers = [(lab, a) for lab, a in acc.items() if lab != "none"]
+    worst = min(layers, key=lambda la: la[1]) if layers else None
+    facts = [f"accuracy {rate(acc.get('none'))} with no layer removed, on {data_source(table.meta)}"]
+    if worst is not None:
+        facts.append(f"most needed layer {worst[0]}: accuracy {rate(worst[1])} without it")
+    return facts
+
+
+def greedy_facts(series: Any) -> list[str]:
+    """The kept layers and what they score."""
+    m = series.meta
+    return [f"kept layers {names(m.get('kept', []), 12)} (removed {names(m.get('removed_order', []), 12)}; "
+            f"{m.get('mode')} search)",
+            f"accuracy {rate(m.get('accuracy'))}, NLD {num(m.get('nld'))} (target {rate(m.get('target'))}) "
+            f"on {data_source(m)}"]
+
+
+def conv_facts(grid: Any) -> list[str]:
+    """The slice and position whose patch moves the NLD most."""
+    m = grid.meta
+    facts = [f"{m.get('method')} patching, metric {m.get('metric')}: clean {num(m.get('clean'))}, corrupt "
+             f"{num(m.get('corrupt'))} over {data_source(m)}"]
+    base = m.get("clean") if m.get("method") == "noise" else m.get("corrupt")
+    cell = grid_extreme(grid, base if isinstance(base, (int, float)) else 0.0)
+    if cell is not None:
+        facts.append(f"largest change: {cell[0]} {num(cell[1])}")
+    return facts
+
+
+def eap_pos_facts(grid: Any) -> list[str]:
+    """The strongest (edge, position) score."""
+    m = grid.meta
+    cell = grid_extreme(grid)
+    facts = [f"{m.get('method', 'EAP')} on {data_source(m)}: {m.get('n_writers')} writers x {m.get('n_readers')} "
+             f"readers, {len(grid.labels[grid.axes[0]])} edges shown"]
+    if cell is not None:
+        facts.append(f"strongest edge at a position: {cell[0]} {num(cell[1])}")
+    return facts
+
+
+def circuit_facts(series: Any) -> list[str]:
+    """The circuit found: its size, accuracy and faithfulness, and its first edges."""
+    m = series.meta
+    return [f"circuit of {m.get('edges')} of {m.get('edges_total')} edges: accuracy {rate(m.get('accuracy'))}, "
+            f"faithfulness {num(m.get('faithfulness'))} (target {rate(m.get('target'))}) on {data_source(m)}",
+            f"edges {names(m.get('circuit', []), 6)}"]
+
+
+def arith_facts(grid: Any) -> list[str]:
+    """The mean flip rate at the layer edited."""
+    m = grid.meta
+    return [f"mean flip rate {rate(m.get('mean_flip_rate'))} ({m.get('mode')} at layer {m.get('layer')}, offset "
+            f"{m.get('offset')}); {m.get('n_test')} test prompts, averages over {m.get('n_avg')}"]
+
+
 declare(Analysis(
     "mamba-removal", "Mamba layer removal", "Mamba: accuracy and NLD with each layer's write (out_proj) zeroed",
     PAIR_INPUTS, run_removal, "table", "pairs", check=_check_pairs, excludes=NOT_MAMBA,
+    headline=removal_facts,
     doc="Row 'none' is the clean run; accuracy is over the prompt's names plus the corrupted answer.",
 ))
 declare(Analysis(
@@ -116,6 +176,7 @@ declare(Analysis(
               "start with every in_proj resample-ablated, un-ablate the best layer until accuracy >= target",
               default="removal", choices=("removal", "crosstalk")),
     ), run_greedy, "series", "pairs", cancellable=True, check=_check_target, key=("search", "target"),
+    headline=greedy_facts,
     excludes=NOT_MAMBA, doc="Accuracy and NLD after each greedy step; the kept layers are in the run's facts.",
 ))
 declare(Analysis(
@@ -125,6 +186,7 @@ declare(Analysis(
         Param("slice_direction", "choice", "noise: corrupted slice into the clean run (the paper's); "
               "denoise: the reverse", default="noise", choices=("noise", "denoise"), label="direction"),
     ), run_conv_slices, "grid", "pairs", cancellable=True, check=_check_pairs, key=("layers", "slice_direction"),
+    headline=conv_facts,
     excludes=NOT_MAMBA, doc="NLD per layer x slice (k = -(w-1)..0) x position; slice k at p is w_k * in_proj[p + k].",
 ))
 declare(Analysis(
@@ -133,12 +195,14 @@ declare(Analysis(
         Param("top", "int", "show the top K edges by |total score| (default 30)", default=30, minimum=1,
               label="top k edges"),
     ), run_eap_pos, "grid", "pairs", cancellable=True, check=_check_pairs, key=("ig", "top"),
+    headline=eap_pos_facts,
     doc="Each cell: an edge's EAP score (metric NLD) at one position, averaged over the pairs.",
 ))
 declare(Analysis(
     "eap-circuit", "EAP circuit search", "the fewest top EAP edges whose circuit keeps a target accuracy",
     (*PAIR_INPUTS, IG, TARGET), run_eap_circuit, "series", "pairs", cancellable=True, check=_check_target,
     key=("ig", "target"),
+    headline=circuit_facts,
     doc="Binary search on k; each measured k's accuracy and faithfulness (the circuit's NLD).",
 ))
 declare(Analysis(
@@ -154,5 +218,6 @@ declare(Analysis(
         Param("offset", "int", "edit at name position + this (1 in the paper)", default=1, minimum=0),
     ), run_name_arith, "grid", "model", cancellable=True, tasks=("ioi-abc",), key=("layer", "mode", "offset"),
     excludes=NOT_MAMBA,
+    headline=arith_facts,
     doc="Cell (slot, avg slot): the fraction of prompts whose expected new answer beats the old answer.",
 ))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from analyses.registry import Analysis, Param, declare, int_list, names_list
+from analyses.registry._facts import names, num, rate, top_row
 from analyses.registry.corpus import CORPUS, check_corpus
 
 NEURON = (
@@ -92,6 +93,64 @@ def run_ablation(lm, layer, neuron, corpus, task, n, seed, batch, prepend_bos, t
     return table
 
 
+def _neuron(m: dict[str, Any]) -> str:
+    token = f" (token {m['token']!r})" if m.get("token") else ""
+    return f"L{m.get('layer')}N{m.get('neuron')}{token}"
+
+
+def congruence_facts(table: Any) -> list[str]:
+    """The most congruent neuron and the token it predicts."""
+    top = top_row(table, largest=True)
+    token = table.columns["token"][table.labels.index(top[0])]
+    return [f"most congruent neuron {top[0]} -> {token!r} ({num(top[1])}); "
+            f"{table.meta.get('word_tokens')} word tokens ranked"]
+
+
+def max_acts_facts(result: Any) -> list[str]:
+    """The strongest activation found, over how many texts."""
+    m = result.meta
+    prompts = m.get("prompts", [])
+    best = f"top activation {num(prompts[0]['max_act'])} (doc {prompts[0]['doc']})" if prompts else "no text"
+    return [f"{_neuron(m)}: {best}; {len(result.labels)} texts shown of {m.get('documents')} ({m.get('source')})"]
+
+
+def heads_facts(table: Any) -> list[str]:
+    """The heads selected for explanation (active on 25-75 % of the texts)."""
+    m = table.meta
+    chosen = [lab for lab, s in zip(table.labels, table.columns["selected"]) if s]
+    rates = dict(zip(table.labels, table.columns["active_rate"]))
+    shown = [f"{h} ({rate(rates[h])} active)" for h in chosen]
+    return [f"{_neuron(m)}: selected heads {names(shown, 6)} over {m.get('n_prompts')} texts ({m.get('source')})"]
+
+
+def explain_facts(table: Any) -> list[str]:
+    """Each head's explanation and its held-out balanced accuracy."""
+    cols = table.columns
+    facts = [f"{_neuron(table.meta)}: {len(table.labels)} head(s) explained, scored on held-out texts"]
+    for i, head in enumerate(table.labels[:4]):
+        facts.append(f"{head}: {cols['explanation'][i]}, balanced accuracy {rate(cols['balanced_accuracy'][i])} "
+                     f"(shuffled {rate(cols['shuffled_baseline'][i])}, p {num(cols['p_shuffled'][i], kind='p')})")
+    return facts
+
+
+def ablation_facts(table: Any) -> list[str]:
+    """Each ablated head's KS test between active and inactive texts."""
+    cols = table.columns
+    facts = [f"{_neuron(table.meta)}: mean p(token) {rate(table.meta.get('clean_p_mean'))} clean"]
+    for i, head in enumerate(table.labels[:4]):
+        facts.append(f"{head}: KS D {rate(cols['ks_d'][i])}, p {num(cols['ks_p'][i], kind='p')} "
+                     f"({num(cols['n_active'][i], kind='count')} active, "
+                     f"{num(cols['n_inactive'][i], kind='count')} inactive texts)")
+    return facts
+
+
+def heads_prompt_facts(table: Any) -> list[str]:
+    """The heads active on this prompt."""
+    active = [lab for lab, a in zip(table.labels, table.columns["active"]) if a]
+    top = top_row(table)
+    return [f"{_neuron(table.meta)}: active heads {names(active)}; largest attribution {top[0]} {num(top[1])}"]
+
+
 CORPUS_DOC = " Texts: the neuron's top-activating texts of a corpus file or a task, each trimmed to its shortest " \
              "suffix keeping --ratio of the activation."
 declare(Analysis(
@@ -101,6 +160,7 @@ declare(Analysis(
         Param("top", "int", "neurons to list per layer", default=20, minimum=1),
         Param("all_tokens", "flag", "rank over every token, not only word tokens", label="all tokens"),
     ), run_congruence, "table", "model", tasks=("lookup",), key=("layers", "top"), excludes=("mamba",),
+    headline=congruence_facts,
     doc="Final-norm weight folded in, W_out centred for LayerNorm, the vocabulary mean subtracted; word tokens: "
         "'Ġ'/'▁'-prefixed and longer than 2 characters on BPE vocabularies, every non-special token on word-level ones.",
 ))
@@ -108,12 +168,14 @@ declare(Analysis(
     "neuron-max-acts", "neurons: max-activating texts", "a neuron's top-activating texts, trimmed, coloured by "
     "its activation", (*NEURON, *CORPUS, *PROMPTS), run_max_acts, "tokens", "model", cancellable=True,
     check=_check, key=HEAD_TAGS, excludes=("mamba",),
+    headline=max_acts_facts,
     doc="Only the neuron's column is kept by the hook and the run stops after its layer." + CORPUS_DOC,
 ))
 declare(Analysis(
     "neuron-heads", "neurons: head attribution", "which heads feed a neuron at the last token of its "
     "top-activating texts", (*NEURON, *CORPUS, *PROMPTS), run_heads, "table", "model", cancellable=True,
     check=_check, key=HEAD_TAGS, excludes=("mamba",),
+    headline=heads_facts,
     doc="Per head: mean of head_out . W_in[:, n] through the MLP norm at its cached scale, the share of texts where "
         "it is active (> mean + 2 sd over heads), selected when that share is 25-75 %." + CORPUS_DOC,
 ))
@@ -131,6 +193,7 @@ declare(Analysis(
         Param("key_env", "text", "environment variable holding the endpoint's API key", default="OPENAI_API_KEY",
               metavar="VAR", label="key variable"),
     ), run_explain, "table", "model", cancellable=True, check=_check, key=HEAD_TAGS, excludes=("mamba",),
+    headline=explain_facts,
     doc="Balanced accuracy (TPR+TNR)/2 on the held-out texts, the mean over shuffled labels and a permutation p."
         + CORPUS_DOC,
 ))
@@ -141,6 +204,7 @@ declare(Analysis(
         Param("token", "token", "the token whose probability is measured (default: the neuron's congruence token)"),
         Param("heads", "nodes", "heads to ablate, e.g. L0H1,L1H2 (default: the selected ones)", metavar="LIST"),
     ), run_ablation, "table", "model", cancellable=True, check=_check, key=HEAD_TAGS, excludes=("mamba",),
+    headline=ablation_facts,
     doc="Δp = p(token) clean - p(token) with the head's z zeroed, at the last token; two-sample KS between the "
         "active and the inactive texts' Δp, per head and pooled (row 'all')." + CORPUS_DOC,
 ))
@@ -168,5 +232,6 @@ declare(Analysis(
         Param("neuron", "int", "the neuron's index in the MLP", default=0, minimum=0),
         Param("prepend_bos", "bos", "prepend the tokenizer's BOS token (default: as the tokenizer does)", label="BOS"),
     ), run_heads_prompt, "table", "prompt", key=("layer", "neuron"), excludes=("mamba",),
+    headline=heads_prompt_facts,
     doc="head_out . W_in[:, n] through the MLP norm at its cached scale; 'active' when > mean + 2 sd over heads.",
 ))

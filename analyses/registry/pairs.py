@@ -8,6 +8,7 @@ from typing import Any
 from analyses.errors import BadInput
 from analyses.registry import Analysis, Param, declare, int_list, names_list, shared
 from analyses.registry.defaults import preferred_site
+from analyses.registry._facts import baselines, data_source, grid_extreme, names, num, rate, top_row
 
 PAIRS = shared(
     Param("clean", "prompt", "clean prompt"),
@@ -150,6 +151,61 @@ def _check_eap(p: dict[str, Any]) -> None:
         raise BadInput("--prune prunes the circuit of --top K or --threshold T; give one of them")
 
 
+def patch_facts(grid: Any) -> list[str]:
+    """The metric's two ends, the data, and the cell that moves it most from the corrupted run."""
+    meta = grid.meta
+    method = f" ({meta['method']})" if meta.get("method") else ""
+    site = f"site {meta['site']}{method}, " if "site" in meta else ""
+    facts = [f"{site}{baselines(meta)} over {data_source(meta)}"]
+    corrupt = meta.get("corrupt")
+    cell = grid_extreme(grid, corrupt if isinstance(corrupt, (int, float)) else 0.0)
+    if cell is not None:
+        facts.append(f"largest change from corrupt: {cell[0]} {num(cell[1])}")
+    if meta.get("partial"):
+        facts.append(f"PARTIAL: {meta.get('cells_done')} of {meta.get('cells_total')} cells")
+    return facts
+
+
+def eap_facts(table: Any) -> list[str]:
+    """The edge graph, its strongest edge and, when kept edges were asked for, the circuit."""
+    meta = table.meta
+    facts = [f"{meta.get('method', 'EAP')} on {data_source(meta)}: {len(table.labels)} edges "
+             f"({meta.get('n_writers')} writers x {meta.get('n_readers')} readers); {baselines(meta)}"]
+    top = top_row(table)
+    if top is not None:
+        facts.append(f"strongest edge {top[0]} {num(top[1])}")
+    if "circuit" in meta:
+        c = meta["circuit"]
+        facts.append(f"circuit {c['edges_kept']} of {c['edges_total']} edges: faithfulness {num(c['faithfulness'])} "
+                     f"(metric {num(c['circuit'])})")
+    return facts
+
+
+def eap_curve_facts(series: Any) -> list[str]:
+    """Faithfulness at the largest k measured, raw and pruned, and the top edges."""
+    meta, lines = series.meta, series.lines
+    k = series.x[-1] if series.x else None
+    facts = [f"{meta.get('method', 'EAP')} on {data_source(meta)}: {meta.get('edges_total')} edges; "
+             f"{baselines(meta)}"]
+    if k is not None:
+        kept = num(lines["edges kept (pruned)"][-1], kind="count")
+        facts.append(f"top {k} edges: faithfulness {num(lines['faithfulness'][-1])}, pruned "
+                     f"{num(lines['faithfulness (pruned)'][-1])} ({kept} edges kept)")
+    facts.append(f"top edges {names(meta.get('top_edges', []), 5)}")
+    return facts
+
+
+def path_patch_facts(table: Any) -> list[str]:
+    """The patched metric between its two ends, and the share of the gap it recovers."""
+    meta = table.meta
+    clean, corrupt, patched = table.values
+    gap = clean - corrupt
+    share = f", {rate((patched - corrupt) / gap)} of the clean - corrupt gap" if gap else ""
+    return [f"{names(meta.get('senders', []))} -> {names(meta.get('receivers', []))} "
+            f"({num(meta.get('edges'), kind='count')} edge{'s' * (meta.get('edges') != 1)}) on {data_source(meta)}",
+            f"patched {num(patched)} (clean {num(clean)}, corrupt {num(corrupt)}){share}"]
+
+
 IG = Param("ig", "int", "EAP-IG with this many interpolation steps (at least 1)", minimum=1, metavar="STEPS",
            label="IG steps")
 declare(Analysis(
@@ -162,11 +218,13 @@ declare(Analysis(
         Param("heads", "ints", "head sites: sweep only these heads, e.g. 0,3", metavar="LIST", when=("site", HEAD_SITES)),
     ), run_patch, "grid", "pairs", cancellable=True, check=_check_patch, key=("site", "direction", "metric"),
     doc="Each cell is the metric with that cell's clean activation written into the corrupted run.",
+    headline=patch_facts,
 ))
 declare(Analysis(
     "attrib", "attribution patching", "attribution patching: the linear estimate of a patching sweep",
     (*PAIRS, SITE, ALL_POS), run_attrib, "grid", "pairs", check=_check_pairs, key=("site", "metric"),
     doc="(a_clean - a_corrupt) . dM/da per cell, from one forward and one backward pass.",
+    headline=patch_facts,
 ))
 declare(Analysis(
     "eap", "EAP", "edge attribution patching (EAP, EAP-IG) over the whole edge graph", (
@@ -177,6 +235,7 @@ declare(Analysis(
         Param("prune", "flag", "keep only kept edges on a path from the input to the logits"),
     ), run_eap, "table", "pairs", cancellable=True, check=_check_eap, key=("ig", "top", "metric"),
     doc="Every edge's score (e_corrupt - e_clean) . dM/d(input of the reader), largest first.",
+    headline=eap_facts,
 ))
 declare(Analysis(
     "eap-curve", "EAP faithfulness curve", "faithfulness of the top-k EAP edges over k, raw and pruned", (
@@ -185,6 +244,7 @@ declare(Analysis(
               metavar="LIST"),
     ), run_eap_curve, "series", "pairs", cancellable=True, check=_check_pairs, key=("ig", "metric"),
     doc="A line per variant (raw top-k, pruned to edges connected to input and logits) over k.",
+    headline=eap_curve_facts,
 ))
 declare(Analysis(
     "path-patch", "path patching", "senders' clean outputs into receivers' inputs only", (
@@ -193,4 +253,5 @@ declare(Analysis(
         Param("receivers", "nodes", "comma list of readers: L1H2.q, L1H2.k, L1MLP, logits", required=True),
     ), run_path_patch, "table", "pairs", check=_check_pairs, key=("senders", "receivers"),
     doc="The corrupted run with only the chosen edges carrying their clean values.",
+    headline=path_patch_facts,
 ))

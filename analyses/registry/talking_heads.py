@@ -8,6 +8,7 @@ from typing import Any
 
 from analyses.labels import check_head_syntax
 from analyses.registry import Analysis, Param, declare, float_list, int_list, names_list
+from analyses.registry._facts import num, rate, top_row
 from analyses.registry.prompt import BOS
 
 FOLD = Param("fold", "choice", "which weights: tl = as TransformerLens's from_pretrained processes them (norm weight "
@@ -59,6 +60,47 @@ def run_recall_edit(lm, task: str, n: int, seed: int, scales: str, comps: int, p
                               progress, should_stop)
 
 
+def composition_facts(grid: Any) -> list[str]:
+    """The strongest pair against the random baseline."""
+    m = grid.meta
+    return [f"{m.get('mode')}-composition max {num(m.get('max'), sign=False)} at {m.get('argmax')}; random "
+            f"baseline {num(m.get('null_mean'), sign=False)} ± {num(m.get('null_std'), sign=False)}"]
+
+
+def spectra_facts(series: Any) -> list[str]:
+    """The largest singular value and the head it belongs to."""
+    heads = [(name, ys[0]) for name, ys in series.lines.items() if ys]
+    name, top = max(heads, key=lambda h: h[1])
+    return [f"{series.meta.get('circuit', '').upper()} circuits of {len(heads)} heads; largest singular value "
+            f"{num(top, sign=False)} ({name}, component 0)"]
+
+
+def channels_facts(table: Any) -> list[str]:
+    """The strongest channel, against a random sender."""
+    m = table.meta
+    top = top_row(table, largest=True)
+    z = table.columns["z"][table.labels.index(top[0])] if top and "z" in table.columns else None
+    return [f"strongest channel {top[0]}: CS {num(top[1], sign=False)} (z {num(z, 1)}); "
+            f"1/sqrt(d_head) {num(m.get('null_1_over_sqrt_d'), sign=False)}"]
+
+
+def inhibition_facts(table: Any) -> list[str]:
+    """The sender component that moves the receiver's attention most."""
+    m = table.meta
+    top = top_row(table)
+    column = next(iter(table.columns))
+    return [f"{m.get('sender')} -> {m.get('receiver')}: largest {column} {top[0]} {num(top[1])}; "
+            f"rank agreement {rate(m.get('rank_agreement'))}"]
+
+
+def recall_edit_facts(table: Any) -> list[str]:
+    """The chosen edit, how it scored on the search sample, and its gain on held-out lists."""
+    m = table.meta
+    return [f"chosen edit {m['edit']} (best of {m.get('edits_tried')} tried on {m.get('task')})",
+            f"search accuracy {rate(m.get('search_accuracy_before'))} -> {rate(m.get('search_accuracy_after'))}; "
+            f"held-out gain {num(m.get('held_out_gain'))}"]
+
+
 def _check_channels(p: dict[str, Any]) -> None:
     check_head_syntax(p["sender"], "--sender")
     check_head_syntax(p["receiver"], "--receiver")
@@ -77,6 +119,7 @@ def _check_spectra(p: dict[str, Any]) -> None:
 declare(Analysis(
     "composition", "composition scores", "Q/K/V composition scores of every sender head with every later head",
     (MODE, FOLD), run_composition, "grid", "model", key=("mode", "fold"), excludes=("mamba",),
+    headline=composition_facts,
     doc="‖L R‖_F/(‖L‖_F‖R‖_F) with L the sender's OV, as TransformerLens's all_composition_scores; a sender x "
         "receiver heatmap (0 unless the receiver is in a later layer); meta has the random-sender baseline.",
 ))
@@ -86,6 +129,7 @@ declare(Analysis(
         FOLD,
         Param("show", "text", "only these heads, e.g. L0H1,L1H2 (default: all)", metavar="HEADS", label="heads"),
     ), run_spectra, "series", "model", key=("circuit", "show"), excludes=("mamba",), check=_check_spectra,
+    headline=spectra_facts,
     doc="One line per head: singular value against component index (components are numbered by these).",
 ))
 declare(Analysis(
@@ -97,6 +141,7 @@ declare(Analysis(
         Param("draws", "int", "random sender matrices for the baseline", default=20, minimum=2),
     ), run_channels, "table", "model", key=("mode", "sender", "receiver"), excludes=("mamba",),
     check=_check_channels,
+    headline=channels_facts,
     doc="CS_i = ‖v_iᵀ R‖/‖R‖_F per OV component i of the sender (v_i its write direction), z against the same "
         "statistic for random Gaussian factors of the same shapes, the singular value and the pair's score.",
 ))
@@ -115,6 +160,7 @@ declare(Analysis(
         BOS,
     ), run_inhibition, "table", "prompt", key=("sender", "receiver", "positions"), excludes=("mamba",),
     check=_check_inhibition,
+    headline=inhibition_facts,
     doc="Per sender component: the change in the receiver's attention score when that component is projected "
         "out of the sender's output at the query position, beside its Q-composition CS_i.",
 ))
@@ -128,6 +174,7 @@ declare(Analysis(
         *HEAD_PAIR,
     ), run_inhibition_task, "table", "model", key=("task", "sender", "receiver"), excludes=("mamba",),
     check=_check_inhibition,
+    headline=inhibition_facts,
     doc="D = attention from the last token to the answer's first position minus to the distractor's; per sender "
         "component i projected out at the last token, I_i = (D - D_i)/D, beside its Q-composition CS_i.",
 ))
@@ -140,6 +187,7 @@ declare(Analysis(
         Param("comps", "int", "leading components per head to try (0: all)", default=0, minimum=0),
     ), run_recall_edit, "table", "model", cancellable=True, tasks=("recall",), key=("task", "scales", "comps"),
     excludes=("mamba",),
+    headline=recall_edit_facts,
     doc="Every LxHy:ov:i=scale is scored on a search sample (train split); the best is measured on held-out "
         "prompts: accuracy before, after and the gain per variant.",
 ))

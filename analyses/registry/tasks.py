@@ -6,6 +6,7 @@ from typing import Any
 
 from analyses.errors import BadInput
 from analyses.registry import Analysis, Param, declare
+from analyses.registry._facts import num, rate
 
 
 def run_eval(lm, task: str | None, pairs: str | None, n: int, seed: int, split: str):
@@ -18,6 +19,16 @@ def run_eval(lm, task: str | None, pairs: str | None, n: int, seed: int, split: 
         examples = [Example(p.clean, p.answer, p.distractor, p.variant or "pairs") for p in read_pairs(pairs)]
         return evaluate(lm.hooked, lm.tokenizer, str(pairs), examples)
     return evaluate(lm.hooked, lm.tokenizer, task, task_examples(task, n, seed, split))
+
+
+def eval_facts(table: Any) -> list[str]:
+    """Overall accuracy and logit difference (and the end-of-sequence rule's accuracy)."""
+    meta = table.meta
+    facts = [f"accuracy {rate(meta['accuracy'])} on {meta['n']} prompts of {meta.get('task')}, "
+             f"mean logit diff {num(meta.get('mean_logit_diff'))}"]
+    if "target_accuracy" in meta:
+        facts.append(f"end-of-sequence token after the answer: accuracy {rate(meta['target_accuracy'])}")
+    return facts
 
 
 def _check(p: dict[str, Any]) -> None:
@@ -36,4 +47,5 @@ declare(Analysis(
               choices=("test", "train", "all")),
     ), run_eval, "table", "pairs", check=_check, key=("task", "n", "split"),
     doc="Accuracy (answer logit above the distractor's) and mean logit difference, per variant and overall.",
+    headline=eval_facts,
 ))

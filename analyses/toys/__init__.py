@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analyses.errors import WouldOverwrite
+
 SHIPPED = Path(__file__).parent / "shipped"
 
 
@@ -44,3 +46,17 @@ def toy_task(spec: str | None) -> str | None:
 
     recipe = RECIPES.get((spec or "").removeprefix("toy:")) if (spec or "").startswith("toy:") else None
     return recipe.task if recipe is not None else None
+
+
+def check_out_folder(out: str | Path, force: bool = False) -> None:
+    """Refuse (WouldOverwrite) to train into a folder that already holds something (a model
+    trained earlier, a user's own config.json) unless ``force``: nothing the user wrote is
+    replaced without being asked. A missing or empty folder is fine."""
+    path = Path(out)
+    if force or not path.is_dir():  # a file in the way is refused where the folder is made
+        return
+    entries = sorted(p.name for p in path.iterdir())
+    if entries:
+        shown = ", ".join(entries[:4]) + (f" and {len(entries) - 4} more" if len(entries) > 4 else "")
+        raise WouldOverwrite(f"--out {out} is not empty (it holds {shown}); choose a new folder, or --force "
+                             "to write the checkpoint over what is there", str(out), shown)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from analyses.errors import BadInput
 from analyses.tasks import task_examples, vocabulary
 from analyses.tokens import pad_batch
+from analyses.toys import check_out_folder
 from analyses.toys.recipes import RECIPES, TRAIN_RECIPES, Recipe  # noqa: F401  (RECIPES: re-exported)
 
 HELD_OUT_N = 256  # held-out examples behind each point of the learning curve
@@ -154,6 +155,7 @@ def train_with_curve(
     should_stop: Callable[[], bool] | None = None,
     eval_every: int = 0,
     on_eval: Callable[[dict], None] | None = None,
+    force: bool = False,
 ) -> dict:
     """Train toy ``name`` from scratch, write its checkpoint to ``out_dir``, and report the run.
 
@@ -169,6 +171,8 @@ def train_with_curve(
     ``held_out_loss`` is the training loss on the held-out sample (dropout off): on Count01 the
     accuracies reach 1.0 within a few hundred steps, the losses show how far training still goes.
     Scoring draws no random numbers, so a run with a curve writes the same weights as one without.
+    A non-empty ``out_dir`` is refused (``WouldOverwrite``) unless ``force``: a model trained
+    earlier, or a user's own files, are never written over unasked.
 
     Returns ``{"path", "name", "task", "heads", "seed", "steps", "steps_done", "cancelled",
     "seconds", "batch", "lr", "curve": {"step": [...], "loss": [...], "accuracy": [...],
@@ -186,6 +190,7 @@ def train_with_curve(
         raise BadInput("--steps must be positive")
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
         raise BadInput("eval_every must be a whole number >= 0 (0: no learning curve)")
+    check_out_folder(out_dir, force)
     out = _writable_folder(Path(out_dir))
     start = time.monotonic()
     words = vocabulary()
@@ -257,6 +262,7 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     eval_every: int = 0,
     on_eval: Callable[[dict], None] | None = None,
+    force: bool = False,
 ) -> Path:
     """Train toy ``name`` from scratch and write its checkpoint to ``out_dir``; return its path.
 
@@ -265,5 +271,5 @@ def train(
     ``train_with_curve`` to learn whether it was cut short).
     """
     report = train_with_curve(name, out_dir, steps, progress, heads=heads, seed=seed, should_stop=should_stop,
-                              eval_every=eval_every, on_eval=on_eval)
+                              eval_every=eval_every, on_eval=on_eval, force=force)
     return Path(report["path"])

@@ -65,7 +65,17 @@ def test_exports_of_different_runs_of_one_session_get_different_names(tmp_path):
 def test_the_json_carries_model_analysis_run_and_every_parameter(tmp_path):
     json_path, _ = export_run(GRID, tmp_path, analysis="patch", params=PARAMS, model=MODEL, run_id=3)
     data = json.loads(json_path.read_text())
+    headline = data.pop("headline")
     assert data == {"model": MODEL, "analysis": "patch", "run_id": 3, "params": PARAMS, "result": GRID.to_json()}
+    assert headline[0].startswith("site head_out") or headline == []  # what the run found, as the CLI says it
+
+
+def test_the_json_is_strict_nan_written_as_null(tmp_path):
+    """JSON has no NaN: a missing value (a point's x here) is written as null, as --json does."""
+    json_path, _ = export_run(SCATTER, tmp_path, analysis="erasure-scatter", params={}, model=MODEL, run_id=4)
+    text = json_path.read_text()
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    assert "NaN" not in text and data["result"]["points"][2]["x"] is None
 
 
 @pytest.mark.parametrize("result, header, rows", [
