@@ -108,3 +108,21 @@ class HelpScreen(Dialog):
             for key, what in self.keys:
                 table.add_row(key, what)
             yield table
+
+
+class ConfirmDialog(Dialog):
+    """A question with one way on: ``y`` (the confirm key) dismisses with True, Escape with None."""
+
+    BINDINGS = [Binding("y", "confirm", "Yes", id="confirm_dialog")]
+
+    def __init__(self, message: str, yes: str) -> None:
+        super().__init__()
+        self.message, self.yes = message, yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(self.message))  # plain text: messages name tokens like [BOS]
+            yield Label(f"y: {self.yes}   Escape: cancel")
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
