@@ -35,6 +35,7 @@ class Dims:
     seq: int  # tokens of one input (a prompt, a pair's prompt, a text as cut to the context)
     items: int  # inputs: 1 for a prompt, the pairs, the texts or the examples
     dtype_bytes: int = 4
+    diff: int = 0  # pairs: the first position where clean and corrupted prompts differ (patches before it are no-ops)
 
     @property
     def attention(self) -> bool:
@@ -80,7 +81,8 @@ def dims(lm: Any, analysis: Any, params: dict[str, Any]) -> Dims:
     n_ctx = s.n_ctx or 4096
     seq, items = _inputs(lm, analysis.name, params, n_ctx)
     return Dims(s.family, s.n_layers, s.d_model, s.d_vocab, s.n_heads or 0, s.d_head or 0, s.d_mlp or 0,
-                s.d_inner or 0, s.d_state or 0, max(1, min(seq, n_ctx)), max(1, items), 2 if "16" in dtype else 4)
+                s.d_inner or 0, s.d_state or 0, max(1, min(seq, n_ctx)), max(1, items), 2 if "16" in dtype else 4,
+                _first_diff(lm.tokenizer, params))
 
 
 def estimate(analysis: Any, params: dict[str, Any], d: Dims) -> Cost:
@@ -167,6 +169,24 @@ def _inputs(lm: Any, name: str, p: dict[str, Any], n_ctx: int) -> tuple[int, int
             n += p.get("n_avg") or 0
         return _task_length(tok, task), n
     return 1, 1
+
+
+def _first_diff(tok: Any, p: dict[str, Any]) -> int:
+    """Where a typed pair, or a task's first pair, starts to differ (0 when unknown)."""
+    clean, corrupt = p.get("clean"), p.get("corrupt")
+    if not (clean and corrupt) and p.get("task") and p.get("site") is not None:
+        from analyses.tasks import PAIR_TASKS
+
+        if p["task"] in PAIR_TASKS:
+            pair = PAIR_TASKS[p["task"]](1, p.get("seed") or 0)[0]
+            clean, corrupt = pair.clean, pair.corrupt
+    if not (clean and corrupt):
+        return 0
+    try:
+        a, b = tok(clean)["input_ids"], tok(corrupt)["input_ids"]
+    except Exception:
+        return 0
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), 0)
 
 
 def _length(tok: Any, text: str) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 from analyses.cost import Cost, Dims
 
 ITEM = 2_500  # Python bytes per input (a pair, an example or a text: strings, token lists, objects)
+DRAWN = 7_000  # Python bytes per held-out example: a test split is drawn from ten times as many candidates
 ROW = 400  # Python bytes per row of a result table
 RUN = 8 * 2**20  # what any run allocates besides its tensors (allocator slack, temporaries)
 SWEEP_ROWS = 256  # rows per forward of a batched sweep (patching's rows_per_forward)
@@ -32,7 +33,7 @@ def _fw(d: Dims, rows: float, seq: float | None = None) -> float:
 
 def _graph(d: Dims, rows: float) -> float:
     """Bytes a forward with gradients keeps for its backward pass (every block's activations)."""
-    return d.n_layers * _fw(d, rows) * 1.5
+    return d.n_layers * _fw(d, rows) * 0.8
 
 
 def _cache(d: Dims, rows: float, units: float, seq: float | None = None) -> float:
@@ -79,7 +80,9 @@ def _prompt(p: dict, d: Dims) -> Cost:
     rows = {"head": d.n_layers * _heads(d), "neuron": d.n_layers * d.d_mlp}.get(p.get("by"), 2 * d.n_layers)
     unembeds = d.n_layers if "pos" in p and "by" not in p else 1  # the logit lens unembeds every layer
     memory = _fw(d, 1) + _logits(d, 1, d.seq) + _cache(d, 1, 4 + d.d_mlp / d.d_model) + _logits(d, unembeds, 1)
-    return _cost(memory, d, rows, **_mine(1), shrink="a shorter prompt")
+    layer = p.get("layer")  # attention and a neuron's heads stop after their layer
+    share = 1.0 if "answer" in p or not isinstance(layer, int) else (layer % d.n_layers + 1) / d.n_layers
+    return _cost(memory, d, rows, **_mine(share), shrink="a shorter prompt")
 
 
 def _inhibition(p: dict, d: Dims) -> Cost:
@@ -101,9 +104,16 @@ def _patch(p: dict, d: Dims) -> Cost:
     n, cells = d.items, _cells(p, d)
     units = 4 + (d.n_heads * d.seq / d.d_model if p.get("site") == "head_pattern" else 0)
     rows = max(n, min(SWEEP_ROWS, cells * n))
-    memory = 2 * _cache(d, n, units) + 2 * _logits(d, n, d.seq) + _fw(d, rows) + _cache(d, rows, 1)
+    memory = 2 * _cache(d, n, units * 0.75) + 2 * _logits(d, n, d.seq) + 0.5 * _fw(d, rows) + _cache(d, rows, 1)
     sweep = n * cells * _suffix_share(d) * (0.5 if not p.get("all_pos") else 1)
-    return _cost(memory, d, d.n_layers * cells, **_mine(2 * n + sweep), shrink=SHRINK_PAIRS)
+    # The floor: only cells at or after the first differing position change anything, and a patched row
+    # runs from its layer and its position on.
+    live = [q for q in range(d.diff, d.seq)] if not p.get("all_pos") and not p.get("positions") else None
+    per_pos = cells / (1 if p.get("all_pos") else len(str(p["positions"]).split(",")) if p.get("positions")
+                       else d.seq)
+    floor = 2 * n + (n * per_pos * _suffix_share(d) * sum((d.seq - q) / d.seq for q in live) if live is not None
+                     else sweep)
+    return _cost(memory, d, d.n_layers * cells, **_mine(2 * n + sweep, floor), shrink=SHRINK_PAIRS)
 
 
 def _attrib(p: dict, d: Dims) -> Cost:
@@ -115,7 +125,7 @@ def _attrib(p: dict, d: Dims) -> Cost:
 def _eap_scores(p: dict, d: Dims) -> tuple[float, dict[str, float]]:
     n, steps = d.items, p.get("ig") or 0
     qkv = 3 * _heads(d) if d.attention else 1
-    memory = _graph(d, n) + _cache(d, n, qkv + _heads(d) + 1) + 2 * _logits(d, n, d.seq)
+    memory = 1.4 * (_graph(d, n) + _cache(d, n, qkv + _heads(d) + 1)) + 2 * _logits(d, n, d.seq)
     if p.get("positional"):
         memory += _edges(d) * d.seq * 8
     back = steps or 1
@@ -144,9 +154,14 @@ def _path_patch(p: dict, d: Dims) -> Cost:
     return _cost(memory, d, 3, **_mine(4 * n, 3 * n), shrink=SHRINK_PAIRS.split(",")[0])
 
 
+def _drawn(p: dict, d: Dims) -> float:
+    return DRAWN * d.items if p.get("split", "test") == "test" and not p.get("pairs") else 0.0
+
+
 def _eval(p: dict, d: Dims) -> Cost:
     batch = min(d.items, 128)
-    return _cost(_fw(d, batch) + _logits(d, batch, d.seq), d, 8, **_mine(d.items), shrink="fewer prompts (--n)")
+    memory = _fw(d, batch) + _logits(d, batch, d.seq) + _drawn(p, d)
+    return _cost(memory, d, 8, **_mine(d.items), shrink="fewer prompts (--n)")
 
 
 # ---- Mamba -------------------------------------------------------------------------------------------
@@ -231,7 +246,8 @@ def _congruence(p: dict, d: Dims) -> Cost:
 
 def _examples(d: Dims, runs: float, floor: float | None = None, rows: float = 16) -> Cost:
     chunk = min(d.items, 256)
-    memory = _fw(d, chunk) + _cache(d, d.items, 2 * _heads(d) / max(1, d.n_layers)) + _logits(d, chunk, d.seq)
+    memory = (_fw(d, chunk) + _cache(d, d.items, 4 * _heads(d) / max(1, d.n_layers)) + _logits(d, chunk, d.seq)
+              + DRAWN * d.items)
     return _cost(memory, d, rows, **_mine(runs, floor), shrink="fewer examples (--n)")
 
 
@@ -274,10 +290,10 @@ COSTS: dict[str, Callable[[dict, Dims], Cost]] = {
     "neuron-explain": lambda p, d: _neurons(p, d, 0),
     "neuron-ablation": lambda p, d: _neurons(p, d, min(p.get("top") or 40, d.items) * _heads(d) * d.n_layers,
                                              min(p.get("top") or 40, d.items) * _heads(d) * _suffix_share(d)),
-    "count-heads": lambda p, d: _examples(d, d.items, rows=_heads(d)),
+    "count-heads": lambda p, d: _examples(d, d.items * (1 + _heads(d)), rows=_heads(d)),  # + each head alone
     "count-attention": _count_attention,
     "count-swap": lambda p, d: _examples(d, d.items * (1 + 2 * _heads(d)), rows=_heads(d)),
-    "count-combine": lambda p, d: _examples(d, d.items, rows=3),
+    "count-combine": lambda p, d: _examples(d, d.items * 4, d.items * (1 + 3 * _suffix_share(d)), rows=3),
     "recall-edit": _recall_edit,
     "composition": _weights, "head-spectra": _weights, "channels": _weights,
     "train-toy": lambda p, d: Cost(64 * 2**20, 0, 0, shrink="fewer steps (--steps)"),
