@@ -113,6 +113,7 @@ class HelpScreen(Dialog):
 class ConfirmDialog(Dialog):
     """A question with one way on: ``y`` (the confirm key) dismisses with True, Escape with None."""
 
+    DEFAULT_CSS = "ConfirmDialog Label { width: 100%; }"  # long messages wrap
     BINDINGS = [Binding("y", "confirm", "Yes", id="confirm_dialog")]
 
     def __init__(self, message: str, yes: str) -> None:
