@@ -15,7 +15,7 @@ from typing import Any
 from analyses.cost import Cost, Dims
 
 ITEM = 2_500  # Python bytes per input (a pair, an example or a text: strings, token lists, objects)
-DRAWN = 7_000  # Python bytes per held-out example: a test split is drawn from ten times as many candidates
+DRAWN = 4_500  # Python bytes per held-out example: a test split is drawn from ten times as many candidates
 ROW = 400  # Python bytes per row of a result table
 RUN = 8 * 2**20  # what any run allocates besides its tensors (allocator slack, temporaries)
 SWEEP_ROWS = 256  # rows per forward of a batched sweep (patching's rows_per_forward)
@@ -125,7 +125,7 @@ def _attrib(p: dict, d: Dims) -> Cost:
 def _eap_scores(p: dict, d: Dims) -> tuple[float, dict[str, float]]:
     n, steps = d.items, p.get("ig") or 0
     qkv = 3 * _heads(d) if d.attention else 1
-    memory = 1.4 * (_graph(d, n) + _cache(d, n, qkv + _heads(d) + 1)) + 2 * _logits(d, n, d.seq)
+    memory = 1.6 * (_graph(d, n) + _cache(d, n, qkv + _heads(d) + 1)) + 2 * _logits(d, n, d.seq)
     if p.get("positional"):
         memory += _edges(d) * d.seq * 8
     back = steps or 1
@@ -246,7 +246,7 @@ def _congruence(p: dict, d: Dims) -> Cost:
 
 def _examples(d: Dims, runs: float, floor: float | None = None, rows: float = 16) -> Cost:
     chunk = min(d.items, 256)
-    memory = (_fw(d, chunk) + _cache(d, d.items, 4 * _heads(d) / max(1, d.n_layers)) + _logits(d, chunk, d.seq)
+    memory = (_fw(d, chunk) + _cache(d, d.items, 8 * _heads(d) / max(1, d.n_layers)) + _logits(d, chunk, d.seq)
               + DRAWN * d.items)
     return _cost(memory, d, rows, **_mine(runs, floor), shrink="fewer examples (--n)")
 

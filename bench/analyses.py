@@ -55,15 +55,22 @@ TASK_TOYS = {"recall": "toy:recall", "count01": "toy:count01", "ioi-abc": "toy:i
 
 
 def load_model(spec: str):
-    """A loaded model by spec; ``gpt2-small`` is the GPT-2-small shape (bench.shapes)."""
+    """A loaded model by spec (``gpt2-small``: the GPT-2-small shape of bench.shapes), after one
+    forward: the loader maps the weights and reads them on first use, which a first run's peak
+    memory would otherwise count."""
+    import torch
+
     from sessions.loading import load, quiet_hf
 
     quiet_hf()
     if spec == "gpt2-small":
         from bench.shapes import gpt2_small
 
-        return load(gpt2_small(), device="cpu")
-    return load(spec, device="cpu")
+        spec = gpt2_small()
+    lm = load(spec, device="cpu")
+    lm.hooked.run(torch.tensor([[2, 4, 5]]))
+    lm.hooked.forwards = 0.0
+    return lm
 
 
 def measure(lm, name: str, given: dict[str, Any], time_cap: float | None) -> dict[str, Any]:
