@@ -108,11 +108,10 @@ def _patch(p: dict, d: Dims) -> Cost:
     sweep = n * cells * _suffix_share(d) * (0.5 if not p.get("all_pos") else 1)
     # The floor: only cells at or after the first differing position change anything, and a patched row
     # runs from its layer and its position on.
-    live = [q for q in range(d.diff, d.seq)] if not p.get("all_pos") and not p.get("positions") else None
-    per_pos = cells / (1 if p.get("all_pos") else len(str(p["positions"]).split(",")) if p.get("positions")
-                       else d.seq)
-    floor = 2 * n + (n * per_pos * _suffix_share(d) * sum((d.seq - q) / d.seq for q in live) if live is not None
-                     else sweep)
+    floor = 2 * n + sweep
+    if not p.get("all_pos") and not p.get("positions"):  # every position swept: count those from d.diff on
+        heads = cells / d.seq
+        floor = 2 * n + n * heads * _suffix_share(d) * sum((d.seq - q) / d.seq for q in range(d.diff, d.seq))
     return _cost(memory, d, d.n_layers * cells, **_mine(2 * n + sweep, floor), shrink=SHRINK_PAIRS)
 
 
