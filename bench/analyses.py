@@ -76,6 +76,7 @@ def load_model(spec: str):
 def measure(lm, name: str, given: dict[str, Any], time_cap: float | None) -> dict[str, Any]:
     """Run analysis ``name`` once: wall seconds, passes made, memory grown, the estimate."""
     from analyses.cost import MB, estimate_run
+    from analyses.errors import Cancelled
     from analyses.registry import get
 
     analysis = get(name)
@@ -92,7 +93,13 @@ def measure(lm, name: str, given: dict[str, Any], time_cap: float | None) -> dic
 
     hm = lm.hooked
     f0, b0 = hm.forwards, hm.backwards
-    t = timed(lambda: analysis(lm, params, None, should_stop), fresh_peak=True)
+    def run() -> Any:
+        try:
+            return analysis(lm, params, None, should_stop)
+        except Cancelled:  # stopped at the cap before it had a partial result to return
+            return None
+
+    t = timed(run, fresh_peak=True)
     return {"wall": t.wall, "forwards": hm.forwards - f0, "backwards": hm.backwards - b0, "floor": cost.floor,
             "floor_backwards": cost.floor_backwards, "est_forwards": cost.forwards, "grown_mb": t.grown,
             "rss_before_mb": t.rss_before, "est_mb": cost.bytes / MB, "capped": stopped[0]}
