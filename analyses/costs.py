@@ -33,7 +33,7 @@ def _fw(d: Dims, rows: float, seq: float | None = None) -> float:
 
 def _graph(d: Dims, rows: float) -> float:
     """Bytes a forward with gradients keeps for its backward pass (every block's activations)."""
-    return d.n_layers * _fw(d, rows) * 0.8
+    return d.n_layers * _fw(d, rows) * 0.95
 
 
 def _cache(d: Dims, rows: float, units: float, seq: float | None = None) -> float:
@@ -124,7 +124,7 @@ def _attrib(p: dict, d: Dims) -> Cost:
 def _eap_scores(p: dict, d: Dims) -> tuple[float, dict[str, float]]:
     n, steps = d.items, p.get("ig") or 0
     qkv = 3 * _heads(d) if d.attention else 1
-    memory = 1.6 * (_graph(d, n) + _cache(d, n, qkv + _heads(d) + 1)) + 2 * _logits(d, n, d.seq)
+    memory = 1.8 * (_graph(d, n) + _cache(d, n, qkv + _heads(d) + 1)) + 2 * _logits(d, n, d.seq)
     if p.get("positional"):
         memory += _edges(d) * d.seq * 8
     back = steps or 1
