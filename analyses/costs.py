@@ -159,7 +159,7 @@ def _drawn(p: dict, d: Dims) -> float:
 
 def _eval(p: dict, d: Dims) -> Cost:
     batch = min(d.items, 128)
-    memory = _fw(d, batch) + _logits(d, batch, d.seq) + _drawn(p, d)
+    memory = _fw(d, batch) + 2 * _logits(d, batch, d.seq) + _drawn(p, d)  # the logits and their softmax
     return _cost(memory, d, 8, **_mine(d.items), shrink="fewer prompts (--n)")
 
 
