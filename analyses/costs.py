@@ -135,6 +135,7 @@ def _eap_scores(p: dict, d: Dims) -> tuple[float, dict[str, float]]:
 def _eap(p: dict, d: Dims) -> Cost:
     memory, passes = _eap_scores(p, d)
     if p.get("top") is not None or p.get("threshold") is not None:
+        memory *= 2  # the circuit's run, every edge's reader input patched, holds as much again
         passes = {**passes, "forwards": passes["forwards"] + d.items, "floor": passes["floor"] + d.items}
     return _cost(memory, d, _edges(d), **passes, shrink=SHRINK_PAIRS.split(",")[0] + " or fewer IG steps (--ig)")
 
@@ -142,6 +143,7 @@ def _eap(p: dict, d: Dims) -> Cost:
 def _eap_curve(p: dict, d: Dims) -> Cost:
     memory, passes = _eap_scores(p, d)
     ks = len(str(p["ks"]).split(",")) if p.get("ks") else 3 * math.ceil(math.log10(_edges(d))) + 1
+    memory *= 2  # the circuits' runs (as eap with --top)
     extra = 2 * ks * d.items  # each k raw and pruned
     passes = {**passes, "forwards": passes["forwards"] + extra, "floor": passes["floor"] + extra}
     return _cost(memory, d, _edges(d), **passes, shrink="fewer pairs (--n) or fewer k (--ks)")
@@ -199,6 +201,7 @@ def _eap_pos(p: dict, d: Dims) -> Cost:
 def _eap_circuit(p: dict, d: Dims) -> Cost:
     memory, passes = _eap_scores(p, d)
     extra = d.items * (math.ceil(math.log2(_edges(d))) + 2)  # a binary search over k
+    memory *= 2  # the circuits' runs (as eap with --top)
     passes = {**passes, "forwards": passes["forwards"] + extra, "floor": passes["floor"] + extra}
     return _cost(memory, d, 20, **passes, shrink="fewer pairs (--n) or fewer IG steps (--ig)")
 
@@ -220,7 +223,8 @@ def _corpus(d: Dims, p: dict, kept_units: float) -> float:
 
 
 def _erasure(p: dict, d: Dims, forwards: float, floor: float | None = None) -> Cost:
-    memory = _corpus(d, p, _components(d) + 3 * d.n_layers)
+    batch = min(p.get("batch") or 16, d.items)  # every component's output is held twice (output, projection)
+    memory = _corpus(d, p, _components(d) + 3 * d.n_layers) + 0.8 * _cache(d, batch, _components(d) / d.n_layers + 3)
     return _cost(memory, d, _components(d), **_mine(forwards, floor), shrink=SHRINK_TEXTS)
 
 
@@ -267,7 +271,7 @@ def _weights(p: dict, d: Dims) -> Cost:
     """Weight-only analyses: the heads' factored circuits and their pairwise scores."""
     heads = d.n_layers * max(1, d.n_heads)
     draws = p.get("draws") or 1
-    memory = heads * d.d_model * max(1, d.d_head) * 4 * 4 + heads * heads * 8 + draws * d.d_model * d.d_head * 4
+    memory = heads * d.d_model * max(1, d.d_head) * 4 * 12 + heads * heads * 8 + draws * d.d_model * d.d_head * 4
     return _cost(memory, d, heads * max(1, d.d_head), **_mine(0), shrink="fewer heads (--show, --sender)")
 
 
