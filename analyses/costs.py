@@ -85,8 +85,18 @@ def _prompt(p: dict, d: Dims) -> Cost:
     return _cost(memory, d, rows, **_mine(share), shrink="a shorter prompt")
 
 
+def _layer_of(head: Any, d: Dims) -> int:
+    """The layer of a head written L{l}H{h} (the last layer when it cannot be read)."""
+    text = str(head or "").upper()
+    try:
+        return min(int(text[1:].split("H", 1)[0]), d.n_layers - 1)
+    except ValueError:
+        return d.n_layers - 1
+
+
 def _inhibition(p: dict, d: Dims) -> Cost:
-    runs = 1 + d.d_head  # the prompt, then each sender component projected out
+    # The prompt, then each sender component projected out, in rows that stop at the receiver's layer.
+    runs = 1 + d.d_head * (_layer_of(p.get("receiver"), d) + 1) / d.n_layers
     memory = _fw(d, d.d_head) * d.items + _cache(d, d.items, 2)
     return _cost(memory, d, d.d_head, **_mine(runs * d.items), shrink="a shorter prompt or fewer prompts (--n)")
 
