@@ -46,7 +46,7 @@ PARAMS: dict[str, dict[str, Any]] = {
 # On the GPT-2 shape, smaller samples still: its forwards cost ~100x a toy's.
 GPT2_SMALLER: dict[str, dict[str, Any]] = {
     **{name: {"n": 2} for name in ("patch", "attrib", "eap", "eap-curve", "path-patch", "eap-circuit")},
-    **{name: {"n": 16} for name in PARAMS if name.startswith(("erasure-", "neuron-")) and name != "neuron-congruence"},
+    **{name: {"n": 16} for name in PARAMS if name.startswith(("erasure-", "neuron-")) and "n" in PARAMS[name]},
     **{name: {"n": 10} for name in ("count-heads", "count-attention", "count-swap", "count-combine", "recall-edit")},
     "count-attention": {"n": 10, "w01s": "1,2", "w02s": "0"}, "inhibition-task": {"n": 2}, "eval": {"n": 32},
     "patch": {"n": 2, "site": "resid_pre"},
