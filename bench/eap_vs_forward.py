@@ -13,13 +13,13 @@ faithfulness and path-patching measurement costs. Printed as ratios to that forw
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from analyses.attribution import EdgeGraph, edge_attribution, run_with_edges_patched
 from analyses.models import hooked
+from bench.common import timed as measured
 
 
 def main() -> None:
@@ -40,16 +40,9 @@ def main() -> None:
     cpu: dict[str, float] = {}
 
     def timed(fn, repeats=3, key="") -> float:
-        fn()
-        if args.device == "cuda":
-            torch.cuda.synchronize()
-        t0, c0 = time.perf_counter(), time.process_time()
-        for _ in range(repeats):
-            fn()
-        if args.device == "cuda":
-            torch.cuda.synchronize()
-        cpu[key] = (time.process_time() - c0) / repeats
-        return (time.perf_counter() - t0) / repeats
+        t = measured(fn, repeats, warmup=1, device=args.device)
+        cpu[key] = t.cpu
+        return t.wall
 
     forward = timed(lambda: hm.run(clean), key="forward")
     eap = timed(lambda: edge_attribution(hm, clean, corrupt, answer, distractor), repeats=1, key="eap")

@@ -4,35 +4,18 @@ GPT-2-small shape (12 layers, 12 heads, d_model 768, vocab 50257), random weight
 prompts. Every timing is taken in this one run and printed as a ratio to the plain forward, so
 the figures compare like with like on whatever machine runs it.
 
-    .venv/bin/python bench/hooked_vs_plain.py [--device cpu|cuda] [--batch 1 8] [--repeats 20]
+    .venv/bin/python -m bench.hooked_vs_plain [--device cpu|cuda] [--batch 1 8] [--repeats 20]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from analyses.models import hooked
-
-
-def timed(fn, repeats: int, device: str) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` calls, after two warm-up calls."""
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from bench.common import timed
 
 
 def main() -> None:
@@ -55,11 +38,11 @@ def main() -> None:
         ids = torch.randint(0, config.vocab_size, (batch, args.tokens), device=args.device)
         with torch.no_grad():
             model.config._attn_implementation = "sdpa"
-            sdpa = timed(lambda: model(ids), args.repeats, args.device)
+            sdpa = timed(lambda: model(ids), args.repeats, 2, args.device).wall
             model.config._attn_implementation = "eager"
-            eager = timed(lambda: model(ids), args.repeats, args.device)
-        bare = timed(lambda: hm.run(ids), args.repeats, args.device)
-        z = timed(lambda: hm.run(ids, capture=heads), args.repeats, args.device)
+            eager = timed(lambda: model(ids), args.repeats, 2, args.device).wall
+        bare = timed(lambda: hm.run(ids), args.repeats, 2, args.device).wall
+        z = timed(lambda: hm.run(ids, capture=heads), args.repeats, 2, args.device).wall
         print(f"{batch:>5}  {sdpa * 1e3:>13.2f} ms  {eager * 1e3:>14.2f} ms  {bare * 1e3:>16.2f} ms  "
               f"{z * 1e3:>20.2f} ms  {z / sdpa:>11.2f}x  {z / eager:>12.2f}x")
 

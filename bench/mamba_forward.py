@@ -20,7 +20,7 @@ from transformers import MambaConfig, MambaForCausalLM
 from analyses.dla import dla
 from analyses.models import hooked, mamba
 from analyses.models.hooks import Hooks
-from bench.hooked_vs_plain import timed
+from bench.common import timed
 
 
 FAST = mamba.selective_scan
@@ -54,17 +54,17 @@ def main() -> None:
         for n in args.tokens:
             ids = torch.randint(0, config.vocab_size, (batch, n), device=args.device)
             with torch.no_grad():
-                hf = timed(lambda ids=ids: model(ids), args.repeats, args.device)
-            t_fast = timed(lambda ids=ids: hm.run(ids), args.repeats, args.device)
+                hf = timed(lambda ids=ids: model(ids), args.repeats, 2, args.device).wall
+            t_fast = timed(lambda ids=ids: hm.run(ids), args.repeats, 2, args.device).wall
             mamba.selective_scan = sequential
-            t_seq = timed(lambda ids=ids: hm.run(ids), args.repeats, args.device)
+            t_seq = timed(lambda ids=ids: hm.run(ids), args.repeats, 2, args.device).wall
             mamba.selective_scan = FAST
             print(f"{batch:>5} {n:>6}  {hf:>9.3f}s  {t_fast:>10.3f}s  {t_seq:>10.3f}s  {t_fast / hf:>7.2f}  "
                   f"{t_seq / hf:>7.2f}  {t_seq / t_fast:>9.2f}")
     ids = torch.randint(0, config.vocab_size, (14,)).tolist()
-    d_fast = timed(lambda: dla(hm, ids, 5, 6), args.repeats, args.device)
+    d_fast = timed(lambda: dla(hm, ids, 5, 6), args.repeats, 2, args.device).wall
     mamba.selective_scan = sequential
-    d_seq = timed(lambda: dla(hm, ids, 5, 6), args.repeats, args.device)
+    d_seq = timed(lambda: dla(hm, ids, 5, 6), args.repeats, 2, args.device).wall
     mamba.selective_scan = FAST
     print(f"DLA, 14-token prompt: sequential scan {d_seq:.3f}s, fast {d_fast:.3f}s, before/after {d_seq / d_fast:.2f}")
 

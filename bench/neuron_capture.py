@@ -13,19 +13,19 @@ Three passes over the same batches, each timed in this one run:
 Printed as throughput (documents/s, best of ``--repeats`` passes, the methods taking turns) and
 as a ratio to the plain hooked forward's throughput (target >= 0.8x).
 
-    .venv/bin/python bench/neuron_capture.py [--device cpu|cuda] [--docs 256] [--batch 16] [--layer 9]
+    .venv/bin/python -m bench.neuron_capture [--device cpu|cuda] [--docs 256] [--batch 16] [--layer 9]
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from analyses.models import hooked
 from analyses.neurons import neuron_activations
+from bench.common import timed
 
 
 def batches(n_docs: int, batch: int, max_len: int, vocab: int, seed: int = 0) -> list[torch.Tensor]:
@@ -43,14 +43,7 @@ def batches(n_docs: int, batch: int, max_len: int, vocab: int, seed: int = 0) ->
 
 def one_pass(fn, data: list[torch.Tensor], device: str) -> float:
     """Seconds for one pass of ``fn`` over every batch."""
-    if device == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for ids in data:
-        fn(ids.to(device))
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
+    return timed(lambda: [fn(ids.to(device)) for ids in data], device=device).wall
 
 
 def best_of(fns: dict, data: list[torch.Tensor], device: str, repeats: int) -> dict[str, float]:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from analyses.models import hooked
 from analyses.patching import activation_patching
+from bench.common import timed
 
 
 def main() -> None:
@@ -42,15 +42,9 @@ def main() -> None:
     answer, distractor = torch.tensor([11]), torch.tensor([13])
     cells = config.n_layer * args.tokens * config.n_head
 
-    def sync() -> None:
-        if args.device == "cuda":
-            torch.cuda.synchronize()
-
-    sync()
-    t0, c0 = time.perf_counter(), time.process_time()
-    grid = activation_patching(hm, clean, corrupt, answer, distractor, "head_out", rows_per_forward=args.rows)
-    sync()
-    batched, batched_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t = timed(lambda: activation_patching(hm, clean, corrupt, answer, distractor, "head_out",
+                                          rows_per_forward=args.rows), device=args.device)
+    grid, batched, batched_cpu = t.result, t.wall, t.cpu
 
     # The naive loop, on a sample of cells: one full forward per cell, as TransformerLens does.
     from analyses.models.hooks import Intervention
@@ -58,18 +52,20 @@ def main() -> None:
     base = hm.run(clean.to(args.device), capture=[f"blocks.{layer}.attn.hook_z" for layer in range(config.n_layer)])
     rng = random.Random(0)
     sample = rng.sample([(layer, p, h) for layer in range(config.n_layer) for p in range(args.tokens) for h in range(config.n_head)], args.sample)
-    worst = 0.0
-    sync()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for layer, pos, head in sample:
-        name = f"blocks.{layer}.attn.hook_z"
-        out = hm.run(corrupt, interventions=[Intervention(name, value=base.cache[name], pos=pos, head=head)])
-        final = out.logits[0, -1]
-        value = float(final[answer[0]] - final[distractor[0]])
-        worst = max(worst, abs(value - grid.values[layer][pos][head]))
-    sync()
-    per_cell = (time.perf_counter() - t0) / args.sample
-    naive, naive_cpu = per_cell * cells, (time.process_time() - c0) / args.sample * cells
+
+    def naive_loop() -> float:
+        worst = 0.0
+        for layer, pos, head in sample:
+            name = f"blocks.{layer}.attn.hook_z"
+            out = hm.run(corrupt, interventions=[Intervention(name, value=base.cache[name], pos=pos, head=head)])
+            final = out.logits[0, -1]
+            value = float(final[answer[0]] - final[distractor[0]])
+            worst = max(worst, abs(value - grid.values[layer][pos][head]))
+        return worst
+
+    t = timed(naive_loop, device=args.device)
+    worst, per_cell = t.result, t.wall / args.sample
+    naive, naive_cpu = per_cell * cells, t.cpu / args.sample * cells
     print(f"head_out x pos sweep, GPT-2-small shape, {args.tokens} tokens, {cells} cells, device {args.device}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"batched engine        {batched:8.2f} s  ({batched / cells * 1e3:.2f} ms per cell)")

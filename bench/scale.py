@@ -17,11 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench.common import peak_rss_mb as _peak_mb
+from bench.common import rss_mb as _rss_mb
+from bench.common import timed as measured
 
 SHAPES = {
     "gpt2-small": ("gpt2", {"d_model": 768, "n_layers": 12, "n_heads": 12, "n_ctx": 1024}),
@@ -35,17 +38,6 @@ TOKENS = 20
 DIFF_AT = 3  # the corrupted prompt differs from the clean one at this position
 
 
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def one(name: str, path: str, device: str, positions: list[int] | None) -> dict:
     """Measure one model in this process; returns the row of the table."""
     import torch
@@ -56,13 +48,8 @@ def one(name: str, path: str, device: str, positions: list[int] | None) -> dict:
     from sessions.loading import load
 
     def timed(fn):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return out, time.perf_counter() - t0, time.process_time() - c0
+        t = measured(fn, device=device)
+        return t.result, t.wall, t.cpu
 
     row: dict = {"model": name, "rss_start_mb": _rss_mb()}
     lm, row["load_s"], _ = timed(lambda: load(path, device=device))

@@ -20,13 +20,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 from analyses.composition import composition_scores, head_weights
 from analyses.toys.checkpoints import build_checkpoint
+from bench.common import timed
 from sessions.loading import load
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "analyses" / "data" / "tl_composition.json"
@@ -71,10 +71,8 @@ def ours(path: Path, fold: str) -> tuple[dict, dict]:
     lm = load(str(path), device="cpu")
     scores, seconds = {}, {}
     for mode in "QKV":
-        composition_scores(head_weights(lm.hooked, fold), mode)  # warm-up
-        t = time.perf_counter()
-        scores[mode] = composition_scores(head_weights(lm.hooked, fold), mode)
-        seconds[mode] = time.perf_counter() - t
+        t = timed(lambda: composition_scores(head_weights(lm.hooked, fold), mode), warmup=1)
+        scores[mode], seconds[mode] = t.result, t.wall
     return scores, seconds
 
 

@@ -121,9 +121,10 @@ class HelpScreen(Dialog):
 
 
 class ConfirmDialog(Dialog):
-    """A yes/no question before something that cannot be undone (writing over a folder's files):
-    ``y`` (or the Replace button) answers True; ``n`` or Escape answers None."""
+    """A yes/no question before a step that is hard to undo (writing over a folder's files, a run
+    larger than the memory free): ``y`` (or the button) answers True; ``n`` or Escape answers None."""
 
+    DEFAULT_CSS = "ConfirmDialog Label { width: 100%; }"  # long messages wrap
     BINDINGS = [Binding("y", "confirm", "Yes", id="confirm_yes"), Binding("n", "cancel", "No", id="confirm_no")]
 
     def __init__(self, question: str, yes: str = "Replace") -> None:
@@ -132,9 +133,9 @@ class ConfirmDialog(Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question, markup=False)
+            yield Label(Text(self.question))  # plain text: messages name tokens like [BOS]
             yield Button(f"{self.yes} (y)", id="confirm", variant="warning")
-            yield Label("y: yes   n or Escape: no, change nothing")
+            yield Label(f"y: {self.yes}   n or Escape: no, change nothing")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

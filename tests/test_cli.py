@@ -217,3 +217,21 @@ def test_a_run_with_no_options_uses_the_models_own_defaults(capsys):
     assert json.loads(out)["layer"] == 1
     code, out, err = _run(capsys, "run", "patch", "--model", "toy:count01")
     assert code == 2 and "give --clean" in err  # no pairs of its own task: the pair must be given
+
+
+def test_a_run_larger_than_memory_is_refused_at_once_with_its_estimate(capsys, monkeypatch):
+    """Defect: `run patch --task ioi --n 100000000` printed nothing and grew to 17 GB in 10 minutes."""
+    import time
+
+    t0 = time.monotonic()
+    code, out, err = _run(capsys, "run", "patch", "--model", "toy:ioi", "--task", "ioi", "--n", "100000000",
+                          "--site", "head_out", "--device", "cpu")
+    assert code == 2 and out == "" and time.monotonic() - t0 < 60
+    assert "patch would need about" in err and "GB of memory" in err and "forward passes" in err
+    assert "fewer pairs (--n)" in err and "--no-memory-check" in err
+    monkeypatch.setenv("WORKBENCH_MEMORY_MB", "1")  # a box with 1 MB to spare: any run is too large
+    small = ["run", "patch", "--model", "toy:ioi", "--task", "ioi", "--n", "4", "--site", "resid_pre", "--json"]
+    code, out, err = _run(capsys, *small)
+    assert code == 2 and "MB of memory" in err and out == ""
+    code, out, err = _run(capsys, *small, "--no-memory-check")
+    assert code == 0 and json.loads(out)["site"] == "resid_pre"

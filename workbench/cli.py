@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "LxHy:ov:I=SCALE scales OV component I (weights), LxHy:out:I=SCALE[@POS] or "
                             "LxHy:out:I+=DIST[@POS] the head's output (activations); see docs/composition.md")
         p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--no-memory-check", action="store_true",
+                       help="run even when the run's estimated memory exceeds what the device has free")
         if analysis.result == "table" and "top" not in {q.name for q in analysis.params}:
             p.add_argument("--top", dest="show_top", type=_row_count, default=None,
                            help="text output: show the K rows of largest magnitude (0: every row)")
@@ -155,6 +157,10 @@ def _run(args: argparse.Namespace) -> int:
             check_new_path(args.session)
     loaded = load(args.model, device=args.device, dtype=args.dtype, device_map=args.device_map)
     params = analysis.bind(resolved_params(analysis, args, loaded.hooked))  # the defaults that follow its shape
+    if not args.no_memory_check:
+        from analyses.cost import check_memory
+
+        check_memory(loaded, analysis, params, override="--no-memory-check runs it anyway")  # exit 2, before any work
     if args.session is not None:
         try:
             session = session or Session.create(args.session, loaded.info)

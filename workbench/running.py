@@ -13,6 +13,7 @@ from textual import work
 from textual.message import Message
 from textual.widgets import Input, ProgressBar
 
+from analyses.cost import TooBig, check_memory
 from analyses.errors import BadInput, Cancelled, WouldOverwrite
 from analyses.registry import TABS, Analysis, analyses
 from screens.dialogs import ConfirmDialog, TokenPicker
@@ -79,9 +80,10 @@ class RunActions:
         form = self._pane(tab).form
         self._submit(form.analysis, form.values())
 
-    def _submit(self, analysis: Analysis, given: dict[str, Any]) -> None:
-        """Check the parameters now (a dialog names what is wrong), then run, or queue behind the
-        running analysis."""
+    def _submit(self, analysis: Analysis, given: dict[str, Any], memory_checked: bool = False) -> None:
+        """Check the parameters now (a dialog names what is wrong) and the run's estimated memory (a
+        dialog asks before a run larger than the memory free), then run, or queue behind the running
+        analysis."""
         try:
             params = analysis.bind(given)
         except WouldOverwrite as e:  # a non-empty output folder: replace it only when the user says so
@@ -95,6 +97,14 @@ class RunActions:
             return
         if not analysis.available_for(loaded.hooked.shape.family):
             return self.push_screen(ErrorDialog(f"{analysis.title} does not apply to {loaded.hooked.shape.family}"))
+        if not memory_checked:
+            try:
+                check_memory(loaded, analysis, params)
+            except TooBig as e:  # the estimate names its controls, not the CLI's flags
+                go_on = lambda yes: yes and self._submit(analysis, given, memory_checked=True)  # noqa: E731
+                return self.push_screen(ConfirmDialog(as_controls(str(e), analysis), "run it anyway"), go_on)
+            except BadInput as e:
+                return self.push_screen(ErrorDialog(str(e)))
         job = Job(self.ws, analysis, params, edits=self.edits)
         if self._active_job is not None:
             self._waiting.append(job)

@@ -112,6 +112,11 @@ class HookedModel:
     # Interventions applied before a run's own in every run: the activation edits in force
     # (analyses.edits), so any analysis runs "with edits".
     standing: tuple[Intervention, ...] = ()
+    # Passes made so far, in whole-model forwards of one sequence (a run from layer l counts the share
+    # of the layers it runs, a run over a suffix its share of the positions) and backward passes:
+    # bench/analyses.py compares them with each analysis's floor (analyses.costs).
+    forwards: float = 0.0
+    backwards: float = 0.0
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
@@ -184,6 +189,7 @@ class HookedModel:
         """
         hooks = Hooks(capture, [*self.standing, *interventions], grad_names, detach=not grad_names)
         self._check_names(hooks)
+        self._count(tokens, resid, start_at_layer, stop_at_layer, prefix)
         with torch.set_grad_enabled(bool(grad_names)):
             return self._forward(tokens, attention_mask, hooks, start_at_layer, resid, stop_at_layer, logit_pos,
                                  prefix, vocab)
@@ -222,8 +228,15 @@ class HookedModel:
             raise BadInput("gradients: the metric must return a scalar")
         taps = [result.taps[n] for n in names]
         grads = torch.autograd.grad(value, taps, allow_unused=True)
+        self.backwards += tokens.shape[0]
         out = {n: (torch.zeros_like(t) if g is None else g) for n, t, g in zip(names, taps, grads)}
         return value.detach(), out, {k: v.detach() for k, v in result.cache.items()}
+
+    def _count(self, tokens: Tensor, resid: Tensor | None, start: int, stop: int | None, prefix: Prefix | None) -> None:
+        n = self.shape.n_layers
+        rows = (resid if resid is not None else tokens).shape[0]
+        positions = 1.0 if prefix is None or resid is None else resid.shape[1] / (prefix.start + resid.shape[1])
+        self.forwards += rows * ((n if stop is None else stop) - start) / n * positions
 
     def _check_names(self, hooks: Hooks) -> None:
         unknown = hooks.names_used() - set(self.hook_names())
