@@ -49,7 +49,7 @@ def hard_exit(code: int, driver=None) -> NoReturn:
 class FailureActions:
     """Needs the app's ``_up`` (True once the first session is shown) and ``_active_job``."""
 
-    exit_hard: bool = False  # end the process at quit when a thread is busy (the real app; never under Pilot)
+    exit_hard: bool = False  # the real app ends its process at quit, busy threads and all (never under Pilot)
     failures: tuple[str, ...] = ()  # the texts shown in dialogs
     watchdog: threading.Timer | None = None  # ends the process if a quit hangs
     _failure_times: tuple[float, ...] = ()
