@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from analyses.errors import BadInput
+from analyses.preparation import step
 from analyses.tokens import (answer_spelling, encode_prompt, fit_answers, resolve_token, shown, token_strings,
                              visible_tokens)
 
@@ -102,6 +103,7 @@ def pairs_input(lm, clean: str | None = None, corrupt: str | None = None, answer
         items, where, source = [Pair(clean, corrupt, answer, distractor)], lambda i: "", "one pair"
     rows_clean, rows_corrupt, answers, distractors = [], [], [], []
     for i, p in enumerate(items):
+        step(i, len(items), "tokenising pairs")
         try:
             c = encode_prompt(tok, p.clean, prepend_bos, n_ctx)
             r = encode_prompt(tok, p.corrupt, prepend_bos, n_ctx)

@@ -52,12 +52,17 @@ async def test_a_run_started_during_a_sweep_waits_its_turn():
 
 async def test_escape_cancels_between_batches_and_keeps_the_partial_grid():
     """Defect: cancelling took a whole sweep and threw the cells done away."""
+    from workbench.running import RunProgress
+
+    messages = []
     app = WorkbenchApp("toy:ioi", device="cpu")
-    async with app.run_test(size=(100, 32)) as pilot:
+    async with app.run_test(size=(100, 32), message_hook=messages.append) as pilot:
         await ready(pilot, app)
         choose(app, "pairs", "patch", source="task sample", task="ioi", n="64", site="head_out", direction="resample")
         app.action_run()
-        app.action_cancel()  # what Escape does, before the sweep's first batch has finished
+        # once the sweep has begun (a cancel while the pairs are drawn keeps nothing: there is nothing yet)
+        await wait_for(pilot, lambda: any(isinstance(m, RunProgress) and m.what is None for m in messages), steps=1200)
+        app.action_cancel()  # what Escape does
         assert "cancelling" in status(app)
         await wait_for(pilot, lambda: len(app.ws.runs) == 2, steps=1200)
         grid = app.ws.runs[-1].result

@@ -5,9 +5,11 @@ one started meanwhile waits its turn, and Escape stops the running one between b
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from functools import partial
+from typing import NoReturn
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -27,6 +29,7 @@ from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog
 from sessions.workspace import Entry, Workspace, open_workspaces
 from workbench.edit_actions import EditActions
+from workbench.failures import FailureActions, hard_exit
 from workbench.forms import FormActions
 from workbench.running import ANALYSIS_TABS, Job, RunActions
 from workbench.session_actions import SessionActions
@@ -43,7 +46,7 @@ TABS = [*((tab, title) for tab, (title, *_) in ANALYSIS_TAB_TITLES.items()), ("p
         ("history_tab", "History"), ("sessions_tab", "Sessions")]
 
 
-class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, inherit_bindings=False):
+class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, FailureActions, App, inherit_bindings=False):
     TITLE = "interpretability workbench"
     AUTO_FOCUS = "#prompt-prompt"  # type a prompt straight away
     CSS = FOCUS_CSS + """
@@ -107,6 +110,7 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, in
         self._panes: dict[str, AnalysisPane] = {}
         self._started = False  # every form composed and the first session shown
         self._last_input = None  # the last key or mouse press
+        self._up = False  # _started and nothing failed on the way: later failures become dialogs
 
     @property
     def loaded(self):
@@ -158,11 +162,6 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, in
         """Escape (Cancel) is offered in the footer only while an analysis runs."""
         return self._active_job is not None if action == "cancel" else True
 
-    async def action_quit(self) -> None:
-        if self._active_job is not None:  # its thread stops at its next batch instead of running on
-            self._active_job.stop.set()
-        self.exit()
-
     def _open_first(self) -> None:
         self._started = True
         self._switch_to(self.ws)
@@ -170,6 +169,7 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, in
             self._warn_damaged(ws)
         if not self.ws.runs:
             self._start_loading(self.ws.spec, run_after=True)  # a newcomer sees a result at once
+        self._up = True
 
     # ---- models --------------------------------------------------------------------------------
 
@@ -267,8 +267,9 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, in
             yield SystemCommand(title, help_text, action)
         for n, (tab_id, title) in enumerate(TABS, 5):
             yield SystemCommand(f"Show tab: {title}", f"switch to the {title} tab (F{n})", partial(self.action_show_tab, tab_id))
-        for analysis in analyses().values():
-            yield SystemCommand(f"Analysis: {analysis.title}", analysis.help, partial(self._choose, analysis))
+        for analysis in analyses().values():  # those the forms offer: the model's family's
+            if self._offered(analysis):
+                yield SystemCommand(f"Analysis: {analysis.title}", analysis.help, partial(self._choose, analysis))
         if self._tab() in ANALYSIS_TABS:  # every choice of the form on show, by name
             form = self._pane(self._tab()).form
             for name, options in form.options.items():
@@ -285,7 +286,16 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, App, in
             yield SystemCommand(f"Evaluate task: {task}", "accuracy overall and per variant on 200 held-out examples",
                                 partial(self._evaluate, task))
 
+    def _offered(self, analysis: Analysis) -> bool:
+        """Whether the form of its tab offers it: it applies to the family of the model the forms
+        were last fitted to (any, before a model has loaded)."""
+        family = self._pane(analysis.tab).form.family
+        return family is None or analysis.available_for(family)
+
     def _choose(self, analysis: Analysis) -> None:
+        if not self._offered(analysis):  # a palette opened before the session or its model changed
+            family = self._pane(analysis.tab).form.family
+            return self.notify(f"{analysis.title} does not apply to this session's model ({family})", severity="warning")
         self.action_show_tab(analysis.tab)
         self._pane(analysis.tab).form.choose(analysis.name)
 
@@ -342,7 +352,7 @@ every run is kept in the session's history, saved as it finishes once the sessio
 (**ctrl+s**)."""
 
 
-def run_tui(model: str | None, device: str, dtype: str, device_map: str | None, sessions: list[str] | None) -> int:
+def run_tui(model: str | None, device: str, dtype: str, device_map: str | None, sessions: list[str] | None) -> NoReturn:
     """Open the app on these session files (each created for ``model`` if absent), or on ``model``.
     A bad session file, a folder that is not there, or a ``model`` other than a session's is an
     error here, before the screen opens, and every file is left untouched."""
@@ -351,5 +361,10 @@ def run_tui(model: str | None, device: str, dtype: str, device_map: str | None, 
 
     check_device_map(device_map)
     workspaces = open_workspaces(model, sessions or [], DEFAULT_MODEL)
-    WorkbenchApp(model or DEFAULT_MODEL, device, dtype, device_map, workspaces).run()
-    return 0
+    app = WorkbenchApp(model or DEFAULT_MODEL, device, dtype, device_map, workspaces)
+    app.exit_hard = True
+    # Our own loop: asyncio.run would wait, after the app has gone, for the threads of runs still
+    # busy in torch, as would Python's exit, which also takes seconds to tear down torch's heap on
+    # a busy machine. The sessions are closed by now: the process ends there.
+    app.run(loop=asyncio.new_event_loop())
+    hard_exit(app.return_code or 0)

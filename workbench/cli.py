@@ -167,7 +167,15 @@ def _run(args: argparse.Namespace) -> int:
         except (OSError, sqlite3.Error) as e:
             raise BadInput(f"{args.session}: cannot create the session file ({e})") from None
         check_same_model(session, loaded.info)
-    result = analysis(loaded, params, edits=edits)
+    from analyses.preparation import watching
+    from workbench.support import StderrProgress
+
+    shown = StderrProgress(analysis.name)  # on a terminal, how far it has got
+    try:
+        with watching(shown.preparing):
+            result = analysis(loaded, params, shown.progress, edits=edits)
+    finally:
+        shown.clear()
     if session is not None:
         try:
             session.append_run(analysis.name, params, result)

@@ -53,9 +53,12 @@ class RunFailed(Message):
 
 
 class RunProgress(Message):
-    def __init__(self, tab: str, done: int, total: int) -> None:
+    """How far a run has got: ``what`` names the input preparation under way (sampling pairs,
+    tokenising them), None for the analysis's own loop."""
+
+    def __init__(self, tab: str, done: int, total: int, what: str | None = None) -> None:
         super().__init__()
-        self.tab, self.done, self.total = tab, done, total
+        self.tab, self.done, self.total, self.what = tab, done, total, what
 
 
 class TokenCandidates(Message):
@@ -138,11 +141,17 @@ class RunActions:
 
     @work(thread=True, group="analysis")
     def compute(self, job: Job, loaded) -> None:
-        progress = lambda d, t: self.post_message(RunProgress(job.analysis.tab, d, t))  # noqa: E731
+        from analyses.preparation import watching
+
+        tab = job.analysis.tab
+        progress = lambda d, t: self.post_message(RunProgress(tab, d, t))  # noqa: E731
+        preparing = lambda what, d, t: self.post_message(RunProgress(tab, d, t, what))  # noqa: E731
         try:
-            self.post_message(RunFinished(job, job.analysis(loaded, job.params, progress, job.stop.is_set, job.edits)))
+            with watching(preparing, job.stop.is_set):  # input preparation too reports and stops
+                result = job.analysis(loaded, job.params, progress, job.stop.is_set, job.edits)
+            self.post_message(RunFinished(job, result))
         except Cancelled:
-            self.post_message(RunFinished(job, error="cancelled: the run stopped between batches; nothing was saved"))
+            self.post_message(RunFinished(job, error="cancelled: the run stopped; nothing was saved"))
         except Exception as e:
             self.post_message(RunFinished(job, error=failure_text(e)))
 
@@ -159,6 +168,11 @@ class RunActions:
 
     def on_run_progress(self, event: RunProgress) -> None:
         self._pane(event.tab).query_one(ProgressBar).update(total=event.total, progress=event.done)
+        job = self._active_job
+        if job is not None and not job.stop.is_set():
+            title = job.analysis.title  # the stage first: an 80-column status bar cuts the end
+            self._set_status(f"{event.what} {event.done:,}/{event.total:,} for {title}" if event.what else
+                             f"running {title} ...")
 
     def on_run_finished(self, event: RunFinished) -> None:
         job = event.job

@@ -137,3 +137,34 @@ def memory_text(device: str) -> str:
 
         text += f"  CUDA {torch.cuda.memory_allocated() / 2**20:.0f} MiB"
     return text
+
+
+class StderrProgress:
+    """A run's progress on one line of a terminal's stderr (nothing when stderr is not a
+    terminal): input preparation by stage, then the analysis's own loop, at most every 0.2 s."""
+
+    def __init__(self, name: str) -> None:
+        import sys
+
+        self.name, self.stream, self.last, self.shown = name, sys.stderr, 0.0, False
+        self.live = self.stream.isatty()
+
+    def preparing(self, what: str, done: int, total: int) -> None:
+        self._show(f"{self.name}: {what} {done:,}/{total:,}", done == total)
+
+    def progress(self, done: int, total: int) -> None:
+        self._show(f"{self.name}: {done:,}/{total:,} ({100 * done // max(total, 1)}%)", done == total)
+
+    def _show(self, text: str, last: bool) -> None:
+        import time
+
+        now = time.monotonic()
+        if self.live and (last or now - self.last >= 0.2):
+            self.last, self.shown = now, True
+            self.stream.write(f"\r\x1b[K{text}")
+            self.stream.flush()
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()

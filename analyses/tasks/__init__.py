@@ -6,6 +6,7 @@ import zlib
 from collections.abc import Callable
 
 from analyses.errors import BadInput
+from analyses.preparation import step
 from analyses.tasks import count01, ioi, lookup, recall
 from analyses.tasks.base import Example, Pair
 
@@ -67,12 +68,13 @@ def task_pairs(task: str, n: int, seed: int = 0, same_length: Callable[[Pair], i
     want = None
     for round_ in range(50):
         for p in PAIR_TASKS[task](4 * n, seed + 7919 * round_):
+            step(len(out), n, "measuring pairs")
             length = same_length(p)
             want = length if want is None else want
             if length == want:
                 out.append(p)
-        if len(out) >= n:
-            return out[:n]
+                if len(out) == n:  # the first n of that length: measuring the rest changes nothing
+                    return out
     raise BadInput(f"could not find {n} pairs of task {task} with the same token length")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 
+from analyses.preparation import step
 from analyses.tasks.base import Example
 
 MIN_LEN, MAX_LEN = 4, 16
@@ -45,6 +46,7 @@ def examples(n: int, seed: int = 0, min_len: int = MIN_LEN, max_len: int = MAX_L
     lengths = list(range(min_len, max_len + 1))
     out = []
     for i in range(n):
+        step(i, n, "sampling prompts")
         length = lengths[(i // 2) % len(lengths)]
         positive = i % 2 == 0
         symbols = _string(rng, length, positive)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+from analyses.preparation import step
 from analyses.tasks.base import Example, Pair, words_of
 
 NAMES = (
@@ -64,6 +65,7 @@ def examples(n: int, seed: int = 0, kind: str = "two") -> list[Example]:
     make = _two_name if kind == "two" else _three_name
     out = []
     for i in range(n):
+        step(i, n, "sampling prompts")
         variant = variants[i % len(variants)]
         template, answer, distractor, fields = make(rng, variant)
         out.append(Example(template.format(**fields), " " + answer, " " + distractor, variant))
@@ -82,6 +84,7 @@ def pairs(n: int, seed: int = 0, kind: str = "two") -> list[Pair]:
     variants = TWO_NAME_VARIANTS if kind == "two" else THREE_NAME_VARIANTS
     out = []
     for i in range(n):
+        step(i, n, "sampling pairs")
         variant = variants[i % len(variants)]
         if kind == "two":
             template, io, s, fields = _two_name(rng, variant)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 
+from analyses.preparation import step
 from analyses.tasks.base import Example
 from analyses.tasks.recall import ITEMS
 
@@ -25,6 +26,7 @@ def examples(n: int, seed: int = 0) -> list[Example]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
+        step(i, n, "sampling prompts")
         variant = VARIANTS[i % len(VARIANTS)]
         words = [rng.choice(ITEMS) for _ in range(rng.randint(MIN_LEN, MAX_LEN))]
         if variant == "marker":

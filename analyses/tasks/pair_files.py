@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from analyses.errors import BadInput
+from analyses.preparation import step
 from analyses.tasks.base import Pair
 
 FIELDS = ("clean", "corrupt", "answer", "distractor")
@@ -22,6 +23,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
                        "save it as UTF-8 JSONL") from None
     pairs = []
     for number, line in enumerate(lines, 1):
+        step(number, len(lines), "reading the pairs file")
         if not line.strip():
             continue
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+from analyses.preparation import step
 from analyses.tasks.base import Example
 
 ITEMS = (
@@ -26,6 +27,7 @@ def examples(n: int, seed: int = 0, min_len: int = MIN_LEN, max_len: int = MAX_L
     lengths = list(range(min_len, max_len + 1))
     out = []
     for i in range(n):
+        step(i, n, "sampling prompts")
         length = lengths[i % len(lengths)]
         items = rng.sample(ITEMS, length)
         k = rng.randrange(length - 1)
