@@ -17,7 +17,7 @@ async def test_a_run_larger_than_memory_asks_first_and_escape_runs_nothing():
         choose(app, "pairs", "patch", source="task sample", task="ioi", n="100000000", site="head_out")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
-        assert "GB of memory" in app.screen.message and "fewer pairs (--n)" in app.screen.message
+        assert "GB of memory" in app.screen.question and "fewer pairs (\"n\")" in app.screen.question
         await pilot.press("escape")
         await pilot.pause()
         assert app._active_job is None and [e.analysis for e in app.ws.runs] == ["dla"]
@@ -31,7 +31,7 @@ async def test_confirming_the_memory_dialog_runs_anyway(monkeypatch):
         choose(app, "pairs", "patch", source="task sample", task="ioi", n="4", site="resid_pre")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
-        assert "MB of memory" in app.screen.message and "1 MB of RAM available" in app.screen.message
+        assert "MB of memory" in app.screen.question and "1 MB of RAM available" in app.screen.question
         await pilot.press("y")
         await wait_for(pilot, lambda: len(app.ws.runs) == 2)
         assert isinstance(app.ws.runs[-1].result, Grid) and app.ws.runs[-1].params["n"] == 4
