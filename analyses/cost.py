@@ -101,7 +101,7 @@ def available_bytes(device: str) -> int | None:
     """Memory a run may still take: free memory of a CUDA device, else the RAM the kernel reports
     available (MemAvailable); None where neither can be read. ``WORKBENCH_MEMORY_MB`` caps it (a
     box shared with other work)."""
-    free = _device_free(device)
+    free = device_free(device)
     cap = os.environ.get(LIMIT_ENV, "").strip()
     if cap:
         try:
@@ -112,7 +112,8 @@ def available_bytes(device: str) -> int | None:
     return free
 
 
-def _device_free(device: str) -> int | None:
+def device_free(device: str) -> int | None:
+    """Free memory of a CUDA device, else the RAM the kernel reports available; None if unreadable."""
     if str(device).startswith("cuda"):
         try:
             import torch

@@ -122,31 +122,17 @@ def _weights_bytes(path: Path) -> int:
 
 def _check_fits(path: Path, config: dict, dtype: str, device: str) -> None:
     """Refuse up front a model that cannot fit, instead of dying mid-load."""
-    import torch
+    from analyses.cost import device_free
 
     stored = {"float32": 4, "bfloat16": 2, "float16": 2}.get(str(config.get("torch_dtype") or config.get("dtype")), 4)
     need = _weights_bytes(path) * {"float32": 4, "bfloat16": 2, "float16": 2}[dtype] // stored
-    if device.startswith("cuda"):
-        free = torch.cuda.mem_get_info(torch.device(device))[0]
-        where = f"free memory on {device}"
-    else:
-        free = _available_ram()
-        where = "available RAM"
+    free = device_free(device)
+    where = f"free memory on {device}" if device.startswith("cuda") else "available RAM"
     if free and need > 0.9 * free:
         raise BadInput(
             f"the model needs about {need / 2**30:.1f} GiB in {dtype} but only {free / 2**30:.1f} GiB of "
             f"{where} is left; try --dtype bfloat16, --device-map auto, or a smaller model"
         )
-
-
-def _available_ram() -> int:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def load_tokenizer(path: Path):

@@ -78,9 +78,9 @@ def test_fingerprint_changes_with_the_weights(checkpoints, tmp_path):
 
 
 def test_model_too_large_for_memory_is_refused(checkpoints, monkeypatch):
-    import sessions.loading as loading
+    import analyses.cost as cost
 
-    monkeypatch.setattr(loading, "_available_ram", lambda: 1000)
+    monkeypatch.setattr(cost, "device_free", lambda device: 1000)
     with pytest.raises(BadInput, match="GiB of available RAM"):
         load(str(checkpoints["gpt2"]), device="cpu")
 
