@@ -250,5 +250,12 @@ class CorpusLoop:
             if self.progress is not None:
                 self.progress(min(self.read, self.total) if self.total else self.read, self.total)
 
+    def stopped(self) -> bool:
+        """Whether a stop was asked for now: for loops with many forwards per batch (one per
+        component on a large model), which must not wait for the batch's end."""
+        if self.should_stop is not None and self.should_stop():
+            self.partial = True
+        return self.partial
+
     def meta(self) -> dict:
         return {"data": self.prompts.describe(), "texts": self.texts, "partial": self.partial}

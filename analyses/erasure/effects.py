@@ -10,7 +10,7 @@ from torch import Tensor
 from analyses.corpus import CorpusBatch, CorpusLoop, Progress, PromptSet, Stop
 from analyses.dla import readout
 from analyses.erasure.measure import Measure, Run, center
-from analyses.errors import BadInput
+from analyses.errors import BadInput, Cancelled
 from analyses.labels import Node, parse_node
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
@@ -129,13 +129,21 @@ def dla_vs_effect(
         clean = m.run(batch, capture, donors=True)
         if clean is None:
             continue
+        base = clean.next_logits()
+        effects = torch.zeros_like(eff_sum)
+        for i, node in enumerate(m.comp_nodes):
+            if loop.stopped():  # one forward per component: on a large model a batch takes minutes
+                break
+            effects[i] = float((base - _resample(m, batch, clean, node)).sum())
+        if loop.partial:  # the batch cut short counts for nothing; the finished ones stand
+            break
         comps, _ = m.project(clean, (clean.u / clean.s_f[:, None])[:, None], resid=False)
         dla_sum += comps[..., 0].sum(0).double().cpu()
-        base = clean.next_logits()
         logit_sum += float(base.sum())
-        for i, node in enumerate(m.comp_nodes):
-            eff_sum[i] += float((base - _resample(m, batch, clean, node)).sum())
+        eff_sum += effects
         count += len(clean.rows)
+    if count == 0 and loop.partial:
+        raise Cancelled("erasure-effect stopped before its first batch ended")
     if count == 0:
         raise BadInput("no position to measure: resampling needs batches of two or more texts with a next token "
                        f"after --start {start}")

@@ -134,6 +134,25 @@ def test_exact_eraser_writer_has_large_dla_and_no_total_effect(exact):
     assert rows["L0H0"]["flag"] == "factor" and "L0H0" in table.meta["flagged"]
 
 
+def test_dla_vs_effect_stops_within_a_batch_and_keeps_the_batches_it_finished(exact):
+    """One forward per component per batch: on GPT-2 small a batch ran minutes past Escape, since the
+    stop was checked only between batches. A batch cut short counts for nothing."""
+    from analyses.errors import Cancelled
+
+    lm, corpus = exact
+    prompts = PromptSet(corpus=corpus, batch=2)  # two batches
+    whole = dla_vs_effect(lm.hooked, lm.tokenizer, prompts)
+    checks = itertools.count()
+    with pytest.raises(Cancelled):  # stopped inside the first batch: nothing to show
+        dla_vs_effect(lm.hooked, lm.tokenizer, prompts, should_stop=lambda: next(checks) >= 2)
+    per_batch = 1 + len(whole.labels)  # the loop's check before the batch, then one per component
+    checks = itertools.count()
+    cut = dla_vs_effect(lm.hooked, lm.tokenizer, prompts, should_stop=lambda: next(checks) >= per_batch + 3)
+    assert cut.meta["partial"] and 0 < cut.meta["points"] < whole.meta["points"]
+    first = dla_vs_effect(lm.hooked, lm.tokenizer, PromptSet(corpus=corpus, batch=2, n=2))
+    assert cut.rows() == first.rows()  # exactly the first batch's numbers
+
+
 def test_exact_eraser_stops_erasing_when_its_value_input_loses_the_writer(exact):
     lm, corpus = exact
     table = causal_check(lm.hooked, lm.tokenizer, PromptSet(corpus=corpus), "L0H0", layer=1)
