@@ -235,3 +235,18 @@ def test_a_run_larger_than_memory_is_refused_at_once_with_its_estimate(capsys, m
     assert code == 2 and "MB of memory" in err and out == ""
     code, out, err = _run(capsys, *small, "--no-memory-check")
     assert code == 0 and json.loads(out)["site"] == "resid_pre"
+
+
+def test_a_patching_headline_measures_change_from_the_run_it_patches_into(capsys):
+    """Noising writes corrupted activations into the clean run: its largest change is from clean
+    (the headline said "from corrupt" for every direction). Conv slices share the same facts."""
+    code, out, err = _run(capsys, "run", "patch", "--model", "toy:ioi", "--task", "ioi", "--n", "4", "--site",
+                          "resid_pre", "--direction", "noise", "--json")
+    assert code == 0, err
+    facts = json.loads(out)["headline"]
+    assert facts[0].startswith("site resid_pre (noise), metric logit_diff") and "largest change from clean" in facts[1]
+    code, out, err = _run(capsys, "run", "conv-slices", "--model", "toy:ioi-mamba", "--task", "ioi-abc", "--n", "4",
+                          "--json")
+    assert code == 0, err
+    facts = json.loads(out)["headline"]
+    assert facts[0].startswith("noise patching, metric nld") and "largest change from clean" in facts[1]  # its default

@@ -12,7 +12,7 @@ from typing import Any
 from analyses.registry import Analysis, Param, declare, int_list
 from analyses.registry.defaults import last_layer
 from analyses.registry._facts import data_source, grid_extreme, names, num, rate
-from analyses.registry.pairs import IG, PAIRS, _check_pairs
+from analyses.registry.pairs import IG, PAIRS, _check_pairs, patch_facts
 
 NOT_MAMBA = ("gpt2", "gpt_neox", "llama", "mistral", "qwen2")  # every family but mamba (analyses.models.FAMILIES)
 # The pair inputs without the metric: these analyses report accuracy and NLD themselves.
@@ -125,18 +125,6 @@ def greedy_facts(series: Any) -> list[str]:
             f"on {data_source(m)}"]
 
 
-def conv_facts(grid: Any) -> list[str]:
-    """The slice and position whose patch moves the NLD most."""
-    m = grid.meta
-    facts = [f"{m.get('method')} patching, metric {m.get('metric')}: clean {num(m.get('clean'))}, corrupt "
-             f"{num(m.get('corrupt'))} over {data_source(m)}"]
-    base = m.get("clean") if m.get("method") == "noise" else m.get("corrupt")
-    cell = grid_extreme(grid, base if isinstance(base, (int, float)) else 0.0)
-    if cell is not None:
-        facts.append(f"largest change: {cell[0]} {num(cell[1])}")
-    return facts
-
-
 def eap_pos_facts(grid: Any) -> list[str]:
     """The strongest (edge, position) score."""
     m = grid.meta
@@ -186,7 +174,7 @@ declare(Analysis(
         Param("slice_direction", "choice", "noise: corrupted slice into the clean run (the paper's); "
               "denoise: the reverse", default="noise", choices=("noise", "denoise"), label="direction"),
     ), run_conv_slices, "grid", "pairs", cancellable=True, check=_check_pairs, key=("layers", "slice_direction"),
-    headline=conv_facts,
+    headline=patch_facts,
     excludes=NOT_MAMBA, doc="NLD per layer x slice (k = -(w-1)..0) x position; slice k at p is w_k * in_proj[p + k].",
 ))
 declare(Analysis(

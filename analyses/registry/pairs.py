@@ -152,15 +152,21 @@ def _check_eap(p: dict[str, Any]) -> None:
 
 
 def patch_facts(grid: Any) -> list[str]:
-    """The metric's two ends, the data, and the cell that moves it most from the corrupted run."""
+    """The metric's two ends, the data, and the cell that moves it most from the run it patches
+    into: the corrupted run when denoising, the clean one for noising and ablations (patch,
+    attribution and conv slices alike)."""
     meta = grid.meta
-    method = f" ({meta['method']})" if meta.get("method") else ""
-    site = f"site {meta['site']}{method}, " if "site" in meta else ""
-    facts = [f"{site}{baselines(meta)} over {data_source(meta)}"]
-    corrupt = meta.get("corrupt")
-    cell = grid_extreme(grid, corrupt if isinstance(corrupt, (int, float)) else 0.0)
+    method = meta.get("method")
+    if "site" in meta:
+        where = f"site {meta['site']}" + (f" ({method})" if method else "") + ", "
+    else:
+        where = f"{method} patching, " if method else ""
+    facts = [f"{where}{baselines(meta)} over {data_source(meta)}"]
+    base = "clean" if method in ("noise", "resample", "mean") else "corrupt"
+    value = meta.get(base)
+    cell = grid_extreme(grid, value if isinstance(value, (int, float)) else 0.0)
     if cell is not None:
-        facts.append(f"largest change from corrupt: {cell[0]} {num(cell[1])}")
+        facts.append(f"largest change from {base}: {cell[0]} {num(cell[1])}")
     if meta.get("partial"):
         facts.append(f"PARTIAL: {meta.get('cells_done')} of {meta.get('cells_total')} cells")
     return facts
