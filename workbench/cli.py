@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import traceback
+from typing import Any
 
 from analyses.errors import BadInput
 from analyses.registry import Param
