@@ -157,6 +157,12 @@ def _wait(t: Tensor) -> None:
         torch.mps.synchronize()
 
 
+def release_memory() -> None:
+    """After an out-of-memory error: give the CUDA allocator's cached blocks back before a retry."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _sweep(
     layers: list[int],
     cells: list[Cell],
@@ -166,6 +172,7 @@ def _sweep(
     progress: Progress | None,
     should_stop: Callable[[], bool] | None,
     chunk_end: Callable[[int, int, int], int] | None = None,
+    halved: list[int] | None = None,
 ) -> list[Tensor]:
     """Call ``forward(layer, start, chunk)`` over ``layers`` and chunks ``cells[start:]``, sizing chunks by
     ``next_batch_rows``. ``forward`` returns the [len(chunk)] metrics and the rows it ran, in
@@ -173,9 +180,15 @@ def _sweep(
     rows and is never split, so a chunk holds at least one (with more prompts than ``cap`` a
     forward exceeds it); ``chunk_end(layer, start, rows)`` may choose where a chunk ends instead.
     Stops before the next forward when ``should_stop()`` says so; returns the metric tensors
-    done, in sweep order."""
+    done, in sweep order.
+
+    A forward that runs out of memory (CUDA's or the CPU's) is retried once with half the rows,
+    which stay the cap from then on; a second failure in a row gives up (the caller names the run
+    and how to shrink it). Each cell's patched rows are computed alone, so the numbers do not
+    depend on how many share a forward. ``halved`` (if given) counts the retries."""
     total, done, rows = len(layers) * len(cells), 0, min(START_ROWS, cap)
     results: list[Tensor] = []
+    retried = False
     for layer in layers:
         start = 0
         while start < len(cells):
@@ -184,7 +197,18 @@ def _sweep(
             end = chunk_end(layer, start, rows) if chunk_end is not None else start + max(1, rows // n)
             chunk = cells[start:end]
             t0 = time.perf_counter()
-            values, ran = forward(layer, start, chunk)
+            try:
+                values, ran = forward(layer, start, chunk)
+            except (torch.OutOfMemoryError, MemoryError):
+                if retried:
+                    raise
+                retried = True
+                release_memory()
+                cap = rows = max(1, rows // 2)
+                if halved is not None:
+                    halved.append(rows)
+                continue
+            retried = False
             results.append(values)
             _wait(values)
             if ran > 0:
@@ -348,7 +372,8 @@ def activation_patching(
         return out, k * n * (seq - q0) / seq
 
     cap = rows_per_forward if batched else 1  # unbatched: one cell per forward
-    results = _sweep(layer_list, cells, n, cap, forward, progress, should_stop, chunk_end if batched else None)
+    halved: list[int] = []
+    results = _sweep(layer_list, cells, n, cap, forward, progress, should_stop, chunk_end if batched else None, halved)
     done = sum(len(r) for r in results)
     flat = torch.full((total,), float("nan"))
     if results:
@@ -373,5 +398,6 @@ def activation_patching(
         "partial": done < total,
         "cells_done": done,
         "cells_total": total,
+        **({"halved_to_rows": halved} if halved else {}),  # out of memory: forwards retried with fewer rows
     }
     return Grid("patch", axes, {a: labels[a] for a in axes}, values.tolist(), meta)

@@ -376,13 +376,13 @@ class ErrorDialog(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape", "dismiss", "Close", id="close_dialog"), Binding("enter", "dismiss", "Close", show=False)]
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, title: str = "Error") -> None:
         super().__init__()
-        self.message = message
+        self.message, self.heading = message, title
 
     def compose(self) -> ComposeResult:
         # A Text, not markup: messages name tokens such as [BOS] that markup would swallow.
-        yield Static(Text.assemble(("Error", "bold"), f"\n\n{self.message}\n\n(Escape or Enter to close)"))
+        yield Static(Text.assemble((self.heading, "bold"), f"\n\n{self.message}\n\n(Escape or Enter to close)"))
 
     def action_dismiss(self) -> None:
         self.dismiss()

@@ -16,7 +16,7 @@ from typing import Any
 from analyses.errors import BadInput
 
 DTYPES = ("float32", "bfloat16", "float16")
-LOAD_STAGES = 4  # the steps ``load`` reports through its progress callback
+LOAD_STAGES = 5  # the steps ``load`` reports through its progress callback
 DEVICES = ("auto", "cpu", "cuda")
 GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's placement strategies
@@ -154,12 +154,15 @@ def load(
     device_map: str | dict | None = None,
     offload_folder: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    parity: bool = True,
 ) -> LoadedModel:
     """Load a model spec and wrap it in its family's hooked adapter.
 
     ``device_map`` ("auto" or an explicit accelerate map) dispatches layers across devices and
     CPU/disk; hooks keep working on offloaded layers. ``progress(step, of, what)`` reports each
-    stage, so a screen can show how far loading has got.
+    stage, so a screen can show how far loading has got. ``parity`` (on unless a caller compares
+    the forwards itself) runs one short forward of the hooked and the plain model and records the
+    result in ``info["parity"]`` (``analyses.parity``): every run's record carries it.
     """
     say = progress or (lambda step, of, what: None)
     say(0, LOAD_STAGES, "importing torch and transformers")
@@ -203,6 +206,11 @@ def load(
         "device": device if device_map is None else f"map:{device_map if isinstance(device_map, str) else 'custom'}",
     }
     loaded = LoadedModel(hooked(model), tokenizer, info)
+    if parity:
+        say(4, LOAD_STAGES, "checking the hooked model against the plain forward")
+        from analyses.parity import check_parity
+
+        info["parity"] = check_parity(loaded.hooked, tokenizer, dtype)
     say(LOAD_STAGES, LOAD_STAGES, "ready")
     return loaded
 

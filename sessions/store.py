@@ -61,6 +61,7 @@ class Run:
     params: dict[str, Any]
     result: Result | None
     damage: str | None = None
+    model: dict[str, Any] | None = None  # the model as this run saw it (spec, revision, dtype, device, parity)
 
 
 def _json(obj: Any) -> str:
@@ -96,8 +97,9 @@ def _get(name: str, arrays: dict[str, np.ndarray], as_json: dict[str, list[Any]]
     return as_json[name] if name in as_json else arrays[name].tolist()
 
 
-def _encode(result: Result) -> tuple[str, str, bytes]:
-    """(kind, JSON body, safetensors bytes): numbers exactly, everything else as JSON."""
+def _encode(result: Result, model: dict[str, Any] | None = None) -> tuple[str, str, bytes]:
+    """(kind, JSON body, safetensors bytes): numbers exactly, everything else as JSON. ``model``:
+    the loaded model's facts, kept in the body (a key older readers ignore, so no schema change)."""
     tensors: dict[str, np.ndarray] = {}
     as_json: dict[str, list[Any]] = {}
     if isinstance(result, Grid):
@@ -127,7 +129,7 @@ def _encode(result: Result) -> tuple[str, str, bytes]:
         body = {"labels": result.labels, "texts": result.texts, "value_name": result.value_name, "json": as_json}
     else:
         raise TypeError(f"{type(result).__name__} is not a result type a session stores")
-    body = {"analysis": result.analysis, **body, "meta": result.meta}
+    body = {"analysis": result.analysis, **body, "meta": result.meta, **({"model": model} if model else {})}
     return kind, _json(body), st_save(tensors)
 
 
@@ -304,8 +306,11 @@ class Session:
                 raise TypeError(f"a {type(model).__name__}, not an object")
             return model
 
-    def append_run(self, analysis: str, params: dict[str, Any], result: Result) -> int:
-        kind, body, blob = _encode(result)
+    def append_run(self, analysis: str, params: dict[str, Any], result: Result,
+                   model: dict[str, Any] | None = None) -> int:
+        """Append a run; ``model`` (the loader's facts, parity check included) is stored with it,
+        so each run says which weights, dtype and device made it and whether they passed."""
+        kind, body, blob = _encode(result, model)
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT INTO runs (created, analysis, params, kind, body, tensors) VALUES (?, ?, ?, ?, ?, ?)",
@@ -332,8 +337,9 @@ class Session:
             params_ = json.loads(_text(params))
             if not isinstance(params_, dict):
                 raise TypeError(f"parameters are a {type(params_).__name__}, not an object")
+            model = json.loads(_text(body)).get("model")
             return Run(int(run_id), float(created), _text(analysis), params_,
-                       _decode(_text(kind), _text(body), bytes(blob)))
+                       _decode(_text(kind), _text(body), bytes(blob)), model=model if isinstance(model, dict) else None)
 
     def add_prompt(self, prompt: str, corrupt: str | None = None, answer: str | None = None,
                    distractor: str | None = None) -> int:

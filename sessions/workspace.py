@@ -28,6 +28,7 @@ class Entry:
     params: dict[str, Any]
     result: Result | None
     damage: str | None = None
+    model: dict[str, Any] | None = None  # the model's facts when it ran (spec, revision, dtype, device, parity)
 
 
 @dataclass
@@ -116,7 +117,7 @@ class Workspace:
         from sessions.store import Session
 
         session = Session.open(path)
-        runs = [Entry(r.id, r.analysis, r.params, r.result, r.damage) for r in session.runs()]
+        runs = [Entry(r.id, r.analysis, r.params, r.result, r.damage, r.model) for r in session.runs()]
         return cls(session.model.get("spec", ""), session, None, runs, session.prompts(), session.notes(),
                    forms=FormMemory.from_runs(runs))
 
@@ -159,15 +160,17 @@ class Workspace:
         for prompt in self.prompts:
             session.add_prompt(*(prompt.get(k) for k in PROMPT_KEYS))
         for entry in (e for e in self.runs if e.damage is None):  # a damaged run has nothing to copy
-            entry.id = session.append_run(entry.analysis, entry.params, entry.result)
+            entry.id = session.append_run(entry.analysis, entry.params, entry.result, entry.model)
         for note in self.notes:
             session.add_note(note)
         self.session, self.new_path, self.attached = session, None, True
 
-    def record(self, analysis: str, params: dict[str, Any], result: Result) -> Entry:
-        """A finished run: autosaved to the session file at once, its prompt remembered."""
-        run_id = self.session.append_run(analysis, params, result) if self.session else None
-        entry = Entry(run_id, analysis, params, result)
+    def record(self, analysis: str, params: dict[str, Any], result: Result,
+               model: dict[str, Any] | None = None) -> Entry:
+        """A finished run: autosaved to the session file at once (with ``model``, the loaded
+        model's facts and parity check), its prompt remembered."""
+        run_id = self.session.append_run(analysis, params, result, model) if self.session else None
+        entry = Entry(run_id, analysis, params, result, model=model)
         self.runs.append(entry)
         prompt = _prompt_of(params)
         if prompt is not None:

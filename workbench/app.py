@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.widgets import Footer, Header, ProgressBar, Select, Static, TabbedContent, TabPane
 
 from analyses.errors import BadInput
+from analyses.parity import parity_text, parity_warning
 from analyses.registry import TABS as ANALYSIS_TAB_TITLES
 from analyses.registry import Analysis, analyses
 from screens.focus import FOCUS_CSS
@@ -209,6 +210,9 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, Failure
             return
         self._set_status(f"{event.spec} loaded: ctrl+r runs the tab's analysis")
         self._show_model()
+        warning = parity_warning(event.loaded.info)
+        if warning:
+            self.push_screen(ErrorDialog(warning, title="Warning: the hooked model is not the plain model"))
         self._fit_controls()
         self._fit_answers()
         if event.spec in self._run_after:
@@ -335,7 +339,8 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, Failure
             text = "" if self.ws.spec in self._loading else "model not loaded"
         else:
             info = loaded.info
-            text = f"{info['model_type']} · {info['device']} · {info['dtype']} · {memory_text(info['device'])}"
+            text = (f"{info['model_type']} · {info['device']} · {info['dtype']} · {parity_text(info.get('parity'))} · "
+                    f"{memory_text(info['device'])}")
         if self.edits:
             text += " · edits: " + " ".join(self.edits)
         try:

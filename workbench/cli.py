@@ -157,6 +157,11 @@ def _run(args: argparse.Namespace) -> int:
         else:
             check_new_path(args.session)
     loaded = load(args.model, device=args.device, dtype=args.dtype, device_map=args.device_map)
+    from analyses.parity import parity_warning
+
+    warning = parity_warning(loaded.info)
+    if warning:
+        print(f"workbench: warning: {warning}", file=sys.stderr)
     params = analysis.bind(resolved_params(analysis, args, loaded.hooked))  # the defaults that follow its shape
     if not args.no_memory_check:
         from analyses.cost import check_memory
@@ -171,15 +176,23 @@ def _run(args: argparse.Namespace) -> int:
     from analyses.preparation import watching
     from workbench.support import StderrProgress
 
+    from workbench.support import oom_text, out_of_memory
+
     shown = StderrProgress(analysis.name)  # on a terminal, how far it has got
     try:
         with watching(shown.preparing):
             result = analysis(loaded, params, shown.progress, edits=edits)
+    except Exception as e:  # out of memory is the run's size, not a bug: exit 2, saying how to shrink it
+        if not out_of_memory(e):
+            raise
+        if session is not None:
+            session.close()
+        raise BadInput(oom_text(e, analysis, params, loaded)) from None
     finally:
         shown.clear()
     if session is not None:
         try:
-            session.append_run(analysis.name, params, result)
+            session.append_run(analysis.name, params, result, loaded.info)
         except (OSError, sqlite3.Error) as e:
             raise BadInput(f"{args.session}: the run could not be saved ({e}); earlier runs are intact") from None
         finally:

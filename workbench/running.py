@@ -20,7 +20,7 @@ from screens.dialogs import ConfirmDialog, TokenPicker
 from screens.plots import ResultPlot
 from screens.widgets import ErrorDialog
 from sessions.workspace import Entry, Workspace
-from workbench.support import as_controls, failure_text, headline
+from workbench.support import as_controls, failure_text, headline, oom_text, out_of_memory
 
 ANALYSIS_TABS = tuple(TABS)
 
@@ -152,8 +152,9 @@ class RunActions:
             self.post_message(RunFinished(job, result))
         except Cancelled:
             self.post_message(RunFinished(job, error="cancelled: the run stopped; nothing was saved"))
-        except Exception as e:
-            self.post_message(RunFinished(job, error=failure_text(e)))
+        except Exception as e:  # out of memory names the run and how to shrink it; the model stays loaded
+            self.post_message(RunFinished(job, error=oom_text(e, job.analysis, job.params, loaded)
+                                          if out_of_memory(e) else failure_text(e)))
 
     def action_cancel(self) -> None:
         if self._active_job is None:
@@ -200,7 +201,8 @@ class RunActions:
         if ws not in self.workspaces:
             return self.notify(f"{job.analysis.name} finished after {ws.name} was closed; not kept", severity="warning")
         try:
-            entry = ws.record(job.analysis.name, job.params, result)  # autosaved here
+            loaded = self.models.get(ws.spec)
+            entry = ws.record(job.analysis.name, job.params, result, loaded.info if loaded else None)  # autosaved here
         except (OSError, sqlite3.Error) as e:
             return self.push_screen(ErrorDialog(f"{ws.name}: the run could not be saved ({e}); earlier runs are intact"))
         self._fill_sessions()

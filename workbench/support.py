@@ -59,9 +59,38 @@ def as_controls(text: str, analysis) -> str:
 def failure_text(e: Exception) -> str:
     if isinstance(e, BadInput):
         return str(e)
-    if type(e).__name__ == "OutOfMemoryError":
+    if out_of_memory(e):
         return "out of memory: try a smaller batch, --dtype bfloat16, or --device-map auto"
     return f"internal error: {type(e).__name__}: {e}"
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """A CUDA out-of-memory (``torch.OutOfMemoryError``, also ``torch.cuda``'s) or a CPU MemoryError."""
+    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+
+
+def oom_text(e: BaseException, analysis, params: dict[str, Any], loaded) -> str:
+    """What an analysis that ran out of memory tells the analyst: the run (its analysis and key
+    parameters), where, how to shrink it (its cost formula's own advice), and that nothing was
+    lost. Frees the allocator's cached blocks first, so the next run starts from what is in use."""
+    from types import SimpleNamespace
+
+    device = str(getattr(loaded, "info", {}).get("device", "cpu"))
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
+    run = key_params(SimpleNamespace(analysis=analysis.name, params=params))
+    try:
+        from analyses.cost import estimate_run
+
+        shrink = estimate_run(loaded, analysis, params).shrink
+    except Exception:  # the advice is a courtesy; the message stands without it
+        shrink = ""
+    what = "CUDA out of memory" if type(e).__name__ == "OutOfMemoryError" else "out of memory (MemoryError)"
+    return (f"{analysis.name}{f' ({run})' if run else ''} ran {what} on {device}. Shrink the run: "
+            f"{shrink or 'fewer inputs'}, a smaller batch, or load the model with --dtype bfloat16. "
+            "The model stays loaded and the session's saved runs are intact; the next run starts afresh.")
 
 
 def headline(result: Any, analysis: str | None = None) -> str:

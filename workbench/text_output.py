@@ -45,7 +45,10 @@ def header(meta: dict[str, Any], info: dict | None, facts: Sequence[str]) -> lis
     """The lines above a result: model, tokens, edits, and what it found."""
     lines = []
     if info:
-        lines.append(f"model   {info['spec']} ({info['model_type']}, {info['dtype']}, {info['device']})")
+        from analyses.parity import parity_text
+
+        parity = f", {parity_text(info['parity'])}" if "parity" in info else ""
+        lines.append(f"model   {info['spec']} ({info['model_type']}, {info['dtype']}, {info['device']}{parity})")
     if "prompt_tokens" in meta:
         lines.append("tokens  " + " ".join(f"[{t}]" for t in meta["prompt_tokens"]))
     if meta.get("edits"):

@@ -1,0 +1,65 @@
+"""Out of memory mid-sweep: a forward that fails is retried once with half its rows, with the same
+numbers; a second failure in a row gives up. The failure is injected through a real hook of a real
+model (a standing intervention on the final norm's scale that raises when a forward has too many
+rows), the way a GPU would refuse a batch too large for it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import CORRUPT, PROMPT
+
+from analyses.models import Intervention
+from analyses.patching import activation_patching
+
+ERRORS = [torch.cuda.OutOfMemoryError, MemoryError]
+
+
+class Refuser:
+    """A hook fn that raises ``error`` for forwards of at least ``rows`` rows (``times`` times;
+    None: always), and records the rows of every forward it sees."""
+
+    def __init__(self, error: type[BaseException], rows: int, times: int | None = 1) -> None:
+        self.error, self.rows, self.times, self.seen = error, rows, times, []
+
+    def __call__(self, act: torch.Tensor) -> torch.Tensor:
+        self.seen.append(act.shape[0])
+        if act.shape[0] >= self.rows and (self.times is None or self.times > 0):
+            if self.times is not None:
+                self.times -= 1
+            raise self.error("injected: the batch does not fit")
+        return act
+
+
+def _sweep(lm, cap: int, refuser: Refuser | None = None):
+    tok = lm.tokenizer
+    clean = torch.tensor([tok(PROMPT)["input_ids"]] * 2)
+    corrupt = torch.tensor([tok(CORRUPT)["input_ids"]] * 2)
+    answer = torch.tensor([tok.convert_tokens_to_ids("Mary")] * 2)
+    distractor = torch.tensor([tok.convert_tokens_to_ids("Alice")] * 2)
+    hm = lm.hooked
+    hm.standing = (Intervention("ln_final.hook_scale", "fn", fn=refuser),) if refuser else ()
+    try:
+        return activation_patching(hm, clean, corrupt, answer, distractor, "resid_pre", rows_per_forward=cap)
+    finally:
+        hm.standing = ()
+
+
+@pytest.mark.parametrize("error", ERRORS)
+def test_a_sweep_retries_an_out_of_memory_forward_at_half_its_rows_with_the_same_numbers(loaded, error):
+    lm = loaded("gpt2")
+    full = _sweep(lm, cap=8)  # the sweep that never runs out
+    refuser = Refuser(error, rows=8)
+    grid = _sweep(lm, cap=8, refuser=refuser)
+    failed = refuser.seen.index(8)  # the first forward of 8 rows (4 cells of 2 pairs) failed ...
+    assert refuser.seen[failed + 1] <= 4  # ... and was retried at half the rows
+    assert grid.meta["halved_to_rows"] == [4] and not grid.meta["partial"] and "halved_to_rows" not in full.meta
+    assert grid.values == full.values  # each cell's rows are computed alone: the same numbers
+
+
+@pytest.mark.parametrize("error", ERRORS)
+def test_a_second_out_of_memory_in_a_row_gives_up(loaded, error):
+    refuser = Refuser(error, rows=3, times=None)  # nothing larger than the baselines fits
+    with pytest.raises(error):
+        _sweep(loaded("gpt2"), cap=8, refuser=refuser)
+    assert len([r for r in refuser.seen if r >= 3]) == 2  # refused, retried with half the rows once, gave up
