@@ -21,9 +21,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from analyses.errors import BadInput
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -224,6 +226,7 @@ class CorpusLoop:
         self._batches, self.total = batches, total
         self.progress, self.should_stop, self.prompts = progress, should_stop, prompts
         self.partial = False
+        self.halved = False  # a batch ran out of memory: batches are measured in halves since
         self.texts = self.read = 0
 
     @classmethod
@@ -250,6 +253,25 @@ class CorpusLoop:
             if self.progress is not None:
                 self.progress(min(self.read, self.total) if self.total else self.read, self.total)
 
+    def map(self, step: Callable[[CorpusBatch], T]) -> Iterator[tuple[CorpusBatch, T]]:
+        """Each batch with ``step(batch)``, its measurement. A batch that runs out of memory (CUDA's
+        or the CPU's) is measured again as two halves, and every later batch in halves too; a half
+        that runs out again gives up. ``step`` must not accumulate (the caller does, from what it
+        yields): a failed batch then leaves nothing behind. Each text's rows are computed alone,
+        so the numbers are those of the whole batch; ``halved`` says it happened."""
+        for batch in self:
+            if not self.halved:
+                try:
+                    yield batch, step(batch)
+                    continue
+                except (MemoryError, _oom_error()):
+                    from analyses.patching import release_memory
+
+                    release_memory()
+                    self.halved = True
+            for half in split_batch(batch):
+                yield half, step(half)
+
     def stopped(self) -> bool:
         """Whether a stop was asked for now: for loops with many forwards per batch (one per
         component on a large model), which must not wait for the batch's end."""
@@ -258,4 +280,21 @@ class CorpusLoop:
         return self.partial
 
     def meta(self) -> dict:
-        return {"data": self.prompts.describe(), "texts": self.texts, "partial": self.partial}
+        halved = {"halved_batch": True} if self.halved else {}  # out of memory: batches were split
+        return {"data": self.prompts.describe(), "texts": self.texts, "partial": self.partial, **halved}
+
+
+def split_batch(batch: CorpusBatch) -> list[CorpusBatch]:
+    """A batch as two halves (one, if it holds a single text), each as wide as the batch: every
+    row is the same tensor it was, so a measurement per row is unchanged."""
+    h = (len(batch.texts) + 1) // 2
+    if h == len(batch.texts):
+        return [batch]
+    return [CorpusBatch(batch.ids[:h], batch.lengths[:h], batch.texts[:h], batch.start),
+            CorpusBatch(batch.ids[h:], batch.lengths[h:], batch.texts[h:], batch.start + h)]
+
+
+def _oom_error() -> type[BaseException]:
+    import torch
+
+    return torch.OutOfMemoryError

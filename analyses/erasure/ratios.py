@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from analyses.corpus import CorpusLoop, Progress, PromptSet, Stop
+from analyses.corpus import CorpusBatch, CorpusLoop, Progress, PromptSet, Stop
 from analyses.erasure.measure import Measure, Run, center
 from analyses.errors import BadInput
 from analyses.labels import Node, parse_node
@@ -48,13 +48,18 @@ def projection_ratios(
     m = Measure(model, start, last)
     loop = CorpusLoop.over(model, tokenizer, prompts, progress, should_stop)
     comp_parts, res_parts = [], []
-    for batch in loop:
+
+    def measure(batch: CorpusBatch) -> tuple[Tensor, Tensor] | None:
         run = m.run(batch, m.capture())
         if run is None:
-            continue
+            return None
         keep, comps, res, _ = _writer_ratios(m, run, node)
-        comp_parts.append(comps[keep].cpu())
-        res_parts.append(res[keep].cpu())
+        return comps[keep].cpu(), res[keep].cpu()
+
+    for _, parts in loop.map(measure):  # a batch out of memory is measured in halves
+        if parts is not None:
+            comp_parts.append(parts[0])
+            res_parts.append(parts[1])
     n_points = sum(len(c) for c in comp_parts)
     if n_points == 0:
         raise BadInput(f"no position to measure: the texts are too short for --start {start}, or {node.label} "

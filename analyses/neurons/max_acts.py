@@ -50,8 +50,8 @@ def top_documents(model: HookedModel, batches: Iterable[CorpusBatch], layer: int
     ``batches``: a ``CorpusLoop`` (progress and stop are its own) or plain batches."""
     loop = batches if isinstance(batches, CorpusLoop) else CorpusLoop(batches, total, progress, should_stop)
     heap: list[_Doc] = []
-    for batch in loop:
-        acts = neuron_activations(model, batch.ids, layer, [neuron])[..., 0].cpu()  # [b, s]
+    measure = lambda b: neuron_activations(model, b.ids, layer, [neuron])[..., 0].cpu()  # noqa: E731  [b, s]
+    for batch, acts in loop.map(measure):  # a batch out of memory is measured in halves
         for i, length in enumerate(batch.lengths):
             row = acts[i, :length]
             pos = int(row.argmax())
@@ -132,7 +132,7 @@ def max_activating(model: HookedModel, tokenizer, batches: Iterable, layer: int,
         acts = neuron_activations(model, torch.tensor([ids]), layer, [neuron])[0, :, 0].cpu().tolist()
         out.append(Trimmed(ids, acts, -d.index, start, d.act, d.pos + 1))
     meta = {"layer": layer, "neuron": neuron, "documents": read, "stopped": stopped, "ratio": ratio,
-            "dropped_long": dropped}
+            "dropped_long": dropped, **({"halved_batch": True} if getattr(batches, "halved", False) else {})}
     return out, meta
 
 

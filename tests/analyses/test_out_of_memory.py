@@ -54,7 +54,9 @@ def test_a_sweep_retries_an_out_of_memory_forward_at_half_its_rows_with_the_same
     failed = refuser.seen.index(8)  # the first forward of 8 rows (4 cells of 2 pairs) failed ...
     assert refuser.seen[failed + 1] <= 4  # ... and was retried at half the rows
     assert grid.meta["halved_to_rows"] == [4] and not grid.meta["partial"] and "halved_to_rows" not in full.meta
-    assert grid.values == full.values  # each cell's rows are computed alone: the same numbers
+    # Each cell's rows are computed alone: the same numbers, to float rounding (a sweep's chunk sizes
+    # follow its forwards' wall times anyway, and BLAS may sum a row differently in a smaller batch).
+    assert torch.allclose(torch.tensor(grid.values), torch.tensor(full.values), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("error", ERRORS)
@@ -63,3 +65,57 @@ def test_a_second_out_of_memory_in_a_row_gives_up(loaded, error):
     with pytest.raises(error):
         _sweep(loaded("gpt2"), cap=8, refuser=refuser)
     assert len([r for r in refuser.seen if r >= 3]) == 2  # refused, retried with half the rows once, gave up
+
+
+def _texts(lm, refuser: Refuser | None, run):
+    hm = lm.hooked
+    hm.standing = (Intervention("blocks.0.hook_resid_pre", "fn", fn=refuser),) if refuser else ()
+    try:
+        return run()
+    finally:
+        hm.standing = ()
+
+
+@pytest.mark.parametrize("error", ERRORS)
+def test_a_corpus_loop_measures_an_out_of_memory_batch_in_halves_with_the_same_numbers(loaded, error):
+    """neuron-max-acts over 16 texts in batches of 8: the first batch of 8 fails, its halves of 4
+    and every later batch's halves run; the prompts found are those of the run that never failed."""
+    from analyses.neurons.max_acts import corpus_prompts
+
+    lm = loaded("gpt2")
+
+    def run():
+        return corpus_prompts(lm.hooked, lm.tokenizer, 1, 3, None, "ioi", 16, 0, 8, None, 5, 0.8, None)
+
+    found, meta = _texts(lm, None, run)
+    refuser = Refuser(error, rows=8)
+    halved, halved_meta = _texts(lm, refuser, run)
+    assert refuser.seen[:5] == [8, 4, 4, 4, 4]  # refused at 8, then every batch in halves of 4
+    assert halved == found and halved_meta["documents"] == meta["documents"] == 16
+    assert halved_meta.get("halved_batch") and "halved_batch" not in meta
+
+
+@pytest.mark.parametrize("error", ERRORS)
+def test_a_corpus_batch_whose_half_runs_out_too_gives_up(loaded, error):
+    from analyses.erasure.ratios import projection_ratios
+    from analyses.corpus import PromptSet
+
+    lm = loaded("gpt2")
+    refuser = Refuser(error, rows=4, times=None)
+    with pytest.raises(error):
+        _texts(lm, refuser, lambda: projection_ratios(lm.hooked, lm.tokenizer, PromptSet(task="ioi", n=16, batch=8),
+                                                      "L0H1"))
+    assert refuser.seen == [8, 4]
+
+
+def test_erasure_pr_in_halves_equals_the_whole_batches(loaded):
+    from analyses.corpus import PromptSet
+    from analyses.erasure.ratios import projection_ratios
+
+    lm = loaded("gpt2")
+
+    def run():
+        return projection_ratios(lm.hooked, lm.tokenizer, PromptSet(task="ioi", n=16, batch=8), "L0H1")
+
+    (table, series), (halved, _) = _texts(lm, None, run), _texts(lm, Refuser(MemoryError, rows=8), run)
+    assert halved.columns == table.columns and halved.meta["halved_batch"] and halved.meta["points"] == table.meta["points"]
