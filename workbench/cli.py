@@ -90,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list built-in and locally cached models")
     models.add_argument("--json", action="store_true")
 
+    doctor = sub.add_parser("doctor", help="versions, devices and free memory, the parity check, timings, limits",
+                            description="What this box is and what it can run: versions (torch, CUDA, transformers, "
+                                        "textual, mamba-ssm), devices and free memory, the parity check of a model, "
+                                        "the time of one forward and one sweep batch, and whether the largest cached "
+                                        "model fits.")
+    doctor.add_argument("--model", default=None, help=f"the model to check (default {DEFAULT_MODEL})")
+    doctor.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
+    doctor.add_argument("--dtype", default="float32", help="float32 (default) | bfloat16 | float16")
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
+
     from analyses.toys.recipes import TRAIN_RECIPES
 
     train = sub.add_parser("train", help="train a built-in toy model from scratch (CPU, minutes)",
@@ -116,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "models":
             return _models(args)
+        if args.command == "doctor":
+            return _doctor(args)
         if args.command == "train":
             return _train(args)
         from workbench.app import run_tui
@@ -265,6 +277,19 @@ def _train(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"wrote {path} ({report['heads']} heads, seed {report['seed']}, {report['steps_done']} steps, "
               f"{report['seconds']:.0f}s); load it with --model {path}")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from sessions.loading import DTYPES, quiet_hf
+
+    if args.dtype not in DTYPES:
+        raise BadInput(f"--dtype must be one of {', '.join(DTYPES)}")
+    quiet_hf()
+    from workbench.doctor import report, text
+
+    rep = report(args.model, args.device, args.dtype)
+    print(dumps(rep) if args.json else text(rep))
     return 0
 
 
