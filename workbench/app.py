@@ -337,7 +337,7 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, Failure
             info = loaded.info
             text = f"{info['model_type']} · {info['device']} · {info['dtype']} · {memory_text(info['device'])}"
         if self.edits:
-            text += " · edits: " + " ".join(self.edits)
+            text += " · edits: " + " ".join(self.edit_texts())
         try:
             self.query_one("#model_status", Static).update(text)
         except NoMatches:  # the refresh timer fired while the app was closing
