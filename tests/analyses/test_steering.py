@@ -115,3 +115,21 @@ def test_the_sweep_cells_are_steered_runs_and_scale_zero_is_the_corrupted_run(na
         steered = float(metric(lm.hooked.run(x.corrupt).logits)[0])
     assert grid.values[0][0] == pytest.approx(corrupt, abs=1e-5)
     assert grid.values[1][1] == pytest.approx(steered, abs=1e-5)
+
+
+def test_the_cli_steers_with_a_sessions_vector_and_refuses_what_it_cannot_find(capsys, tmp_path, checkpoints):
+    import json
+
+    from workbench.cli import main
+
+    model, session = ["--model", str(checkpoints["gpt2"])], str(tmp_path / "s.wbs")
+    pair = ["--clean", PROMPT, "--corrupt", CORRUPT, "--answer", " Mary", "--distractor", " Alice"]
+    assert main(["run", "steering-vector", *model, *pair, "--layer", "1", "--session", session]) == 0
+    capsys.readouterr()
+    gen = ["run", "generate", *model, "--prompt", PROMPT, "--max-tokens", "3", "--json"]
+    assert main([*gen, "--session", session, "--steer", "1*40@1:from2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["edits"] == ["steer:run1*40@blocks.1.hook_resid_pre:from2"] and "continuation_edited" in out
+    assert main([*gen, "--steer", "1*4"]) == 2 and "--session" in capsys.readouterr().err
+    assert main([*gen, "--session", session, "--steer", "7*4"]) == 2 and "no run 7" in capsys.readouterr().err
+    assert main([*gen, "--session", session, "--steer", "1*4@9"]) == 2 and "layers 0..1" in capsys.readouterr().err
