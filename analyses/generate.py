@@ -79,16 +79,17 @@ def choose(logits: Tensor, sampling: Sampling, generator: torch.Generator) -> in
 def continuation(model: HookedModel, prompt: Sequence[int], max_new: int, sampling: Sampling = Sampling(),
                  eos: int | None = None, on_token: Callable[[int, float], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, use_cache: bool = True) -> Continuation:
-    """Up to ``max_new`` tokens after ``prompt`` (ids), stopping after ``eos``; every run has the
-    model's standing interventions (anchored to the prompt). ``use_cache`` False re-runs the
-    whole sequence at every step (the reference the cached path must equal). ``on_token(id, p)``
+    """Up to ``max_new`` tokens after ``prompt`` (ids), stopping after ``eos`` or at the model's
+    last position; every run has the model's standing interventions (anchored to the prompt).
+    ``use_cache`` False re-runs the whole sequence at every step (the reference the cached path must equal). ``on_token(id, p)``
     sees each token as it is chosen; ``should_stop`` is checked before each step."""
     if not prompt:
         raise BadInput("generation needs a prompt of at least one token")
     n_ctx = model.shape.n_ctx
-    if n_ctx is not None and len(prompt) + max_new > n_ctx:
-        raise BadInput(f"the prompt ({len(prompt)} tokens) and {max_new} new tokens exceed the model's "
-                       f"{n_ctx} positions; ask for at most {max(n_ctx - len(prompt), 0)}")
+    if n_ctx is not None:  # generation ends where the model's positions do
+        if len(prompt) >= n_ctx:
+            raise BadInput(f"the prompt ({len(prompt)} tokens) fills the model's {n_ctx} positions: nothing to add")
+        max_new = min(max_new, n_ctx - len(prompt))
     generator = torch.Generator().manual_seed(sampling.seed)
     saved = model.standing
     model.standing = anchored(saved, len(prompt))

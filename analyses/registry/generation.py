@@ -34,6 +34,9 @@ def run_generate(lm, prompt: str, max_tokens: int, temperature: float, top_k: in
 
     x = prompt_input(lm, prompt, None, None, prepend_bos)
     ids, tok = x.ids[0].tolist(), lm.tokenizer
+    n_ctx = lm.hooked.shape.n_ctx
+    if n_ctx is not None:  # no more than the model's positions hold (continuation stops there too)
+        max_tokens = max(1, min(max_tokens, n_ctx - len(ids)))
     sampling = Sampling(temperature, top_k, sample_seed)
     runs: list[tuple[str, list[int]]] = [("plain", [])] + ([("edited", [])] if edits else [])
     total = max_tokens * len(runs)

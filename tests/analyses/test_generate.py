@@ -66,15 +66,17 @@ def test_sampling_follows_its_seed_and_top_k_one_is_greedy(loaded):
     assert continuation(lm.hooked, ids, 10, Sampling(1.0, 1, seed=3)).ids == continuation(lm.hooked, ids, 10).ids
 
 
-def test_generation_stops_when_asked_and_refuses_more_than_the_context(loaded):
+def test_generation_stops_when_asked_and_at_the_models_last_position(loaded):
     lm = loaded("gpt2")
     ids = encode(lm)[0].tolist()
     seen = []
     with pytest.raises(Cancelled):
         continuation(lm.hooked, ids, 50, on_token=lambda t, p: seen.append(t), should_stop=lambda: len(seen) >= 3)
     assert len(seen) == 3
+    n_ctx = lm.hooked.shape.n_ctx
+    assert len(continuation(lm.hooked, ids, n_ctx).ids) == n_ctx - len(ids)  # up to the last position
     with pytest.raises(BadInput, match="positions"):
-        continuation(lm.hooked, ids, lm.hooked.shape.n_ctx)
+        continuation(lm.hooked, list(range(n_ctx)), 1)
 
 
 def test_the_generate_analysis_shows_both_texts_and_records_the_interventions(loaded):
