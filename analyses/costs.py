@@ -310,7 +310,35 @@ COSTS: dict[str, Callable[[dict, Dims], Cost]] = {
     "recall-edit": _recall_edit,
     "composition": _weights, "head-spectra": _weights, "channels": _weights,
     "train-toy": lambda p, d: Cost(64 * 2**20, 0, 0, shrink="fewer steps (--steps)"),
+    "generate": lambda p, d: _generate(p, d), "steering-vector": lambda p, d: _steering_vector(p, d),
+    "steering-sweep": lambda p, d: _steering_sweep(p, d),
 }
+
+
+def _generate(p: dict, d: Dims) -> Cost:
+    """The prompt once, then one position per new token (each ``1 / length`` of a forward), with
+    the cache of every position so far: keys and values per layer, or Mamba's state."""
+    new = p.get("max_tokens") or 20
+    cache = (2 * d.n_layers * d.d_model * (d.seq + new) if d.attention
+             else d.n_layers * d.d_inner * (d.d_state + 4)) * 4
+    forwards = 1 + sum(1 / (d.seq + i) for i in range(1, new))
+    return _cost(_fw(d, 1) + cache + _logits(d, 1, 1), d, new, **_mine(forwards), shrink="fewer tokens (--max-tokens)")
+
+
+def _steering_vector(p: dict, d: Dims) -> Cost:
+    """Both prompt sets through the model to the vector's layer, in batches of 32."""
+    return _cost(_fw(d, min(d.items, 32)) + _cache(d, min(d.items, 32), 1 / d.n_layers), d, d.d_model,
+                 **_mine(2 * d.items), shrink="fewer pairs (--n)")
+
+
+def _steering_sweep(p: dict, d: Dims) -> Cost:
+    """Both sets for the vectors, the corrupted run capturing every layer's residual stream, then
+    each layer resumed once with every scale in its own copy of the batch."""
+    k = len(str(p.get("scales") or "-4,-2,-1,0,1,2,4").split(","))
+    rows = k * d.items
+    memory = _fw(d, rows) + _cache(d, d.items, 1) + _logits(d, rows, d.seq)
+    return _cost(memory, d, d.n_layers * k, **_mine(3 * d.items + rows * d.n_layers * _suffix_share(d)),
+                 shrink="fewer pairs (--n), layers (--layers) or scales (--scales)")
 
 
 def _generic(analysis: Any, p: dict, d: Dims) -> Cost:

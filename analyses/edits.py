@@ -9,7 +9,9 @@ output recomputed from ``hook_z`` of the same run): scale its components along v
 activations gives the same run.
 
 ``EditStack`` keeps the edits applied to a model in order; ``undo`` restores the weights from a
-copy taken before the edit (bit for bit) or drops the run-time interventions.
+copy taken before the edit (bit for bit) or drops the run-time interventions. It also keeps any
+other standing intervention: an object with a ``text`` and ``interventions(model)`` (a steering
+vector, ``analyses.steering.Steer``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import contextlib
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -27,6 +30,14 @@ from analyses.edit_spec import Edit, parse_edit
 from analyses.errors import BadInput
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
+
+
+class Standing(Protocol):
+    """A run-time intervention the analyst keeps on (steering): named by ``text`` in each run's record."""
+
+    text: str
+
+    def interventions(self, model: HookedModel) -> tuple[Intervention, ...]: ...
 
 
 def _check(model: HookedModel, edit: Edit) -> None:
@@ -68,7 +79,7 @@ def write_directions(model: HookedModel, layer: int, head: int, comps: Sequence[
 
 @dataclass
 class _Applied:
-    edit: Edit
+    edit: Any  # an Edit or a Standing
     saved: Tensor | None = None  # the weight before a weight edit
     weight: Tensor | None = None
     directions: Tensor | None = None  # the edited layer's write directions before a weight edit
@@ -127,21 +138,25 @@ class EditStack:
         self.model.standing = self._base + tuple(iv for a in self.applied for iv in a.interventions)
 
     @property
-    def edits(self) -> list[Edit]:
+    def edits(self) -> list[Edit | Standing]:
         return [a.edit for a in self.applied]
 
     def texts(self) -> list[str]:
         return [e.text for e in self.edits]
 
-    def apply(self, edit: Edit | str) -> Edit:
+    def apply(self, edit: Edit | Standing | str) -> Edit | Standing:
         edit = parse_edit(edit) if isinstance(edit, str) else edit
+        if not isinstance(edit, Edit):
+            self.applied.append(_Applied(edit, interventions=tuple(edit.interventions(self.model))))
+            self._sync()
+            return edit
         _check(self.model, edit)
         done = _weight_edit(self.model, edit) if edit.target == "ov" else _activation_edit(self.model, edit)
         self.applied.append(done)
         self._sync()
         return edit
 
-    def undo(self) -> Edit | None:
+    def undo(self) -> Edit | Standing | None:
         """Undo the latest edit: its weights back bit for bit, or its interventions dropped."""
         if not self.applied:
             return None
@@ -161,7 +176,7 @@ class EditStack:
 
 
 @contextlib.contextmanager
-def edited(model: HookedModel, edits: Sequence[Edit | str]) -> Iterator[EditStack]:
+def edited(model: HookedModel, edits: Sequence[Edit | Standing | str]) -> Iterator[EditStack]:
     """Within the block, ``edits`` are applied (in order); afterwards the model is as before."""
     stack = EditStack(model)
     try:

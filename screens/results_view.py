@@ -141,6 +141,12 @@ n); a series lists one column per line. Token values colour each token [tok] by 
         self.token_text.show(result if isinstance(result, TokenValues) else None)
         self._switch(self.views[0] if self.views else "table")
 
+    def show_stream(self, text: str) -> None:
+        """The output of a run still under way (generation's text so far) above the view, token by token."""
+        caption = self.query_one("#caption", Static)
+        caption.update(text)
+        caption.display = bool(text)
+
     def toggle_view(self) -> str | None:
         """Switch to the result's next view; returns the view now on show (unchanged when the
         result has only one)."""

@@ -62,6 +62,9 @@ CASES: dict[str, list[str]] = {
     "neuron-heads-prompt": ["--model", "toy:lookup", "--prompt", "Mary went to the school", "--layer", "1",
                             "--neuron", "11"],
     "eval": ["--model", "toy:count01", "--task", "count01", "--n", "40"],
+    "generate": ["--model", "toy:ioi", "--prompt", "When Mary and John", "--max-tokens", "4", "--edit", "L0H0:out:0=0"],
+    "steering-vector": ["--model", "toy:ioi", "--layer", "1", "--n", "4"],
+    "steering-sweep": ["--model", "toy:ioi", "--n", "4", "--scales=-2,0,2", "--layers", "1"],
 }
 
 
@@ -76,7 +79,7 @@ def strict_loads(text: str) -> dict:
 
 def test_the_walk_covers_every_registered_analysis():
     assert set(CASES) == set(analyses()), "give each new analysis a case here"
-    assert len(CASES) == 38
+    assert len(CASES) == 41
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -342,7 +342,7 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, Failure
             text = (f"{info['model_type']} · {info['device']} · {info['dtype']} · {parity_text(info.get('parity'))} · "
                     f"{memory_text(info['device'])}")
         if self.edits:
-            text += " · edits: " + " ".join(self.edits)
+            text += " · edits: " + " ".join(self.edit_texts())
         try:
             self.query_one("#model_status", Static).update(text)
         except NoMatches:  # the refresh timer fired while the app was closing

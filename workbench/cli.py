@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run with this edit of a head's SVD component, undone afterwards (repeatable): "
                             "LxHy:ov:I=SCALE scales OV component I (weights), LxHy:out:I=SCALE[@POS] or "
                             "LxHy:out:I+=DIST[@POS] the head's output (activations); see docs/composition.md")
+        p.add_argument("--steer", dest="steers", action="append", default=None, metavar="RUN*SCALE[@LAYER][:fromPOS]",
+                       help="run with a steering vector of the --session (run RUN, a steering-vector run) added "
+                            "SCALE times at LAYER's resid_pre or a hook name (default: where it was taken), at "
+                            "every position or from POS on (repeatable), e.g. 3*4@1")
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.add_argument("--no-memory-check", action="store_true",
                        help="run even when the run's estimated memory exceeds what the device has free")
@@ -179,6 +183,7 @@ def _run(args: argparse.Namespace) -> int:
         from analyses.cost import check_memory
 
         check_memory(loaded, analysis, params, override="--no-memory-check runs it anyway")  # exit 2, before any work
+    edits += _steers(args.steers, session, loaded.hooked.shape.n_layers)
     if args.session is not None:
         try:
             session = session or Session.create(args.session, loaded.info)
@@ -216,6 +221,27 @@ def _run(args: argparse.Namespace) -> int:
         print(format_result(result, getattr(args, "show_top", None), loaded.info, facts,
                             top_option=hasattr(args, "show_top")))
     return 0
+
+
+def _steers(given: list[str] | None, session: Any, n_layers: int) -> list[Any]:
+    """``--steer RUN*SCALE...`` as standing interventions, each vector read from the session's run."""
+    if not given:
+        return []
+    from analyses.steering import STEER_SYNTAX, steer_from_result
+
+    if session is None:
+        raise BadInput("--steer names a steering-vector run of a session: give --session FILE")
+    runs = {r.id: r for r in session.runs()}
+    out = []
+    for text in given:
+        run, star, rest = text.partition("*")
+        if not star or not run.strip().isdigit():
+            raise BadInput(f"--steer {text!r}: write RUN*{STEER_SYNTAX}")
+        found = runs.get(int(run))
+        if found is None:
+            raise BadInput(f"--steer {text!r}: the session has no run {run.strip()}")
+        out.append(steer_from_result(found.result, f"run{int(run)}", rest, n_layers))
+    return out
 
 
 def resolved_params(analysis, args: argparse.Namespace, hooked: Any = None) -> dict[str, Any]:

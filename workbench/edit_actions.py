@@ -1,6 +1,8 @@
 """The edits in force in the app: every run applies them (and undoes them after itself), so the
 model between runs is always the loaded one; the list shows beside the model in the status bar,
-and the palette adds ("Edit: add"), undoes ("Undo edit") and clears them. A mixin of ``WorkbenchApp``."""
+and the palette adds ("Edit: add"), undoes ("Undo edit") and clears them. Steering vectors of the
+session join the same list ("Steering: apply"), as standing interventions (analyses.edits.Standing)
+that undo and clear like edits. A mixin of ``WorkbenchApp``."""
 
 from __future__ import annotations
 
@@ -12,16 +14,27 @@ from screens.dialogs import AskDialog
 from screens.widgets import ErrorDialog
 
 
-class EditActions:
-    """Needs the app's ``loaded``, ``notify``, ``push_screen`` and ``_show_model``."""
+def edit_text(edit) -> str:
+    """An edit's text, or a standing intervention's (``steer:run3*4@blocks.1.hook_resid_pre``)."""
+    return edit if isinstance(edit, str) else edit.text
 
-    edits: tuple[str, ...] = ()
+
+class EditActions:
+    """Needs the app's ``ws``, ``loaded``, ``_shown``, ``notify``, ``push_screen`` and ``_show_model``."""
+
+    edits: tuple = ()  # edit texts and standing interventions (steering), oldest first
+
+    def edit_texts(self) -> list[str]:
+        return [edit_text(e) for e in self.edits]
 
     def edit_commands(self):
         yield SystemCommand("Edit: add", "run every analysis with an edit of a head's SVD component, "
                             "e.g. L1H2:ov:0=0 (see docs/composition.md)", self.action_add_edit)
+        if self._steering_run() is not None:
+            yield SystemCommand("Steering: apply", "add a steering vector of this session to every run, at a "
+                                "scale and layer (e.g. 4@1)", self.action_add_steering)
         if self.edits:
-            yield SystemCommand("Undo edit", f"drop the latest edit ({self.edits[-1]})", self.action_undo_edit)
+            yield SystemCommand("Undo edit", f"drop the latest edit ({self.edit_texts()[-1]})", self.action_undo_edit)
             yield SystemCommand("Edits: clear", f"drop all {len(self.edits)} edits", self.action_clear_edits)
 
     def action_add_edit(self) -> None:
@@ -52,8 +65,53 @@ class EditActions:
             return self.notify("no edits in force")
         last, self.edits = self.edits[-1], self.edits[:-1]
         self._show_model()
-        self.notify(f"edit {last} undone; {len(self.edits)} in force")
+        self.notify(f"edit {edit_text(last)} undone; {len(self.edits)} in force")
 
     def action_clear_edits(self) -> None:
         self.edits = ()
         self._show_model()
+
+    # ---- steering vectors ----------------------------------------------------------------------
+
+    def _steering_run(self) -> tuple[str, object] | None:
+        """(its name, result) of the steering vector to apply: the run on show when it is one, else
+        the session's latest."""
+        shown = self._shown
+        if shown is not None and shown.analysis == "steering-vector" and shown.result is not None:
+            entries = [shown]
+        else:
+            entries = [e for e in reversed(self.ws.runs) if e.analysis == "steering-vector" and e.result is not None]
+        if not entries:
+            return None
+        entry = entries[0]
+        number = entry.id if entry.id is not None else self.ws.runs.index(entry) + 1
+        return f"run{number}", entry.result
+
+    def action_add_steering(self) -> None:
+        found = self._steering_run()
+        if found is None:
+            return self.notify("run steering-vector first (Patching tab): its vector is what steering adds",
+                               severity="warning")
+        from analyses.steering import STEER_SYNTAX
+
+        name, result = found
+        about = f"|v| {result.meta['norm']:.4g}, taken at {result.meta['hook']}"
+        self.push_screen(AskDialog(f"Steer every run with {name} ({about}): {STEER_SYNTAX}", "steer_text", "4@1"),
+                         lambda text: self.add_steering(name, result, text))
+
+    def add_steering(self, name: str, result, text: str | None) -> None:
+        if text is None:
+            return
+        from analyses.steering import steer_from_result
+
+        try:
+            hooked = self.loaded.hooked if self.loaded is not None else None
+            steer = steer_from_result(result, name, text, hooked.shape.n_layers if hooked is not None else None)
+            if hooked is not None:
+                steer.interventions(hooked)  # the hook and the width checked now, not at the next run
+        except BadInput as e:
+            self.push_screen(ErrorDialog(str(e)))
+            return
+        self.edits = (*self.edits, steer)
+        self._show_model()
+        self.notify(f"{steer.text} applies to every run until undone ({len(self.edits)} in force)")

@@ -33,7 +33,7 @@ class Job:
     analysis: Analysis
     params: dict[str, Any]
     stop: threading.Event = field(default_factory=threading.Event)  # Escape or quit: stop between batches
-    edits: tuple[str, ...] = ()  # the edits in force when it was asked for (workbench.edit_actions)
+    edits: tuple = ()  # the edits and steering in force when it was asked for (workbench.edit_actions)
 
 
 class RunFinished(Message):
@@ -59,6 +59,14 @@ class RunProgress(Message):
     def __init__(self, tab: str, done: int, total: int, what: str | None = None) -> None:
         super().__init__()
         self.tab, self.done, self.total, self.what = tab, done, total, what
+
+
+class RunText(Message):
+    """A streaming run's output so far (generation's text), to show as it grows."""
+
+    def __init__(self, job: Job, text: str) -> None:
+        super().__init__()
+        self.job, self.text = job, text
 
 
 class TokenCandidates(Message):
@@ -146,9 +154,10 @@ class RunActions:
         tab = job.analysis.tab
         progress = lambda d, t: self.post_message(RunProgress(tab, d, t))  # noqa: E731
         preparing = lambda what, d, t: self.post_message(RunProgress(tab, d, t, what))  # noqa: E731
+        streamed = lambda text: self.post_message(RunText(job, text))  # noqa: E731
         try:
             with watching(preparing, job.stop.is_set):  # input preparation too reports and stops
-                result = job.analysis(loaded, job.params, progress, job.stop.is_set, job.edits)
+                result = job.analysis(loaded, job.params, progress, job.stop.is_set, job.edits, on_token=streamed)
             self.post_message(RunFinished(job, result))
         except Cancelled:
             self.post_message(RunFinished(job, error="cancelled: the run stopped; nothing was saved"))
@@ -174,6 +183,10 @@ class RunActions:
             title = job.analysis.title  # the stage first: an 80-column status bar cuts the end
             self._set_status(f"{event.what} {event.done:,}/{event.total:,} for {title}" if event.what else
                              f"running {title} ...")
+
+    def on_run_text(self, event: RunText) -> None:
+        if event.job is self._active_job and not event.job.stop.is_set():
+            self._pane(event.job.analysis.tab).view.show_stream(event.text)
 
     def on_run_finished(self, event: RunFinished) -> None:
         job = event.job

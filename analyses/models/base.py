@@ -54,6 +54,9 @@ class Prefix:
     start: int
     keys: dict[int, Tensor]
     values: dict[int, Tensor]
+    # Recurrent families (Mamba): layer -> (the conv's last inputs [b, width-1, d_inner], the SSM
+    # state h [b, d_inner, d_state]) after position start-1: all a later position reads of them.
+    states: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,6 +68,7 @@ class RunResult:
     cache: dict[str, Tensor]
     resid: Tensor
     taps: dict[str, Tensor] = field(default_factory=dict)
+    prefix: Prefix | None = None  # with ``keep_prefix``: what a run of the next positions continues from
 
 
 def exec_device(module: nn.Module) -> torch.device:
@@ -129,7 +133,8 @@ class HookedModel:
         """Every hook name this model has, in forward order."""
         raise NotImplementedError
 
-    def _embed(self, tokens: Tensor, hooks: Hooks) -> Tensor:
+    def _embed(self, tokens: Tensor, hooks: Hooks, offset: int = 0) -> Tensor:
+        """Embeddings of ``tokens``, the first at position ``offset`` (a run continuing a Prefix)."""
         raise NotImplementedError
 
     def _block(self, layer: int, x: Tensor, ctx: dict, hooks: Hooks) -> Tensor:
@@ -168,6 +173,7 @@ class HookedModel:
         logit_pos: Tensor | None = None,
         prefix: Prefix | None = None,
         vocab: Tensor | None = None,
+        keep_prefix: bool = False,
     ) -> RunResult:
         """Run ``tokens`` [batch, pos] (right-padded where ``attention_mask`` is given).
 
@@ -192,7 +198,7 @@ class HookedModel:
         self._count(tokens, resid, start_at_layer, stop_at_layer, prefix)
         with torch.set_grad_enabled(bool(grad_names)):
             return self._forward(tokens, attention_mask, hooks, start_at_layer, resid, stop_at_layer, logit_pos,
-                                 prefix, vocab)
+                                 prefix, vocab, keep_prefix)
 
     def gradients(
         self,
@@ -235,7 +241,11 @@ class HookedModel:
     def _count(self, tokens: Tensor, resid: Tensor | None, start: int, stop: int | None, prefix: Prefix | None) -> None:
         n = self.shape.n_layers
         rows = (resid if resid is not None else tokens).shape[0]
-        positions = 1.0 if prefix is None or resid is None else resid.shape[1] / (prefix.start + resid.shape[1])
+        if prefix is None:
+            positions = 1.0
+        else:  # a run over the positions after a prefix: resid's, or the tokens' beyond it
+            later = resid.shape[1] if resid is not None else tokens.shape[1] - prefix.start
+            positions = later / (prefix.start + later)
         self.forwards += rows * ((n if stop is None else stop) - start) / n * positions
 
     def _check_names(self, hooks: Hooks) -> None:
@@ -257,6 +267,7 @@ class HookedModel:
         logit_pos: Tensor | None = None,
         prefix: Prefix | None = None,
         vocab: Tensor | None = None,
+        keep_prefix: bool = False,
     ) -> RunResult:
         n = self.shape.n_layers
         stop = n if stop_at_layer is None else stop_at_layer
@@ -269,11 +280,13 @@ class HookedModel:
         start = 0 if prefix is None else prefix.start
         hooks.frame(tokens.shape[1], start, None if logit_pos is None else start + logit_pos)
         if prefix is not None:
-            if resid is None:
+            if resid is None and start_at_layer:
                 raise BadInput("a run with a prefix needs the residual stream of the later positions (resid)")
             ctx = self._with_prefix(ctx, prefix)
+        if keep_prefix:
+            ctx["state_out"] = {}  # layer -> what the next run's Prefix holds; the blocks fill it
         if start_at_layer == 0 and resid is None:
-            x = self._embed(tokens, hooks)
+            x = self._embed(tokens[:, start:], hooks, start) if start else self._embed(tokens, hooks)
         elif resid is None:
             raise BadInput("start_at_layer needs the cached residual stream (resid)")
         else:
@@ -294,7 +307,12 @@ class HookedModel:
         if logit_pos is not None and not narrow:
             x = x[torch.arange(x.shape[0], device=x.device), logit_pos.to(x.device)][:, None]
         logits = self._unembed(x, hooks, vocab)
-        return RunResult(logits, hooks.cache, x, hooks.taps)
+        kept = self._kept_prefix(tokens.shape[1], ctx["state_out"]) if keep_prefix else None
+        return RunResult(logits, hooks.cache, x, hooks.taps, kept)
+
+    def _kept_prefix(self, seq: int, state: dict) -> Prefix:
+        """The Prefix a run's blocks left in ``state`` (layer -> keys, values over every position)."""
+        return Prefix(seq, {layer: kv[0] for layer, kv in state.items()}, {layer: kv[1] for layer, kv in state.items()})
 
     def _can_narrow(self, layer: int, hooks: Hooks | None) -> bool:
         """Whether the last block run may compute only the ``logit_pos`` position of each row (keys

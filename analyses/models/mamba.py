@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from analyses.models.base import HookedModel, ModelShape, exec_device, materialized
+from analyses.models.base import HookedModel, ModelShape, Prefix, exec_device, materialized
 from analyses.models.hooks import Hooks
 
 MIXER_HOOKS = (
@@ -76,13 +76,19 @@ class MambaAdapter(HookedModel):
     def input_device(self) -> torch.device:
         return exec_device(self._body.embeddings)
 
-    def _embed(self, tokens: Tensor, hooks: Hooks) -> Tensor:
+    def _embed(self, tokens: Tensor, hooks: Hooks, offset: int = 0) -> Tensor:
         emb = self._body.embeddings
         with materialized(emb):
             return hooks("hook_embed", F.embedding(tokens, emb.weight))
 
     def _context(self, tokens: Tensor, attention_mask: Tensor | None, hooks: Hooks) -> dict:
         return {"mask": None if attention_mask is None else attention_mask[:, :, None]}
+
+    def _with_prefix(self, ctx: dict, prefix: Prefix) -> dict:
+        return dict(ctx, states=prefix.states)
+
+    def _kept_prefix(self, seq: int, state: dict) -> Prefix:
+        return Prefix(seq, {}, {}, states=dict(state))
 
     def _block(self, layer: int, x: Tensor, ctx: dict, hooks: Hooks) -> Tensor:
         p = f"blocks.{layer}."
@@ -93,11 +99,16 @@ class MambaAdapter(HookedModel):
         # As HF: the (possibly fp32) residual is cast to the model's dtype before the norm.
         layer_in = hooks(p + "hook_layer_in", x).to(block.norm.weight.dtype)
         h = self._norm(block.norm, layer_in, p + "norm", hooks)
-        out = hooks(p + "mixer.hook_out_proj", self._mixer(block.mixer, h, ctx["mask"], p + "mixer.", hooks))
+        out = hooks(p + "mixer.hook_out_proj", self._mixer(block.mixer, h, ctx, layer, p + "mixer.", hooks))
         residual = x.float() if self._residual_fp32 else x
         return hooks(p + "hook_resid_post", residual + out)
 
-    def _mixer(self, m: nn.Module, h: Tensor, mask: Tensor | None, p: str, hooks: Hooks) -> Tensor:
+    def _mixer(self, m: nn.Module, h: Tensor, ctx: dict, layer: int, p: str, hooks: Hooks) -> Tensor:
+        """The mixer; continuing a Prefix's state (``ctx["states"]``) and, asked to
+        (``ctx["state_out"]``), leaving the state after the last position for the next run."""
+        mask = ctx["mask"]
+        tail, h0 = ctx.get("states", {}).get(layer, (None, None))
+        keep = ctx.get("state_out")
         dtype = h.dtype
         seq = h.shape[1]
         if mask is not None:
@@ -105,18 +116,19 @@ class MambaAdapter(HookedModel):
         xz = F.linear(h, m.in_proj.weight, m.in_proj.bias)
         x, gate = xz.chunk(2, dim=-1)
         x, gate = hooks(p + "hook_in_proj", x), hooks(p + "hook_gate", gate)
+        seen = x if tail is None else torch.cat([tail.to(x.dtype), x], 1)  # earlier inputs first
         width = m.conv1d.weight.shape[-1]
         slices = [f"{p}hook_conv_slice.{k}" for k in range(-(width - 1), 1)]
         if any(hooks.active(n) for n in [p + CONV_SLICES, *slices]):
-            conv = self._conv_by_slices(m, x, p + CONV_SLICES, slices, hooks)
+            conv = self._conv_by_slices(m, x, p + CONV_SLICES, slices, hooks, tail)
         else:
             conv = F.conv1d(
-                x.transpose(1, 2).to(m.conv1d.weight.dtype),
+                seen.transpose(1, 2).to(m.conv1d.weight.dtype),
                 m.conv1d.weight,
                 m.conv1d.bias,
                 padding=width - 1,
                 groups=x.shape[-1],
-            )[..., :seq].transpose(1, 2)
+            )[..., seen.shape[1] - seq : seen.shape[1]].transpose(1, 2)
         conv = hooks(p + "hook_conv", conv.to(dtype))
         u = hooks(p + "hook_ssm_in", m.act(conv))
         if mask is not None:
@@ -125,10 +137,12 @@ class MambaAdapter(HookedModel):
         delta = F.softplus((dt @ m.dt_proj.weight.T).float() + m.dt_proj.bias.float())
         delta, B, C = hooks(p + "hook_delta", delta), hooks(p + "hook_B", B), hooks(p + "hook_C", C)
         A = -torch.exp(m.A_log.float())  # [d_inner, d_state]
-        if hooks.active(p + "hook_h"):
+        if hooks.active(p + "hook_h") or keep is not None or h0 is not None:
             dA = torch.exp(delta[..., None] * A)  # [b, s, d_inner, d_state]
             dBu = delta[..., None] * B[:, :, None, :].float() * u[..., None].float()
-            y = self._scan_sequential(dA, dBu, C, dtype, p, hooks)
+            y, last = self._scan_sequential(dA, dBu, C, dtype, p, hooks, h0)
+            if keep is not None:  # the conv's last width-1 inputs (zeros before the first) and h
+                keep[layer] = (F.pad(seen, (0, 0, max(width - 1 - seen.shape[1], 0), 0))[:, -(width - 1):], last)
         else:
             y = selective_scan(delta, A, B, u, C, dtype)
         y = y + u * m.D
@@ -136,15 +150,18 @@ class MambaAdapter(HookedModel):
         return F.linear((y * F.silu(gate)).to(dtype), m.out_proj.weight, m.out_proj.bias)
 
     @staticmethod
-    def _conv_by_slices(m: nn.Module, x: Tensor, stacked: str, names: list[str], hooks: Hooks) -> Tensor:
+    def _conv_by_slices(m: nn.Module, x: Tensor, stacked: str, names: list[str], hooks: Hooks,
+                        tail: Tensor | None = None) -> Tensor:
         """The causal conv as the sum of its kernel slices, each a hook point:
         ``slice_k[p] = w_k * x[p + k]`` (zero where p + k < 0) for k = -(width-1)..0, and
         ``conv = sum_k slice_k + bias``. ``stacked`` sees them all as one [b, s, width, d_inner]
-        activation (a sweep patches every slice of a layer through one hook)."""
+        activation (a sweep patches every slice of a layer through one hook). ``tail``: the inputs
+        of the positions before ``x``'s (a run continuing a Prefix)."""
         w = m.conv1d.weight[:, 0]  # [d_inner, width]; tap width-1 multiplies the current position
         width, seq = w.shape[-1], x.shape[1]
-        xf = x.to(w.dtype)
-        parts = [(F.pad(xf, (0, 0, -k, 0))[:, :seq] if k else xf) * w[:, width - 1 + k]  # shifted[p] = x[p + k]
+        xf = (x if tail is None else torch.cat([tail.to(x.dtype), x], 1)).to(w.dtype)
+        n = xf.shape[1]
+        parts = [((F.pad(xf, (0, 0, -k, 0))[:, :n] if k else xf) * w[:, width - 1 + k])[:, n - seq:]  # shifted[p] = x[p + k]
                  for k in range(-(width - 1), 1)]
         if hooks.active(stacked):
             parts = hooks(stacked, torch.stack(parts, 2)).unbind(2)
@@ -155,9 +172,12 @@ class MambaAdapter(HookedModel):
         return total + m.conv1d.bias if m.conv1d.bias is not None else total
 
     @staticmethod
-    def _scan_sequential(dA: Tensor, dBu: Tensor, C: Tensor, dtype: torch.dtype, p: str, hooks: Hooks) -> Tensor:
-        """The recurrence step by step, the reference path: used when ``hook_h`` is looked at."""
-        state = torch.zeros(dA.shape[0], *dA.shape[2:], dtype=dtype, device=dA.device)
+    def _scan_sequential(dA: Tensor, dBu: Tensor, C: Tensor, dtype: torch.dtype, p: str, hooks: Hooks,
+                         h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The recurrence step by step from ``h0`` (zero when None), the reference path: used when
+        ``hook_h`` is looked at, and by generation (which keeps the last state). Returns (y, h_last)."""
+        state = (torch.zeros(dA.shape[0], *dA.shape[2:], dtype=dtype, device=dA.device) if h0 is None
+                 else h0.to(dA.device))
         ys, states = [], []
         want_h = hooks.wants(p + "hook_h")
         for t in range(dA.shape[1]):
@@ -167,7 +187,7 @@ class MambaAdapter(HookedModel):
                 states.append(state)
         if want_h:
             hooks(p + "hook_h", torch.stack(states, 1))
-        return torch.stack(ys, 1)
+        return torch.stack(ys, 1), state
 
     def writer_bias(self, layer: int) -> Tensor | None:
         """out_proj's bias: the constant part of a layer's output (goes to DLA's bias row)."""

@@ -127,6 +127,8 @@ class TransformerAdapter(HookedModel):
             rep = b // pk.shape[0]
             k = torch.cat([pk.to(k.device, k.dtype).repeat(rep, 1, 1, 1), k], 1)
             v = torch.cat([pv.to(v.device, v.dtype).repeat(rep, 1, 1, 1), v], 1)
+        if "state_out" in ctx:  # the next run's prefix: keys and values of every position so far
+            ctx["state_out"][layer] = (k, v)
         qh, kh, vh = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         if n_kv != n_heads:
             kh = kh.repeat_interleave(n_heads // n_kv, dim=1)
@@ -181,13 +183,13 @@ class TransformerAdapter(HookedModel):
             tap = hooks(p + name, x.new_zeros(x.shape[0], x.shape[1], w.shape[1], x.shape[2]))
             out.append(_HeadInputGrad.apply(y, tap, unit, scale, w_norm, w.detach(), self.shape.norm == "layernorm"))
         return tuple(out)
-    def _embed(self, tokens: Tensor, hooks: Hooks) -> Tensor:
+    def _embed(self, tokens: Tensor, hooks: Hooks, offset: int = 0) -> Tensor:
         wte = self._embedding()
         with materialized(wte):
             x = hooks("hook_embed", F.embedding(tokens, wte.weight))
         if self.shape.has_pos_embed:
             wpe = self._pos_embedding()
-            pos = torch.arange(tokens.shape[1], device=tokens.device)[None]
+            pos = torch.arange(offset, offset + tokens.shape[1], device=tokens.device)[None]
             with materialized(wpe):
                 pe = F.embedding(pos.to(exec_device(wpe)), wpe.weight).to(x.device)
             x = x + hooks("hook_pos_embed", pe.expand_as(x))

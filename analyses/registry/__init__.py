@@ -173,6 +173,11 @@ class Analysis:
     tasks: tuple[str, ...] = ()  # made for models of these tasks: a toy of one opens its tab on it
     doc: str = ""
     headline: Callable[[Any], list[str]] | None = None
+    # The runner takes the standing edits itself (``edits=``) instead of running under them:
+    # generation shows the text with and without them side by side.
+    own_edits: bool = False
+    # The runner also takes ``on_token(text)``: its output so far as it grows (the TUI streams it).
+    streams: bool = False
 
     def __post_init__(self) -> None:
         if self.result not in RESULTS:
@@ -196,12 +201,17 @@ class Analysis:
         return params
 
     def __call__(self, lm: ModelContext, given: dict[str, Any], progress=None, should_stop=None,
-                 edits: Sequence[str] = ()) -> Any:
+                 edits: Sequence[Any] = (), on_token: Callable[[str], None] | None = None) -> Any:
         """Run with ``given`` parameters (checked by ``bind``), with ``edits`` (analyses.edit_spec
-        texts, e.g. "L1H2:ov:0=0") applied for the run and undone after it; the result's meta
+        texts, e.g. "L1H2:ov:0=0", or standing interventions such as steering,
+        ``analyses.edits.Standing``) applied for the run and undone after it; the result's meta
         records them under "edits"."""
         extra = {"progress": progress, "should_stop": should_stop} if self.cancellable else {}
+        if self.streams:
+            extra["on_token"] = on_token
         params = self.bind(given)
+        if self.own_edits:
+            return self.run(lm, **params, **extra, edits=list(edits))
         if not edits:
             return self.run(lm, **params, **extra)
         from analyses.edit_spec import parse_edits
