@@ -135,6 +135,13 @@ class EditStack:
 
     def apply(self, edit: Edit | str) -> Edit:
         edit = parse_edit(edit) if isinstance(edit, str) else edit
+        if not isinstance(edit, Edit):  # an SAE feature edit (analyses.sae.intervene)
+            from analyses.sae.intervene import feature_interventions
+
+            done = _Applied(edit, interventions=feature_interventions(self.model, edit))
+            self.applied.append(done)
+            self._sync()
+            return edit
         _check(self.model, edit)
         done = _weight_edit(self.model, edit) if edit.target == "ov" else _activation_edit(self.model, edit)
         self.applied.append(done)
