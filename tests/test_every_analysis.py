@@ -62,6 +62,11 @@ CASES: dict[str, list[str]] = {
     "neuron-heads-prompt": ["--model", "toy:lookup", "--prompt", "Mary went to the school", "--layer", "1",
                             "--neuron", "11"],
     "eval": ["--model", "toy:count01", "--task", "count01", "--n", "40"],
+    "sae-features": ["--model", "toy:ioi", "--prompt", PROMPT],
+    "sae-dla": ["--model", "toy:ioi", "--prompt", PROMPT, "--answer", " Mary", "--distractor", " John"],
+    "sae-max-acts": ["--model", "toy:ioi", "--feature", "153", "--task", "ioi", "--n", "16", "--top", "3"],
+    "sae-corpus": ["--model", "toy:ioi", "--task", "ioi", "--n", "16"],
+    "probe": ["--model", "toy:ioi", "--n", "32", "--layers", "1"],
 }
 
 
@@ -76,7 +81,7 @@ def strict_loads(text: str) -> dict:
 
 def test_the_walk_covers_every_registered_analysis():
     assert set(CASES) == set(analyses()), "give each new analysis a case here"
-    assert len(CASES) == 38
+    assert len(CASES) == 43
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
