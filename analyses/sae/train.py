@@ -124,7 +124,7 @@ def train_sae(acts: Tensor, hook: str, recipe: SaeRecipe, progress: Callable[[in
         loss.backward()
         opt.step()
         if progress is not None and (step % 50 == 0 or step == recipe.steps - 1):
-            progress(step + 1, recipe.steps, float(mse))
+            progress(step + 1, recipe.steps, float(mse.detach()))
     for p in params.values():
         p.requires_grad_(False)
     return sae
