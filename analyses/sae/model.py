@@ -84,13 +84,19 @@ class SAE:
         return f.float() @ self.W_dec.to(f.device) + self.b_dec.to(f.device)
 
     def to(self, device: torch.device | str) -> SAE:
-        """This SAE with its tensors on ``device`` (itself when they are there already)."""
-        if self.W_enc.device == torch.device(device):
+        """This SAE with its tensors on ``device``: itself when they are there already, else a copy
+        made once and kept (a corpus scan on a GPU moves the weights once, not once per batch)."""
+        device = torch.device(device)
+        if self.W_enc.device == device:
             return self
-        move = {n: getattr(self, n).to(device) for n in ("W_enc", "b_enc", "W_dec", "b_dec")}
-        th = None if self.threshold is None else self.threshold.to(device)
-        return SAE(**move, hook_name=self.hook_name, architecture=self.architecture, k=self.k, threshold=th,
-                   apply_b_dec_to_input=self.apply_b_dec_to_input, path=self.path, extra=self.extra)
+        moved = self.__dict__.setdefault("_moved", {})
+        if device not in moved:
+            move = {n: getattr(self, n).to(device) for n in ("W_enc", "b_enc", "W_dec", "b_dec")}
+            th = None if self.threshold is None else self.threshold.to(device)
+            moved[device] = SAE(**move, hook_name=self.hook_name, architecture=self.architecture, k=self.k,
+                                threshold=th, apply_b_dec_to_input=self.apply_b_dec_to_input, path=self.path,
+                                extra=self.extra)
+        return moved[device]
 
     def describe(self) -> str:
         arch = f"topk k={self.k}" if self.architecture == "topk" else self.architecture
