@@ -312,7 +312,31 @@ COSTS: dict[str, Callable[[dict, Dims], Cost]] = {
     "train-toy": lambda p, d: Cost(64 * 2**20, 0, 0, shrink="fewer steps (--steps)"),
     "generate": lambda p, d: _generate(p, d), "steering-vector": lambda p, d: _steering_vector(p, d),
     "steering-sweep": lambda p, d: _steering_sweep(p, d),
+    "sae-features": lambda p, d: _sae(p, d, 1), "sae-dla": lambda p, d: _sae(p, d, 1),
+    "sae-max-acts": lambda p, d: _sae(p, d, d.items, 1 + min(p.get("top") or 20, d.items)),
+    "sae-corpus": lambda p, d: _sae(p, d, d.items, 0, corpus=True),
+    "probe": lambda p, d: _probe(p, d),
 }
+
+SAE_WIDTH = 32  # d_sae / d_model assumed before the SAE's folder is read (public residual SAEs: 8 to 64)
+
+
+def _sae(p: dict, d: Dims, texts: float, trims: float = 0, corpus: bool = False) -> Cost:
+    """SAE analyses: its weights, one batch's features [b, s, d_sae] (three copies while encoding and
+    reducing), a forward; a scan over texts stops after the SAE's layer (counted whole: unknown here)."""
+    d_sae = SAE_WIDTH * d.d_model
+    rows = min(p.get("batch") or 1, d.items)
+    memory = 2 * d.d_model * d_sae * 4 + 3 * rows * d.seq * d_sae * 4 + _fw(d, rows) + (d_sae * 80 if corpus else 0)
+    return _cost(memory, d, p.get("top") or 20, **_mine(texts + trims * d.seq / 16), shrink=SHRINK_TEXTS)
+
+
+def _probe(p: dict, d: Dims) -> Cost:
+    """Probes: the kept activations [layers, positions, texts, d_model], a float64 copy while fitting."""
+    layers = len(str(p["layers"]).split(",")) if p.get("layers") else d.n_layers
+    positions = len(str(p.get("positions") or "-1").split(","))
+    kept = layers * positions * d.items * d.d_model * 4
+    memory = kept + 3 * d.items * d.d_model * 8 + _fw(d, min(p.get("batch") or 64, d.items))
+    return _cost(memory, d, layers, **_mine(d.items), shrink="fewer texts (--n), layers or positions")
 
 
 def _generate(p: dict, d: Dims) -> Cost:

@@ -49,7 +49,12 @@ class Edit:
 
 
 def parse_edit(text: str) -> Edit:
-    """``"L1H2:ov:0=0"`` -> Edit; a BadInput names what is wrong."""
+    """``"L1H2:ov:0=0"`` -> Edit (``"sae:DIR:F=V"``: an SAE feature edit, analyses.sae.edit_spec);
+    a BadInput names what is wrong."""
+    if str(text).strip().lower().startswith("sae:"):
+        from analyses.sae.edit_spec import parse_feature_edit
+
+        return parse_feature_edit(text)
     t = str(text).strip().replace(" ", "")
     m = _PATTERN.match(t.upper().replace("OV", "ov").replace("OUT", "out"))
     if not m:

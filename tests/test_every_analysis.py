@@ -65,6 +65,11 @@ CASES: dict[str, list[str]] = {
     "generate": ["--model", "toy:ioi", "--prompt", "When Mary and John", "--max-tokens", "4", "--edit", "L0H0:out:0=0"],
     "steering-vector": ["--model", "toy:ioi", "--layer", "1", "--n", "4"],
     "steering-sweep": ["--model", "toy:ioi", "--n", "4", "--scales=-2,0,2", "--layers", "1"],
+    "sae-features": ["--model", "toy:ioi", "--prompt", PROMPT],
+    "sae-dla": ["--model", "toy:ioi", "--prompt", PROMPT, "--answer", " Mary", "--distractor", " John"],
+    "sae-max-acts": ["--model", "toy:ioi", "--feature", "153", "--task", "ioi", "--n", "16", "--top", "3"],
+    "sae-corpus": ["--model", "toy:ioi", "--task", "ioi", "--n", "16"],
+    "probe": ["--model", "toy:ioi", "--n", "32", "--layers", "1"],
 }
 
 
@@ -79,7 +84,7 @@ def strict_loads(text: str) -> dict:
 
 def test_the_walk_covers_every_registered_analysis():
     assert set(CASES) == set(analyses()), "give each new analysis a case here"
-    assert len(CASES) == 41
+    assert len(CASES) == 46
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a built-in toy model from scratch (CPU, minutes)",
                            description="Train a toy from scratch; Ctrl-C stops it and still writes the checkpoint so far.")
-    train.add_argument("name", help=" | ".join(TRAIN_RECIPES))
+    train.add_argument("name", help=" | ".join(TRAIN_RECIPES) + " | sae (an SAE on a model's activations: "
+                       "workbench train sae --help)")
     train.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recipe's)")
     train.add_argument("--out", default=None, help="output checkpoint directory (default ./toy-NAME)")
     train.add_argument("--heads", type=int, default=None,
@@ -124,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["train", "sae"]:  # its own options (model, hook, dictionary): workbench/train_sae.py
+        from workbench.train_sae import main as train_sae
+
+        return train_sae(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":

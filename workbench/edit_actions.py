@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from textual.app import SystemCommand
 
-from analyses.edit_spec import SYNTAX, parse_edit
+from analyses.edit_spec import SYNTAX, Edit, parse_edit
 from analyses.errors import BadInput
 from screens.dialogs import AskDialog
 from screens.widgets import ErrorDialog
@@ -46,7 +46,7 @@ class EditActions:
         try:
             edit = parse_edit(text)
             shape = self.loaded.hooked.shape if self.loaded is not None else None
-            if shape is not None:
+            if shape is not None and isinstance(edit, Edit):  # an SAE feature edit is checked when it runs
                 if shape.n_heads == 0:
                     raise BadInput(f"{shape.family} has no attention heads to edit")
                 if not (edit.layer < shape.n_layers and edit.head < shape.n_heads):

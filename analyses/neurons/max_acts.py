@@ -44,14 +44,17 @@ class _Doc:
 
 
 def top_documents(model: HookedModel, batches: Iterable[CorpusBatch], layer: int, neuron: int, k: int,
-                  progress: Progress = None, total: int = 0, should_stop: Stop = None) -> tuple[list[_Doc], int, bool]:
+                  progress: Progress = None, total: int = 0, should_stop: Stop = None,
+                  acts_of: Callable[[Tensor], Tensor] | None = None) -> tuple[list[_Doc], int, bool]:
     """The ``k`` documents with the highest max activation of the neuron (ties: earlier document),
     with the position of that max; also how many documents were read and whether it stopped early.
-    ``batches``: a ``CorpusLoop`` (progress and stop are its own) or plain batches."""
+    ``batches``: a ``CorpusLoop`` (progress and stop are its own) or plain batches. ``acts_of(ids)``
+    [b, s] measures another unit instead (an SAE feature: analyses.sae.corpus)."""
     loop = batches if isinstance(batches, CorpusLoop) else CorpusLoop(batches, total, progress, should_stop)
+    if acts_of is None:
+        acts_of = lambda ids: neuron_activations(model, ids, layer, [neuron])[..., 0]  # noqa: E731
     heap: list[_Doc] = []
-    measure = lambda b: neuron_activations(model, b.ids, layer, [neuron])[..., 0].cpu()  # noqa: E731  [b, s]
-    for batch, acts in loop.map(measure):  # a batch out of memory is measured in halves
+    for batch, acts in loop.map(lambda b: acts_of(b.ids).cpu()):  # [b, s]; out of memory: in halves
         for i, length in enumerate(batch.lengths):
             row = acts[i, :length]
             pos = int(row.argmax())
@@ -93,9 +96,9 @@ class Trimmed:
 
 
 def trim(model: HookedModel, doc_ids: list[int], pos: int, layer: int, neuron: int, ratio: float,
-         bos: int | None, batch: int = 16) -> tuple[list[int], int]:
+         bos: int | None, batch: int = 16, acts_of: Callable[[Tensor], Tensor] | None = None) -> tuple[list[int], int]:
     """``doc_ids`` cut after ``pos`` and from its latest start keeping >= ratio of the activation
-    at ``pos``; a leading BOS stays. Returns (ids, start)."""
+    at ``pos``; a leading BOS stays. Returns (ids, start). ``acts_of``: as in ``top_documents``."""
     lead = [doc_ids[0]] if bos is not None and doc_ids and doc_ids[0] == bos else []
     first = len(lead)
     pad = 0
@@ -104,7 +107,7 @@ def trim(model: HookedModel, doc_ids: list[int], pos: int, layer: int, neuron: i
         rows = [lead + doc_ids[s : pos + 1] for s in starts]
         width = max(len(r) for r in rows)
         ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-        acts = neuron_activations(model, ids, layer, [neuron])[..., 0].cpu()
+        acts = (acts_of(ids) if acts_of is not None else neuron_activations(model, ids, layer, [neuron])[..., 0]).cpu()
         return [float(acts[i, len(r) - 1]) for i, r in enumerate(rows)]
 
     original = acts_at_end([first])[0]

@@ -1,0 +1,1 @@
+"""Sparse autoencoders: loading (SAELens layout), features on prompts and corpora, edits, training."""
