@@ -21,6 +21,14 @@ EXAMPLES = (
 READOUT = {"count01": "answer", "count01-eos": "eos"}  # the readout each task's decision is read with
 
 
+def _check_task(p: dict[str, Any]) -> None:
+    """Only the Count01 tasks, refused before the model loads."""
+    from analyses.errors import BadInput
+
+    if p["task"] not in READOUT:
+        raise BadInput(f"--task must be one of {', '.join(READOUT)} (got {p['task']!r})")
+
+
 def _examples(n: int, seed: int, split: str, task: str):
     from analyses.tasks import task_examples
 
@@ -146,7 +154,7 @@ def _recipes() -> tuple[str, ...]:
 
 declare(Analysis(
     "count-heads", "count: per-head metrics", "Count01: how well each head alone separates more-1s from more-0s",
-    EXAMPLES, run_heads, "table", "model", tasks=("count01", "count01-eos"), key=("n", "split", "task"),
+    EXAMPLES, run_heads, "table", "model", tasks=("count01", "count01-eos"), key=("n", "split", "task"), check=_check_task,
     headline=heads_facts,
     doc="Per head: AUC and s-acc of its direct contribution to the yes-no logit, a linear probe's held-out "
         "accuracy, attention ratios w01 and w02 (raw and value-weighted), and its accuracy alone.",
@@ -158,19 +166,19 @@ declare(Analysis(
         Param("w01s", "floats", "attention to a 1 relative to a 0", default="0.25,0.5,1,2,4", metavar="LIST"),
         Param("w02s", "floats", "attention to a 2 relative to a 0", default="0,0.5,1,2", metavar="LIST"),
         Param("heads", "ints", "the heads whose attention is set (default: all)", metavar="LIST"),
-    ), run_attention_sweep, "grid", "model", key=("w01s", "w02s", "heads", "task"),
+    ), run_attention_sweep, "grid", "model", key=("w01s", "w02s", "heads", "task"), check=_check_task,
     headline=attention_facts,
     doc="A w01 x w02 grid of model accuracy with the heads' attention row at '=' set to those ratios, values kept.",
 ))
 declare(Analysis(
     "count-swap", "count: pattern vs values", "Count01: accuracy with one head's attention pattern or its values "
-    "taken from another string", EXAMPLES, run_swap, "table", "model", key=("n",),
+    "taken from another string", EXAMPLES, run_swap, "table", "model", key=("n",), check=_check_task,
     headline=swap_facts,
     doc="Which matters more for a head: where it attends or what it reads.",
 ))
 declare(Analysis(
     "count-combine", "count: head weights", "Count01: the model's own head weighting vs least squares vs uniform",
-    EXAMPLES, run_combination, "table", "model", key=("n", "task"),
+    EXAMPLES, run_combination, "table", "model", key=("n", "task"), check=_check_task,
     headline=combine_facts,
     doc="Answer and end-of-sequence accuracy with the heads' outputs weighted as fitted, uniformly (equal spread), "
         "or as the model does.",
