@@ -156,8 +156,9 @@ declare(Analysis(
     "count-heads", "count: per-head metrics", "Count01: how well each head alone separates more-1s from more-0s",
     EXAMPLES, run_heads, "table", "model", tasks=("count01", "count01-eos"), key=("n", "split", "task"), check=_check_task,
     headline=heads_facts,
-    doc="Per head: AUC and s-acc of its direct contribution to the yes-no logit, a linear probe's held-out "
-        "accuracy, attention ratios w01 and w02 (raw and value-weighted), and its accuracy alone.",
+    doc="Per head: AUC and s-acc (best of both directions; s_acc_one_dir: 'yes above a threshold' only) of its "
+        "direct contribution to the decision logit (yes - no; count01-eos: EOS - mean symbol), a linear probe's "
+        "held-out accuracy, attention ratios w01 and w02 (raw and value-weighted), and its accuracy alone.",
 ))
 declare(Analysis(
     "count-attention", "count: attention sweep", "Count01: accuracy when heads attend to 1s and 2s in set ratios "
@@ -180,8 +181,8 @@ declare(Analysis(
     "count-combine", "count: head weights", "Count01: the model's own head weighting vs least squares vs uniform",
     EXAMPLES, run_combination, "table", "model", key=("n", "task"), check=_check_task,
     headline=combine_facts,
-    doc="Answer and end-of-sequence accuracy with the heads' outputs weighted as fitted, uniformly (equal spread), "
-        "or as the model does.",
+    doc="Answer and end-of-sequence accuracy (count01-eos: the EOS decision, p(EOS) > q/2 exactly when #1 > #0) "
+        "with the heads' outputs weighted as fitted, uniformly (equal spread), or as the model does.",
 ))
 declare(Analysis(
     "train-toy", "train a toy", "train a built-in toy from scratch, with a learning curve", (
