@@ -33,15 +33,30 @@ one batch; padding never reaches a position we read (attention is causal and the
   position embedding included, value bias included). Then ``s_h = sum_k a_h(p, k) g_h(k)`` exactly,
   ``a_h(p, .)`` being the head's attention row at ``p`` (``hook_pattern``).
 
+Readout ``eos`` (task ``count01-eos``, ``analyses/tasks/count01_eos.py``)
+-----------------------------------------------------------------------
+The paper's end-of-sequence rule: a prompt is a prefix ``"1 0 2 1"`` (the toy's tokenizer adds
+``[BOS]``), read at its last token ``p`` (and ``e = p``: nothing is appended). ``y = 1`` when the
+prefix holds more 1s than 0s (EOS allowed next). ``u = W_U[EOS] - mean_{c in 0,1,2} W_U[c]``,
+``LD = logit_EOS - mean_c logit_c`` (its constant: ``b_lnf . u + b_U[EOS] - mean_c b_U[c]``). The
+decision (``acc``, ``own_acc``, the sweep's cells; ``eos_acc`` is the same number): the model
+*allows* EOS when ``softmax(logits)[EOS] > q/2`` (q = 0.2, the generator's stop probability), and
+is right when that equals ``y``. Everything else below reads ``s_h`` and ``LD`` the same way.
+
 Per-head metrics (``head_metrics``)
 -----------------------------------
 - ``auc``: ROC AUC of ``s_h`` as a score for ``y`` (Mann-Whitney, ties count one half):
   ``A = P(s_h(yes) > s_h(no)) + P(equal)/2`` over all yes/no pairs; reported as ``max(A, 1 - A)``,
   with ``auc_sign = +1`` when ``A >= 0.5`` (``s_h`` larger for yes) else ``-1``. NaN when a class
   is missing.
-- ``s_acc`` (separation accuracy): the best accuracy of a one-threshold rule on ``s_h`` alone,
-  ``max over tau and sign σ of mean 1[(σ s_h > tau) == y]``, thresholds at every distinct value
-  (and below all). Free sign, like ``auc``: it measures separability, not orientation.
+- ``s_acc`` (separation accuracy, best of both directions): the best accuracy of a one-threshold
+  rule on ``s_h`` alone, ``max over tau and sign σ of mean 1[(σ s_h > tau) == y]``, thresholds at
+  every distinct value (and below all). Free sign, like ``auc``: it measures separability, not
+  orientation.
+- ``s_acc_one_dir`` (the spec's one-direction form, ``research/wave2-specs.md`` §5):
+  ``max over tau of mean 1[(s_h > tau) == y]``, sign fixed: a head whose contribution pushes the
+  wrong way (``auc_sign = -1``) scores low here however well it separates. ``s_acc`` is the larger
+  of this and the same on ``-s_h``.
 - ``l_acc`` (linear-probe accuracy): held-out accuracy of an L2-regularised logistic regression on the
   head's full output vector ``o_h`` (d_model numbers) at ``p``. The examples are split 80/20 by a
   permutation drawn from ``seed``; features are standardised with the training part's mean and

@@ -3,13 +3,14 @@ per-head contributions (definitions: ``analyses.counting``)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from analyses.dla import _direction
+from analyses.dla import readout as _readout_vectors
 from analyses.errors import BadInput
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
@@ -19,6 +20,9 @@ from analyses.tokens import encode_prompt, pad_batch, resolve_token, token_strin
 YES, NO = " yes", " no"
 SYMBOLS = ("0", "1", "2")
 CHUNK = 512  # examples per forward pass
+READOUTS = ("answer", "eos")  # yes - no at '=' (task count01); EOS - mean symbol at the prefix's end (count01-eos)
+EOS_TOKEN = "[EOS]"
+EOS_Q = 0.2  # count01-eos's stop probability: EOS is "allowed" by the model when p(EOS) > EOS_Q / 2
 
 
 @dataclass
@@ -35,21 +39,24 @@ class Data:
     yes: int
     no: int
     layer: int
+    readout: str = "answer"
+    reads: Tensor | None = None  # [k] token ids whose logits make LD ...
+    weights: Tensor | None = None  # [k] ... with these weights (yes, no: +1, -1)
 
     @property
     def n(self) -> int:
         return self.ids.shape[0]
 
 
-def prepare(model: HookedModel, tokenizer, examples: Sequence[Example], layer: int) -> Data:
+def prepare(model: HookedModel, tokenizer, examples: Sequence[Example], layer: int, readout: str = "answer") -> Data:
+    """The batch for ``readout`` ``answer`` (prompt + answer, decision at ``=``) or ``eos`` (the
+    prefix alone, decision at its last token; module docstring of ``analyses.counting``)."""
+    if readout not in READOUTS:
+        raise BadInput(f"readout must be one of {', '.join(READOUTS)}; got {readout!r}")
+    layer = _check(model, examples, layer)
+    if readout == "eos":
+        return _prepare_eos(model, tokenizer, examples, layer)
     shape = model.shape
-    if shape.n_heads == 0:
-        raise BadInput(f"counting heads needs an attention model; {shape.family} has no attention heads")
-    if not -shape.n_layers <= layer < shape.n_layers:
-        raise BadInput(f"layer must be between 0 and {shape.n_layers - 1}; got {layer}")
-    layer %= shape.n_layers
-    if not examples:
-        raise BadInput("no examples")
     yes, no = resolve_token(tokenizer, YES), resolve_token(tokenizer, NO)
     targets = {e.target for e in examples}
     if len(targets) > 1 and None in targets:
@@ -79,7 +86,47 @@ def prepare(model: HookedModel, tokenizer, examples: Sequence[Example], layer: i
         kind[i, : len(k)] = torch.tensor(k)
     dec_t = torch.tensor(dec)
     return Data(ids, mask, dec_t, dec_t + 1, kind, torch.tensor(y), torch.tensor(ans), torch.tensor(dis),
-                 torch.tensor(tgt) if tgt else None, yes, no, layer)
+                torch.tensor(tgt) if tgt else None, yes, no, layer, "answer", torch.tensor([yes, no]),
+                torch.tensor([1.0, -1.0]))
+
+
+def _check(model: HookedModel, examples: Sequence[Example], layer: int) -> int:
+    shape = model.shape
+    if shape.n_heads == 0:
+        raise BadInput(f"counting heads needs an attention model; {shape.family} has no attention heads")
+    if not -shape.n_layers <= layer < shape.n_layers:
+        raise BadInput(f"layer must be between 0 and {shape.n_layers - 1}; got {layer}")
+    if not examples:
+        raise BadInput("no examples")
+    return layer % shape.n_layers
+
+
+def _prepare_eos(model: HookedModel, tokenizer, examples: Sequence[Example], layer: int) -> Data:
+    """Each prompt alone, read at its last token; y = more 1s than 0s in it (EOS allowed next);
+    LD = logit_EOS minus the mean of the symbols' logits. The examples' answers are not read
+    (``answer`` / ``distractor`` hold EOS and the symbol 0 for completeness); ``eos`` is ``dec``."""
+    eos = resolve_token(tokenizer, EOS_TOKEN)
+    symbols = [resolve_token(tokenizer, s) for s in SYMBOLS]
+    seqs, dec, kinds, y = [], [], [], []
+    for e in examples:
+        prompt = encode_prompt(tokenizer, e.prompt, n_ctx=model.shape.n_ctx)
+        texts = token_strings(tokenizer, prompt)
+        k = [SYMBOLS.index(t.strip()) if t.strip() in SYMBOLS else -1 for t in texts]
+        if not any(c >= 0 for c in k):
+            raise BadInput(f"count01-eos prompts are strings of 0, 1 and 2; {e.prompt!r} has none")
+        seqs.append(prompt)
+        kinds.append(k)
+        dec.append(len(prompt) - 1)
+        y.append(k.count(1) > k.count(0))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids, mask = pad_batch(seqs, pad)
+    kind = torch.full(ids.shape, -2, dtype=torch.long)
+    for i, k in enumerate(kinds):
+        kind[i, : len(k)] = torch.tensor(k)
+    dec_t, y_t = torch.tensor(dec), torch.tensor(y)
+    n = len(seqs)
+    return Data(ids, mask, dec_t, dec_t, kind, y_t, torch.full((n,), eos), torch.full((n,), symbols[0]), None,
+                eos, symbols[0], layer, "eos", torch.tensor([eos, *symbols]), torch.tensor([1.0, -1 / 3, -1 / 3, -1 / 3]))
 
 
 @dataclass
@@ -114,8 +161,12 @@ def forward(
                         interventions=edits(idx), logit_pos=dec)
         logits = res.logits[:, 0].float().cpu()
         rows = torch.arange(len(idx))
-        ld.append(logits[:, data.yes] - logits[:, data.no])
-        margin.append(logits[rows, data.answer[idx]] - logits[rows, data.distractor[idx]])
+        ld.append(logits[:, data.reads] @ data.weights)
+        if data.readout == "eos":  # log p(EOS) against log(q/2), signed so that > 0 is right
+            above = torch.log_softmax(logits.double(), -1)[:, data.yes] - math.log(EOS_Q / 2)
+            margin.append((torch.where(data.y[idx], above, -above)).float())
+        else:
+            margin.append(logits[rows, data.answer[idx]] - logits[rows, data.distractor[idx]])
         if data.target is not None:
             resid = res.cache[final]
             at_eos = resid[torch.arange(len(idx), device=resid.device), data.eos[idx].to(resid.device)]
@@ -124,8 +175,11 @@ def forward(
         if keep is not None:
             for k, v in keep(res.cache, idx).items():
                 kept.setdefault(k, []).append(v.detach().float().cpu())
-    return Out(torch.cat(ld), torch.cat(margin), torch.cat(eos_ok) if eos_ok else None,
-                {k: torch.cat(v) for k, v in kept.items()})
+    margin_t = torch.cat(margin)
+    if data.readout == "eos":  # the decision is the EOS decision
+        eos_ok = [margin_t > 0]
+    return Out(torch.cat(ld), margin_t, torch.cat(eos_ok) if eos_ok else None,
+               {k: torch.cat(v) for k, v in kept.items()})
 
 
 @dataclass
@@ -147,8 +201,16 @@ class Contributions:
 
 def _readout(model: HookedModel, data: Data) -> tuple[Tensor, Tensor, Tensor, float]:
     """(W_O [heads, d_head, d_model], W_O[h] u~ [heads, d_head], u~, constant) with u~ the centred
-    ``w_lnf * u`` that a component is dotted with before dividing by the final scale."""
-    _, v, const = _direction(model, data.yes, data.no)
+    ``w_lnf * u`` that a component is dotted with before dividing by the final scale, u the
+    readout direction ``W_U[reads] @ weights``, and the constant ``b_lnf . u + b_U[reads] @ weights``."""
+    cols, b_u = model.unembed_columns(data.reads.tolist())
+    w = data.weights.to(cols.device)
+    d = cols.float() @ w
+    v = _readout_vectors(model, d[:, None])[:, 0]
+    b = model.final_norm_params()[1]
+    const = 0.0 if b is None else float(b.float().to(d.device) @ d)
+    if b_u is not None:
+        const += float(b_u.float() @ w.to(b_u.device))
     w_o = model.writer_weights(data.layer)[0].float().cpu()
     v = v.float().cpu()
     return w_o, w_o @ v, v, const
@@ -159,9 +221,10 @@ def _kv_to_heads(x: Tensor, n_heads: int) -> Tensor:
     return x if x.shape[2] == n_heads else x.repeat_interleave(n_heads // x.shape[2], dim=2)
 
 
-def contributions(model: HookedModel, tokenizer, examples: list[Example], layer: int = 0) -> Contributions:
+def contributions(model: HookedModel, tokenizer, examples: list[Example], layer: int = 0,
+                  readout: str = "answer") -> Contributions:
     """One clean run (one forward per chunk) with everything the metrics need."""
-    data = prepare(model, tokenizer, examples, layer)
+    data = prepare(model, tokenizer, examples, layer, readout)
     return clean_run(model, data)
 
 

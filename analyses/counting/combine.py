@@ -36,7 +36,7 @@ def _weighted_run(model: HookedModel, data: Data, weights: Tensor) -> tuple[floa
             out = act.clone()
             rows = torch.arange(act.shape[0], device=act.device)
             w = weights.to(act.device, act.dtype)
-            for pos in (data.dec[idx], data.eos[idx]):
+            for pos in (data.dec[idx],) if data.readout == "eos" else (data.dec[idx], data.eos[idx]):
                 pos = pos.to(act.device)
                 out[rows, pos] = act[rows, pos] * w[:, None]
             return out
@@ -47,10 +47,11 @@ def _weighted_run(model: HookedModel, data: Data, weights: Tensor) -> tuple[floa
     return out.accuracy(), separation_accuracy(out.ld, data.y, both_signs=False), out.eos_accuracy()
 
 
-def head_combination(model: HookedModel, tokenizer, examples: list[Example], layer: int = 0) -> Table:
+def head_combination(model: HookedModel, tokenizer, examples: list[Example], layer: int = 0,
+                     readout: str = "answer") -> Table:
     """Rows ``model``, ``least squares``, ``uniform``: per-head weights and the accuracy of the
     model with its heads so weighted (module docstring)."""
-    data = prepare(model, tokenizer, examples, layer)
+    data = prepare(model, tokenizer, examples, layer, readout)
     con = clean_run(model, data)
     n_heads = model.shape.n_heads
     beta, r2 = _lstsq(torch.cat([con.s, con.rest[:, None]], 1), con.ld)
@@ -71,7 +72,7 @@ def head_combination(model: HookedModel, tokenizer, examples: list[Example], lay
         cols["eos_acc"].append(eos)
         cols["r2"].append(fit)
     meta = {"layer": data.layer, "n": data.n, "accuracy": con.accuracy, "eos_accuracy": con.eos_accuracy,
-            "beta_rest": float(beta[n_heads]), "intercept": float(beta[n_heads + 1]),
+            "readout": data.readout, "beta_rest": float(beta[n_heads]), "intercept": float(beta[n_heads + 1]),
             "heads_only_beta": [float(b) for b in beta_heads[:n_heads]], "heads_only_intercept": float(beta_heads[-1]),
             "heads_only_r2": r2_heads, "scale": [float(s) for s in sigma]}
     return Table("count_combine", list(rows), cols, meta)

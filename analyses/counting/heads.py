@@ -60,16 +60,17 @@ def _own_run(model: HookedModel, data: Data, z: Tensor, head: int) -> Out:
     return forward(model, data, edits)
 
 
-def head_metrics(model: HookedModel, tokenizer, examples: list[Example], layer: int = 0, seed: int = 0) -> Table:
-    """Per head of ``layer``: auc, auc_sign, s_acc, l_acc, w01, w02, w01_eff, w02_eff, own_acc,
+def head_metrics(model: HookedModel, tokenizer, examples: list[Example], layer: int = 0, seed: int = 0,
+                 readout: str = "answer") -> Table:
+    """Per head of ``layer``: auc, auc_sign, s_acc, s_acc_one_dir, l_acc, w01, w02, w01_eff, w02_eff, own_acc,
     scale; then a ``model`` row (module docstring)."""
-    data = prepare(model, tokenizer, examples, layer)
+    data = prepare(model, tokenizer, examples, layer, readout)
     con = clean_run(model, data)
     n_heads = model.shape.n_heads
     stats = _class_stats(data, con.pattern, con.g)
     w01, w01_eff = _ratios(stats, 1)
     w02, w02_eff = _ratios(stats, 2)
-    cols: dict[str, list] = {k: [] for k in ("auc", "auc_sign", "s_acc", "l_acc", "w01", "w02", "w01_eff",
+    cols: dict[str, list] = {k: [] for k in ("auc", "auc_sign", "s_acc", "s_acc_one_dir", "l_acc", "w01", "w02", "w01_eff",
                                              "w02_eff", "own_acc", "scale")}
     scores = [con.s[:, h] for h in range(n_heads)] + [con.ld]
     feats = [con.outputs[:, h] for h in range(n_heads)] + [con.outputs.sum(1)]
@@ -79,6 +80,7 @@ def head_metrics(model: HookedModel, tokenizer, examples: list[Example], layer: 
         cols["auc"].append(auc)
         cols["auc_sign"].append(sign)
         cols["s_acc"].append(separation_accuracy(sc, con.y))
+        cols["s_acc_one_dir"].append(separation_accuracy(sc, con.y, both_signs=False))
         cols["l_acc"].append(probe_accuracy(ft, con.y, seed=seed))
         is_head = i < n_heads
         for key, t in (("w01", w01), ("w02", w02), ("w01_eff", w01_eff), ("w02_eff", w02_eff)):
@@ -92,5 +94,5 @@ def head_metrics(model: HookedModel, tokenizer, examples: list[Example], layer: 
         cols["scale"].append(float(sc.double().std()) if len(sc) > 1 else float("nan"))
     labels = [head_label(data.layer, h) for h in range(n_heads)] + ["model"]
     meta = {"layer": data.layer, "n": data.n, "accuracy": con.accuracy, "eos_accuracy": con.eos_accuracy,
-            "positives": int(con.y.sum()), "seed": seed, "l2": L2, "own_acc_best_threshold": own_best}
+            "positives": int(con.y.sum()), "seed": seed, "readout": data.readout, "l2": L2, "own_acc_best_threshold": own_best}
     return Table("count_heads", labels, cols, meta)

@@ -75,7 +75,7 @@ def ratio_rows(pattern: Tensor, kind: Tensor, w01: float, w02: float) -> Tensor:
 
 
 def attention_sweep(model: HookedModel, tokenizer, examples: list[Example], w01s: list[float], w02s: list[float],
-                    heads: list[int] | None = None, layer: int = 0) -> Grid:
+                    heads: list[int] | None = None, layer: int = 0, readout: str = "answer") -> Grid:
     """Decision accuracy on a w01 x w02 grid, the chosen heads' attention row at ``=`` set to the
     ratios ``c_0 = 1, c_1 = w01, c_2 = w02`` over symbol tokens (module docstring)."""
     if not w01s or not w02s:
@@ -83,7 +83,7 @@ def attention_sweep(model: HookedModel, tokenizer, examples: list[Example], w01s
     for w in [*w01s, *w02s]:
         if not w >= 0 or w == float("inf"):
             raise BadInput(f"attention ratios must be finite and >= 0; got {w}")
-    data = prepare(model, tokenizer, examples, layer)
+    data = prepare(model, tokenizer, examples, layer, readout)
     hs = _check_heads(model, heads)
     con = clean_run(model, data)
     pattern = con.pattern[:, hs]
@@ -99,6 +99,7 @@ def attention_sweep(model: HookedModel, tokenizer, examples: list[Example], w01s
         diffs.append(drow)
     labels = {"w01": [f"w01={a:g}" for a in w01s], "w02": [f"{b:g}" for b in w02s]}  # the header names the axis
     meta = {"layer": data.layer, "heads": hs, "n": data.n, "base_accuracy": con.accuracy, "metric": "accuracy",
+            "readout": data.readout,
             "mean_margin": diffs}
     return Grid("count_attention", ["w01", "w02"], labels, grid, meta)
 
@@ -115,11 +116,12 @@ def partners(data: Data, seed: int) -> Tensor:
     return partner
 
 
-def swap_ablation(model: HookedModel, tokenizer, examples: list[Example], layer: int = 0, seed: int = 0) -> Table:
+def swap_ablation(model: HookedModel, tokenizer, examples: list[Example], layer: int = 0, seed: int = 0,
+                 readout: str = "answer") -> Table:
     """Per head: decision accuracy with its attention row at ``=`` resampled from a same-length
     partner (its own values kept), with its values resampled (its own row kept), and with the mean
     row of that length (module docstring)."""
-    data = prepare(model, tokenizer, examples, layer)
+    data = prepare(model, tokenizer, examples, layer, readout)
     con = clean_run(model, data)
     partner = partners(data, seed)
     mean_rows = torch.zeros_like(con.pattern)
@@ -151,6 +153,6 @@ def swap_ablation(model: HookedModel, tokenizer, examples: list[Example], layer:
         cols["values_resampled_acc"].append(val.accuracy())
         cols["pattern_mean_acc"].append(mean.accuracy())
     labels = [head_label(data.layer, h) for h in range(model.shape.n_heads)]
-    meta = {"layer": data.layer, "n": data.n, "seed": seed, "accuracy": con.accuracy,
+    meta = {"layer": data.layer, "n": data.n, "seed": seed, "accuracy": con.accuracy, "readout": data.readout,
             "self_partnered": int((partner == torch.arange(data.n)).sum())}
     return Table("count_swap", labels, cols, meta)

@@ -15,38 +15,54 @@ EXAMPLES = (
     Param("split", "choice", "test: held out from training (default); train; all", default="test",
           choices=("test", "train", "all")),
     Param("layer", "int", "the attention layer whose heads are measured", default=0),
+    Param("task", "task", "count01: yes/no answered at '='; count01-eos: may the string end here (EOS allowed "
+          "exactly when #1 > #0), read at every prefix's end", default="count01", choices=("count01", "count01-eos")),
 )
+READOUT = {"count01": "answer", "count01-eos": "eos"}  # the readout each task's decision is read with
 
 
-def _examples(n: int, seed: int, split: str):
+def _check_task(p: dict[str, Any]) -> None:
+    """Only the Count01 tasks, refused before the model loads."""
+    from analyses.errors import BadInput
+
+    if p["task"] not in READOUT:
+        raise BadInput(f"--task must be one of {', '.join(READOUT)} (got {p['task']!r})")
+
+
+def _examples(n: int, seed: int, split: str, task: str):
     from analyses.tasks import task_examples
 
-    return task_examples("count01", n, seed, split)
+    return task_examples(task, n, seed, split)
 
 
-def run_heads(lm, n: int, seed: int, split: str, layer: int):
+def run_heads(lm, n: int, seed: int, split: str, layer: int, task: str):
     from analyses.counting import head_metrics
 
-    return head_metrics(lm.hooked, lm.tokenizer, _examples(n, seed, split), layer=layer, seed=seed)
+    return head_metrics(lm.hooked, lm.tokenizer, _examples(n, seed, split, task), layer=layer, seed=seed,
+                        readout=READOUT[task])
 
 
-def run_attention_sweep(lm, n: int, seed: int, split: str, layer: int, w01s: str, w02s: str, heads: str | None):
+def run_attention_sweep(lm, n: int, seed: int, split: str, layer: int, task: str, w01s: str, w02s: str,
+                        heads: str | None):
     from analyses.counting import attention_sweep
 
-    return attention_sweep(lm.hooked, lm.tokenizer, _examples(n, seed, split), float_list(w01s, "--w01s"),
-                           float_list(w02s, "--w02s"), heads=int_list(heads, "--heads"), layer=layer)
+    return attention_sweep(lm.hooked, lm.tokenizer, _examples(n, seed, split, task), float_list(w01s, "--w01s"),
+                           float_list(w02s, "--w02s"), heads=int_list(heads, "--heads"), layer=layer,
+                           readout=READOUT[task])
 
 
-def run_swap(lm, n: int, seed: int, split: str, layer: int):
+def run_swap(lm, n: int, seed: int, split: str, layer: int, task: str):
     from analyses.counting import swap_ablation
 
-    return swap_ablation(lm.hooked, lm.tokenizer, _examples(n, seed, split), layer=layer, seed=seed)
+    return swap_ablation(lm.hooked, lm.tokenizer, _examples(n, seed, split, task), layer=layer, seed=seed,
+                         readout=READOUT[task])
 
 
-def run_combination(lm, n: int, seed: int, split: str, layer: int):
+def run_combination(lm, n: int, seed: int, split: str, layer: int, task: str):
     from analyses.counting import head_combination
 
-    return head_combination(lm.hooked, lm.tokenizer, _examples(n, seed, split), layer=layer)
+    return head_combination(lm.hooked, lm.tokenizer, _examples(n, seed, split, task), layer=layer,
+                            readout=READOUT[task])
 
 
 def run_train(lm, recipe: str, n_heads: int | None, train_seed: int | None, steps: int | None, out: str,
@@ -67,6 +83,8 @@ def run_train(lm, recipe: str, n_heads: int | None, train_seed: int | None, step
 
 
 def _accuracy(m: dict[str, Any]) -> str:
+    if m.get("readout") == "eos":
+        return f"model EOS-decision accuracy {rate(m.get('accuracy'))} on {m.get('n')} prefixes, layer {m.get('layer')}"
     eos = f" (end-of-sequence {rate(m['eos_accuracy'])})" if "eos_accuracy" in m else ""
     return f"model accuracy {rate(m.get('accuracy'))}{eos} on {m.get('n')} examples, layer {m.get('layer')}"
 
@@ -76,8 +94,10 @@ def heads_facts(table: Any) -> list[str]:
     heads = [i for i, lab in enumerate(table.labels) if lab.startswith("L")]  # not the "model" row
     i = max(heads, key=lambda j: table.columns["own_acc"][j])
     best = (table.labels[i], table.columns["own_acc"][i])
+    one_dir = table.columns.get("s_acc_one_dir")
+    one = f" (one direction {rate(one_dir[i])})" if one_dir else ""
     return [_accuracy(table.meta),
-            f"best head alone {best[0]}: accuracy {rate(best[1])}, s-acc {rate(table.columns['s_acc'][i])}, "
+            f"best head alone {best[0]}: accuracy {rate(best[1])}, s-acc {rate(table.columns['s_acc'][i])}{one}, "
             f"AUC {rate(table.columns['auc'][i])}"]
 
 
@@ -102,8 +122,9 @@ def combine_facts(table: Any) -> list[str]:
     """How the model's own weighting of the heads compares with a fit and with uniform weights."""
     m = table.meta
     acc = dict(zip(table.labels, table.columns["acc"]))
+    what = "EOS-decision accuracy" if m.get("readout") == "eos" else "accuracy"
     return [_accuracy(m),
-            "accuracy by weighting: " + ", ".join(f"{k} {rate(v)}" for k, v in acc.items())
+            f"{what} by weighting: " + ", ".join(f"{k} {rate(v)}" for k, v in acc.items())
             + f"; heads-only fit R² {rate(m.get('heads_only_r2'))}"]
 
 
@@ -133,10 +154,11 @@ def _recipes() -> tuple[str, ...]:
 
 declare(Analysis(
     "count-heads", "count: per-head metrics", "Count01: how well each head alone separates more-1s from more-0s",
-    EXAMPLES, run_heads, "table", "model", tasks=("count01",), key=("n", "split"),
+    EXAMPLES, run_heads, "table", "model", tasks=("count01", "count01-eos"), key=("n", "split", "task"), check=_check_task,
     headline=heads_facts,
-    doc="Per head: AUC and s-acc of its direct contribution to the yes-no logit, a linear probe's held-out "
-        "accuracy, attention ratios w01 and w02 (raw and value-weighted), and its accuracy alone.",
+    doc="Per head: AUC and s-acc (best of both directions; s_acc_one_dir: 'yes above a threshold' only) of its "
+        "direct contribution to the decision logit (yes - no; count01-eos: EOS - mean symbol), a linear probe's "
+        "held-out accuracy, attention ratios w01 and w02 (raw and value-weighted), and its accuracy alone.",
 ))
 declare(Analysis(
     "count-attention", "count: attention sweep", "Count01: accuracy when heads attend to 1s and 2s in set ratios "
@@ -145,22 +167,22 @@ declare(Analysis(
         Param("w01s", "floats", "attention to a 1 relative to a 0", default="0.25,0.5,1,2,4", metavar="LIST"),
         Param("w02s", "floats", "attention to a 2 relative to a 0", default="0,0.5,1,2", metavar="LIST"),
         Param("heads", "ints", "the heads whose attention is set (default: all)", metavar="LIST"),
-    ), run_attention_sweep, "grid", "model", key=("w01s", "w02s", "heads"),
+    ), run_attention_sweep, "grid", "model", key=("w01s", "w02s", "heads", "task"), check=_check_task,
     headline=attention_facts,
     doc="A w01 x w02 grid of model accuracy with the heads' attention row at '=' set to those ratios, values kept.",
 ))
 declare(Analysis(
     "count-swap", "count: pattern vs values", "Count01: accuracy with one head's attention pattern or its values "
-    "taken from another string", EXAMPLES, run_swap, "table", "model", key=("n",),
+    "taken from another string", EXAMPLES, run_swap, "table", "model", key=("n",), check=_check_task,
     headline=swap_facts,
     doc="Which matters more for a head: where it attends or what it reads.",
 ))
 declare(Analysis(
     "count-combine", "count: head weights", "Count01: the model's own head weighting vs least squares vs uniform",
-    EXAMPLES, run_combination, "table", "model", key=("n",),
+    EXAMPLES, run_combination, "table", "model", key=("n", "task"), check=_check_task,
     headline=combine_facts,
-    doc="Answer and end-of-sequence accuracy with the heads' outputs weighted as fitted, uniformly (equal spread), "
-        "or as the model does.",
+    doc="Answer and end-of-sequence accuracy (count01-eos: the EOS decision, p(EOS) > q/2 exactly when #1 > #0) "
+        "with the heads' outputs weighted as fitted, uniformly (equal spread), or as the model does.",
 ))
 declare(Analysis(
     "train-toy", "train a toy", "train a built-in toy from scratch, with a learning curve", (

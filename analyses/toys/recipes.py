@@ -18,6 +18,7 @@ class Recipe:
     attn_only: bool = False  # zero and freeze the MLPs: an attention-only model in a GPT-2 shell
     bar: float = 0.95  # held-out accuracy the shipped checkpoint must reach
     about: str = ""
+    bos: bool = False  # the tokenizer prepends [BOS] to every prompt
 
 
 RECIPES: dict[str, Recipe] = {
@@ -38,6 +39,14 @@ RECIPES: dict[str, Recipe] = {
     "erasure": Recipe("ioi", "gpt2", {"d_model": 48, "n_layers": 3, "n_heads": 4, "n_ctx": 32}, steps=2000,
                       attn_only=True, bar=0.9,
                       about="GPT-2, 3 attention-only layers, IOI: a planted writer L0H0 erased by a planted L1H0"),
+    # Paper 5 (counting heads, docs/counting.md): the paper's end-of-sequence rule, learned, nothing planted.
+    # Issue 24's recipe, except that GPT-2 keeps its LayerNorms (no family here loads without them).
+    "count01-eos": Recipe("count01-eos", "gpt2", {"d_model": 64, "n_layers": 1, "n_heads": 4, "n_ctx": 40,
+                                                  "n_inner": 16, "tie_word_embeddings": False, "resid_pdrop": 0.0,
+                                                  "attn_pdrop": 0.0, "embd_pdrop": 0.0},
+                          steps=2500, batch=128, lr=1e-3, attn_only=True, bar=0.9, bos=True,
+                          about="paper 5 (Zsámboki et al., counting heads): one attention-only layer, 4 heads, "
+                                "untied unembedding, trained on Count01 with the EOS rule"),
 }
 
 # Recipes ``workbench train`` knows but that are not shipped as ``toy:NAME`` (studies train them

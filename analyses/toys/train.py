@@ -60,6 +60,10 @@ def _encode(tokenizer, examples) -> tuple[list[list[int]], list[list[int]]]:
 
 def _batch(tokenizer, recipe: Recipe, step: int):
     """Token ids, attention mask, and (row, position, token) triples the loss is taken on."""
+    if recipe.task == "count01-eos":  # whole strings, every next token (tasks/count01_eos.py)
+        from analyses.tasks.count01_eos import sequence_batch
+
+        return sequence_batch(tokenizer, recipe.batch, recipe.seed * 100_003 + step)
     examples = task_examples(recipe.task, recipe.batch, seed=recipe.seed * 100_003 + step, split="train")
     prompts, follows = _encode(tokenizer, examples)
     seqs, targets = [], []
@@ -194,8 +198,8 @@ def train_with_curve(
     out = _writable_folder(Path(out_dir))
     start = time.monotonic()
     words = vocabulary()
-    build_checkpoint(out, recipe.family, words=words, seed=recipe.seed, bos=False, **recipe.shape)
-    tokenizer = fast_tokenizer(words)
+    build_checkpoint(out, recipe.family, words=words, seed=recipe.seed, bos=recipe.bos, **recipe.shape)
+    tokenizer = fast_tokenizer(words, recipe.bos)
     model = AutoModelForCausalLM.from_pretrained(out).train()
     if recipe.attn_only:
         _freeze_mlps(model)

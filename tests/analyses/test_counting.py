@@ -186,12 +186,13 @@ def test_head_metrics_rows_columns_and_attention_ratios(toy, examples):
     table = head_metrics(toy.hooked, toy.tokenizer, examples, seed=0)
     n_heads = toy.hooked.shape.n_heads
     assert table.labels == [f"L0H{h}" for h in range(n_heads)] + ["model"]
-    assert list(table.columns) == ["auc", "auc_sign", "s_acc", "l_acc", "w01", "w02", "w01_eff", "w02_eff",
-                                   "own_acc", "scale"]
+    assert list(table.columns) == ["auc", "auc_sign", "s_acc", "s_acc_one_dir", "l_acc", "w01", "w02", "w01_eff",
+                                   "w02_eff", "own_acc", "scale"]
     rows = {r["label"]: r for r in table.rows()}
     for r in table.rows():
         assert 0.5 <= r["auc"] <= 1.0 and r["auc_sign"] in (1.0, -1.0)
         assert 0.5 <= r["s_acc"] <= 1.0 and 0.0 <= r["l_acc"] <= 1.0 and 0.0 <= r["own_acc"] <= 1.0
+        assert r["s_acc_one_dir"] <= r["s_acc"]  # one of the two directions
     assert rows["model"]["own_acc"] == pytest.approx(table.meta["accuracy"])
     own_best = table.meta["own_acc_best_threshold"]
     assert len(own_best) == n_heads
