@@ -16,6 +16,10 @@ WRITER = Param("writer", "text", "the writer whose output is tracked: a head L{l
                default="L0H0", metavar="NODE")
 START = Param("start", "int", "skip the first positions of every text", default=0, minimum=0)
 LAST = Param("last", "flag", "measure only the position before each text's last token (a task's answer position)")
+FOLD = Param("fold", "choice", "which outputs: raw = as the model computes them (the default: the numbers the other "
+             "analyses give); tl = as TransformerLens's from_pretrained processes the weights, the paper's setting "
+             "(outputs centred, value bias folded out, W_U centred over the vocabulary)", default="raw",
+             choices=("raw", "tl"))
 THRESHOLD = Param("threshold", "float", "a head or MLP after the writer is an eraser when its median PR is below "
                   "minus this", default=0.05, minimum=0)
 
@@ -41,7 +45,8 @@ def _check(p: dict[str, Any]) -> None:
 
 def _texts(m: dict[str, Any]) -> str:
     partial = ", PARTIAL: stopped early" if m.get("partial") else ""
-    return f"{m.get('texts')} texts ({m.get('data')}), {m.get('points', m.get('points_total'))} points{partial}"
+    return (f"{m.get('texts')} texts ({m.get('data')}), {m.get('points', m.get('points_total'))} points, "
+            f"fold {m.get('fold', 'raw')}{partial}")
 
 
 def pr_facts(result: Any) -> list[str]:
@@ -128,7 +133,7 @@ def run_prompts(lm, progress=None, should_stop=None, **p):
     return adversarial_prompts(lm.hooked, lm.tokenizer, prompts, progress=progress, should_stop=should_stop, **p)
 
 
-PR_PARAMS = (*CORPUS, WRITER, START, LAST,
+PR_PARAMS = (*CORPUS, WRITER, START, LAST, FOLD,
              Param("band", "float", "width of the percentile band around the median, in percent", default=75.0,
                    minimum=0),
              THRESHOLD)
@@ -158,7 +163,7 @@ declare(Analysis(
               "-threshold)", metavar="NODES"),
         Param("mode", "choice", "ov: the writer's output through the erasers' OV circuits (norm at its cached scale, "
               "no attention); actual: the erasers' summed output", default="ov", choices=("ov", "actual")),
-        START, LAST, THRESHOLD,
+        START, LAST, THRESHOLD, FOLD,
         Param("points", "int", "at most this many points, evenly spaced (the fit is over them)", default=5000,
               minimum=2),
     ), run_scatter, "scatter", "model", cancellable=True, check=_check, key=("writer", "mode", "erasers"),
@@ -172,7 +177,7 @@ declare(Analysis(
         *CORPUS, WRITER,
         Param("value_layer", "int", "the layer whose heads' value input loses the writer (default: the writer's + 1)",
               minimum=0, label="value layer"),
-        START, LAST,
+        START, LAST, FOLD,
     ), run_causal, "table", "model", cancellable=True, check=_check, key=("writer", "value_layer"), excludes=MAMBA,
     headline=causal_facts,
     doc="Per component: median PR onto the writer and mean DLA toward the true next token, before and after; "
@@ -186,7 +191,7 @@ declare(Analysis(
               minimum=1),
         Param("floor", "float", "ignore components whose DLA and effect are both below this (logits)", default=0.05,
               minimum=0),
-        START, LAST,
+        START, LAST, FOLD,
     ), run_effect, "table", "model", cancellable=True, check=_check, key=("factor", "task", "corpus"),
     excludes=MAMBA,
     headline=effect_facts,
@@ -199,7 +204,7 @@ declare(Analysis(
         *CORPUS, WRITER,
         Param("k", "int", "tokens with the writer's largest mean DLA to look for", default=20, minimum=1),
         Param("prompts", "int", "prefixes to list", default=20, minimum=1),
-        START, LAST,
+        START, LAST, FOLD,
     ), run_prompts, "table", "model", cancellable=True, check=_check, key=("writer", "k"), excludes=MAMBA,
     headline=prompts_facts,
     doc="Ranked by score = writer DLA - resample-ablation effect; meta lists the top tokens by mean DLA.",
