@@ -209,3 +209,37 @@ declare(Analysis(
     headline=prompts_facts,
     doc="Ranked by score = writer DLA - resample-ablation effect; meta lists the top tokens by mean DLA.",
 ))
+
+
+def verdict_facts(table: Any) -> list[str]:
+    """The set's verdict with its three numbers, and the heads a PR threshold alone would mislead on."""
+    m = table.meta
+    return [f"{m.get('set_verdict')}: set {names(m.get('set', []))} summed PR {num(m.get('set_pr'))}, scatter r "
+            f"{num(m.get('set_r'))} (slope {num(m.get('set_slope'))}), stream {m.get('stream')} PR "
+            f"{num(m.get('stream_before'))} -> {num(m.get('stream_after'))} without the writer in later values",
+            f"erasers by all three checks: {names(m.get('erasers', []))}; flagged by PR only: "
+            f"{names(m.get('misleading', []))}", _texts(m)]
+
+
+def run_verdict(lm, progress=None, should_stop=None, **p):
+    from analyses.erasure.verdict import eraser_verdict
+
+    prompts = _prompts(p)
+    return eraser_verdict(lm.hooked, lm.tokenizer, prompts, progress=progress, should_stop=should_stop, **p)
+
+
+declare(Analysis(
+    "erasure-verdict", "erasure: eraser verdict", "median PR, the OV scatter and the causal check of every head "
+    "after the writer, side by side, per head and for the erasers as a set", (
+        *CORPUS, WRITER, START, LAST, THRESHOLD,
+        Param("r_max", "float", "a head (or the set) passes the scatter check when r is at most this", default=-0.5,
+              label="r at most"),
+        Param("restore", "float", "the set passes the causal check when at least this share of the stream's lost PR "
+              "comes back", default=0.3, minimum=0),
+        FOLD,
+    ), run_verdict, "table", "model", cancellable=True, check=_check, key=("writer", "fold"), excludes=MAMBA,
+    headline=verdict_facts,
+    doc="Per head: pr, pr_after (writer removed from every later layer's values), r and slope of its OV image's "
+        "DLA on the writer's; verdict eraser only when all three agree. The set (every later head with negative "
+        "median PR) is judged on summed PR, the summed scatter and how much of the stream's PR comes back.",
+))
