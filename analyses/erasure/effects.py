@@ -82,8 +82,9 @@ def causal_check(
     return Table("erasure_causal", m.comp_labels + m.resid_labels, columns, meta)
 
 
-def _resample(m: Measure, batch: CorpusBatch, clean: Run, node: Node) -> Tensor:
-    """The true next token's logit at the points with ``node``'s output taken from the next row."""
+def _resample(m: Measure, batch: CorpusBatch, clean: Run, node: Node, logits: bool = False) -> Tensor:
+    """The true next token's logit at the points with ``node``'s output taken from the next row
+    (``logits``: the whole logits [b, s, vocab] of that run)."""
     perm = torch.arange(batch.ids.shape[0]).roll(-1)
     if node.head is None:
         name = f"blocks.{node.layer}.hook_mlp_out"
@@ -93,7 +94,7 @@ def _resample(m: Measure, batch: CorpusBatch, clean: Run, node: Node) -> Tensor:
         iv = Intervention(name, "replace", value=clean.cache[name][perm], head=node.head)
     resid = clean.cache[f"blocks.{node.layer}.hook_resid_pre"]
     res = m.model.run(batch.ids, interventions=[iv], start_at_layer=node.layer, resid=resid)
-    return clean.next_logits(res.logits)
+    return res.logits if logits else clean.next_logits(res.logits)
 
 
 def _flag(dla: float, effect: float, factor: float, floor: float) -> str:

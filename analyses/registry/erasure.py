@@ -45,8 +45,8 @@ def _check(p: dict[str, Any]) -> None:
 
 def _texts(m: dict[str, Any]) -> str:
     partial = ", PARTIAL: stopped early" if m.get("partial") else ""
-    return (f"{m.get('texts')} texts ({m.get('data')}), {m.get('points', m.get('points_total'))} points, "
-            f"fold {m.get('fold', 'raw')}{partial}")
+    fold = f", fold {m['fold']}" if "fold" in m else ""
+    return f"{m.get('texts')} texts ({m.get('data')}), {m.get('points', m.get('points_total'))} points{fold}{partial}"
 
 
 def pr_facts(result: Any) -> list[str]:
@@ -240,6 +240,82 @@ declare(Analysis(
     ), run_verdict, "table", "model", cancellable=True, check=_check, key=("writer", "fold"), excludes=MAMBA,
     headline=verdict_facts,
     doc="Per head: pr, pr_after (writer removed from every later layer's values), r and slope of its OV image's "
-        "DLA on the writer's; verdict eraser only when all three agree. The set (every later head with negative "
-        "median PR) is judged on summed PR, the summed scatter and how much of the stream's PR comes back.",
+        "DLA on the writer's; verdict eraser only when all three agree. The set (every later head with median PR "
+        "below -0.01) is judged on summed PR, the summed scatter and how much of the stream's PR comes back.",
+))
+
+
+def modified_facts(table: Any) -> list[str]:
+    """The writer's DLA against what is left of it at the end of the stream."""
+    m = table.meta
+    return [f"{m.get('writer')} DLA {num(m.get('writer_dla'))}; modified DLA at {m.get('stream')} "
+            f"{num(m.get('modified_dla'))} (the part of the writer still in the stream)", _texts(m)]
+
+
+def input_facts(table: Any) -> list[str]:
+    """The writer's DLA with its own input resampled, and the component that lost most."""
+    m = table.meta
+    drops = [(v, lab) for lab, v in zip(table.labels, table.columns["change"]) if lab != m.get("writer")]
+    most = min(drops) if drops else (float("nan"), "none")
+    return [f"{m.get('writer')} DLA {num(m.get('writer_dla'))} -> {num(m.get('writer_dla_after'))} with its input "
+            f"resampled; largest drop {most[1]} {num(most[0])}", _texts(m)]
+
+
+def importance_facts(table: Any) -> list[str]:
+    """The most important component of the layer by median loss increase, and the clean loss."""
+    m = table.meta
+    i = table.labels.index(m["most"]) if m.get("most") in table.labels else 0
+    return [f"layer {m.get('layer')}: most important {m.get('most')} (median loss +{num(table.values[i], sign=False)}); "
+            f"clean median loss {num(m.get('clean_loss_median'), sign=False)}", _texts(m)]
+
+
+def run_modified(lm, progress=None, should_stop=None, **p):
+    from analyses.erasure.experiments import modified_dla
+
+    prompts = _prompts(p)
+    return modified_dla(lm.hooked, lm.tokenizer, prompts, progress=progress, should_stop=should_stop, **p)
+
+
+def run_input(lm, progress=None, should_stop=None, **p):
+    from analyses.erasure.experiments import input_resample
+
+    prompts = _prompts(p)
+    return input_resample(lm.hooked, lm.tokenizer, prompts, progress=progress, should_stop=should_stop, **p)
+
+
+def run_importance(lm, progress=None, should_stop=None, **p):
+    from analyses.erasure.experiments import layer_importance
+
+    prompts = _prompts(p)
+    return layer_importance(lm.hooked, lm.tokenizer, prompts, progress=progress, should_stop=should_stop, **p)
+
+
+declare(Analysis(
+    "erasure-modified", "erasure: modified DLA", "the writer's DLA against the DLA of the part of it still in the "
+    "stream at each residual point (PR x DLA; the paper's E1.4c)", (*CORPUS, WRITER, START, LAST, FOLD),
+    run_modified, "table", "model", cancellable=True, check=_check, key=("writer", "fold"), excludes=MAMBA,
+    headline=modified_facts,
+    doc="Per residual point from the writer's layer on: mean of PR(resid, w) x DLA(w) toward the true next token, "
+        "the writer's own DLA, and their ratio; the last row is the paper's modified DLA (GELU-4L: 0.27 -> 0.02).",
+))
+declare(Analysis(
+    "erasure-input", "erasure: resample the writer's input", "the writer head's input (q, k, v) at each position "
+    "taken from the next text; every component's DLA before and after (the paper's fig. 4)",
+    (*CORPUS, WRITER, START, LAST, FOLD), run_input, "table", "model", cancellable=True, check=_check,
+    key=("writer", "fold"), excludes=MAMBA, headline=input_facts,
+    doc="One forward per position. A writer whose write does not depend on its context keeps its DLA; heads that "
+        "build on the context lose theirs (GELU-4L: L0H2 stays, L3H1 1.14 -> 0.09).",
+))
+declare(Analysis(
+    "erasure-importance", "erasure: loss importance of a layer", "each head and MLP of a layer resample-ablated in "
+    "turn: the true next token's loss increase per point (the paper's E1.6)", (
+        *CORPUS,
+        Param("layer", "int", "the layer whose components are ablated", default=0, minimum=0),
+        Param("band", "float", "width of the percentile band around the median, in percent", default=75.0,
+              minimum=0),
+        START, LAST,
+    ), run_importance, "table", "model", cancellable=True, check=_check, key=("layer", "task", "corpus"),
+    excludes=MAMBA, headline=importance_facts,
+    doc="Median, band and mean of the loss increase; no --fold (the loss does not depend on how the weights are "
+        "parameterised). GELU-4L: clean median loss 2.25, L0H5 +0.43, the writer L0H2 about +0.02.",
 ))
