@@ -16,7 +16,7 @@ from workbench.cli import main
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 IOI = ["--model", "toy:ioi", "--task", "ioi", "--n", "4"]
 MAMBA = ["--model", "toy:ioi-mamba", "--task", "ioi-abc", "--n", "4"]
-ERASURE = ["--model", "toy:erasure", "--task", "ioi", "--n", "16"]
+ERASURE = ["--model", "toy:erasure-planted", "--task", "ioi", "--n", "16"]
 LOOKUP = ["--model", "toy:lookup", "--layer", "1", "--neuron", "11", "--task", "lookup", "--n", "80", "--top", "80"]
 COUNT = ["--model", "toy:count01", "--n", "40"]
 
@@ -48,6 +48,10 @@ CASES: dict[str, list[str]] = {
     "erasure-causal": ERASURE,
     "erasure-effect": ERASURE,
     "erasure-prompts": [*ERASURE, "--k", "3", "--prompts", "3"],
+    "erasure-verdict": ERASURE,
+    "erasure-modified": ERASURE,
+    "erasure-input": [*ERASURE, "--n", "4"],
+    "erasure-importance": ERASURE,
     "mamba-removal": MAMBA,
     "mamba-greedy": MAMBA,
     "conv-slices": MAMBA,

@@ -33,7 +33,7 @@ def _remove_from_values(m: Measure, clean: Run, w_full: Tensor, layer: int) -> I
 
 def causal_check(
     model: HookedModel, tokenizer, prompts: PromptSet, writer: str, *, layer: int | None = None, start: int = 0,
-    last: bool = False, progress: Progress = None, should_stop: Stop = None,
+    last: bool = False, fold: str = "raw", progress: Progress = None, should_stop: Stop = None,
 ) -> Table:
     """Subtract the writer's output from the value input of every head of ``layer`` (default: the
     one after the writer's), that layer's norm scale frozen, q and k untouched; then PR onto the
@@ -41,7 +41,7 @@ def causal_check(
     component before and after. Residual rows' DLA is the writer's share still in the stream
     (PR x the writer's DLA)."""
     node = parse_node(writer, model)
-    m = Measure(model, start, last)
+    m = Measure(model, start, last, fold)
     layer = node.layer + 1 if layer is None else layer
     if not node.layer < layer < m.n:
         raise BadInput(f"--value-layer must be after the writer's layer {node.layer} and below {m.n} (got {layer})")
@@ -75,15 +75,16 @@ def causal_check(
         columns[f"pr_{key}"] = np.median(torch.cat(pr[key]).numpy(), 0).tolist()
     for key in ("before", "after"):
         columns[f"dla_{key}"] = torch.cat(dla[key]).mean(0).tolist()
-    meta = {"writer": node.label, "layer": layer, "points": int(sum(len(x) for x in writer_dla)),
+    meta = {"writer": node.label, "fold": fold, "layer": layer, "points": int(sum(len(x) for x in writer_dla)),
             "writer_dla": float(torch.cat(writer_dla).mean()),
             "logit_before": float(torch.cat(logit["before"]).mean()),
             "logit_after": float(torch.cat(logit["after"]).mean()), **loop.meta()}
     return Table("erasure_causal", m.comp_labels + m.resid_labels, columns, meta)
 
 
-def _resample(m: Measure, batch: CorpusBatch, clean: Run, node: Node) -> Tensor:
-    """The true next token's logit at the points with ``node``'s output taken from the next row."""
+def _resample(m: Measure, batch: CorpusBatch, clean: Run, node: Node, logits: bool = False) -> Tensor:
+    """The true next token's logit at the points with ``node``'s output taken from the next row
+    (``logits``: the whole logits [b, s, vocab] of that run)."""
     perm = torch.arange(batch.ids.shape[0]).roll(-1)
     if node.head is None:
         name = f"blocks.{node.layer}.hook_mlp_out"
@@ -93,7 +94,7 @@ def _resample(m: Measure, batch: CorpusBatch, clean: Run, node: Node) -> Tensor:
         iv = Intervention(name, "replace", value=clean.cache[name][perm], head=node.head)
     resid = clean.cache[f"blocks.{node.layer}.hook_resid_pre"]
     res = m.model.run(batch.ids, interventions=[iv], start_at_layer=node.layer, resid=resid)
-    return clean.next_logits(res.logits)
+    return res.logits if logits else clean.next_logits(res.logits)
 
 
 def _flag(dla: float, effect: float, factor: float, floor: float) -> str:
@@ -109,14 +110,14 @@ def _flag(dla: float, effect: float, factor: float, floor: float) -> str:
 
 def dla_vs_effect(
     model: HookedModel, tokenizer, prompts: PromptSet, *, factor: float = 2.0, floor: float = 0.05,
-    start: int = 0, last: bool = False, progress: Progress = None, should_stop: Stop = None,
+    start: int = 0, last: bool = False, fold: str = "raw", progress: Progress = None, should_stop: Stop = None,
 ) -> Table:
     """Per head and MLP: mean DLA toward the true next token next to its total effect on that
     token's logit (clean minus resample-ablated, mean over the same points); flagged where they
     disagree in sign or by more than ``factor``."""
     if factor < 1:
         raise BadInput(f"--factor must be at least 1 (got {factor:g})")
-    m = Measure(model, start, last)
+    m = Measure(model, start, last, fold)
     capture = m.capture(resid=False) + [f"blocks.{layer}.hook_resid_pre" for layer in range(m.n)]
     loop = CorpusLoop.over(model, tokenizer, prompts, progress, should_stop)
     dla_sum = torch.zeros(len(m.comp_labels), dtype=torch.float64)
@@ -149,26 +150,29 @@ def dla_vs_effect(
                        f"after --start {start}")
     dla, eff = (dla_sum / count).tolist(), (eff_sum / count).tolist()
     flags = [_flag(a, b, factor, floor) for a, b in zip(dla, eff)]
-    meta = {"metric": "true next-token logit", "points": count, "mean_logit": logit_sum / count, "factor": factor,
+    meta = {"metric": "true next-token logit" + (" (centred over the vocabulary)" if fold == "tl" else ""),
+            "fold": fold, "points": count, "mean_logit": logit_sum / count, "factor": factor,
             "floor": floor, "flagged": [lab for lab, f in zip(m.comp_labels, flags) if f],
             "skipped_texts": skipped, **loop.meta()}
     return Table("erasure_effect", list(m.comp_labels), {"dla": dla, "effect": eff, "flag": flags}, meta)
 
 
-def _vocab_dla(model: HookedModel, mean_vec: Tensor, chunk: int = 8192) -> Tensor:
+def _vocab_dla(model: HookedModel, mean_vec: Tensor, centred: bool = False, chunk: int = 8192) -> Tensor:
     """Mean DLA toward every vocabulary token, from the mean of (x - mean x) / s_f: DLA is
-    linear in that, so one pass over W_U in chunks gives all of them."""
+    linear in that, so one pass over W_U in chunks gives all of them (``centred``: W_U centred
+    over the vocabulary, fold "tl")."""
     v = model.shape.d_vocab
     out = []
     for lo in range(0, v, chunk):
         cols = model.unembed_columns(range(lo, min(v, lo + chunk)))[0].to(mean_vec.device)
         out.append(mean_vec @ readout(model, cols))
-    return torch.cat(out)
+    dla = torch.cat(out)
+    return dla - dla.mean() if centred else dla
 
 
 def adversarial_prompts(
     model: HookedModel, tokenizer, prompts: PromptSet, writer: str, *, k: int = 20, limit: int = 20,
-    start: int = 0, last: bool = False, progress: Progress = None, should_stop: Stop = None,
+    start: int = 0, last: bool = False, fold: str = "raw", progress: Progress = None, should_stop: Stop = None,
 ) -> Table:
     """Rank the vocabulary by the writer's mean DLA over the set; then list the prefixes of the
     texts whose true next token is among the top ``k`` with the largest writer DLA minus total
@@ -176,7 +180,7 @@ def adversarial_prompts(
     if k < 1 or limit < 1:
         raise BadInput("--k and --prompts must be at least 1")
     node = parse_node(writer, model)
-    m = Measure(model, start, last)
+    m = Measure(model, start, last, fold)
     capture = ["ln_final.hook_scale", f"blocks.{node.layer}.hook_resid_pre",
                f"blocks.{node.layer}." + ("hook_mlp_out" if node.head is None else "attn.hook_z")]
     loop = CorpusLoop.over(model, tokenizer, prompts, progress, should_stop)
@@ -201,7 +205,7 @@ def adversarial_prompts(
             found.append((rows[r], c, t, a, e, lg))
     if n_mean == 0:
         raise BadInput("no position to measure: resampling needs batches of two or more texts")
-    vocab = _vocab_dla(model, (mean_vec / n_mean).float())
+    vocab = _vocab_dla(model, (mean_vec / n_mean).float(), fold == "tl")
     top = torch.topk(vocab, min(k, len(vocab)))
     top_ids = top.indices.tolist()
     wanted = set(top_ids)
@@ -218,7 +222,7 @@ def adversarial_prompts(
         "effect": [e for *_, e, _lg in chosen],
         "logit": [lg for *_, lg in chosen],
     }
-    meta = {"writer": node.label, "k": k, "points": len(found),
+    meta = {"writer": node.label, "fold": fold, "k": k, "points": len(found),
             "top_tokens": [{"token": decode([i]), "mean_dla": float(v)} for i, v in zip(top_ids, top.values.tolist())],
             "candidates": sum(f[2] in wanted for f in found), **loop.meta()}
     return Table("erasure_prompts", labels, columns, meta)

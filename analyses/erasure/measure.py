@@ -16,15 +16,56 @@ from analyses.labels import Node, match_node
 from analyses.models.base import HookedModel
 
 
-class Weights:
-    """Each layer's W_O [heads, d_head, d_model] and MLP output bias, in fp32 on one device."""
+FOLDS = ("raw", "tl")
 
-    def __init__(self, model: HookedModel, device: torch.device):
-        self.w_o, self.b_out = [], []
-        for layer in range(model.shape.n_layers):
+
+def check_fold(fold: str) -> None:
+    if fold not in FOLDS:
+        raise BadInput(f"--fold must be one of {', '.join(FOLDS)} (got {fold!r})")
+
+
+class Weights:
+    """Each layer's W_O [heads, d_head, d_model], MLP output bias and value bias, fp32 on one device.
+
+    ``fold="raw"``: W_O as stored; an MLP's output bias is taken out of its output; no value bias.
+    ``fold="tl"`` (TransformerLens's from_pretrained processing, as the paper's code had it): W_O
+    centred over d_model on LayerNorm models (center_writing_weights); the value bias, with the
+    norm's bias folded into it (b_ln W_V + b_V, fold_ln), is taken out of every head's z
+    (fold_value_biases moves it into b_O, which no head's output holds); an MLP's output keeps its
+    bias, centred with the rest (TL's hook_mlp_out)."""
+
+    def __init__(self, model: HookedModel, device: torch.device, fold: str = "raw"):
+        check_fold(fold)
+        self.w_o, self.b_out, self.b_v = [], [], []
+        shape = model.shape
+        for layer in range(shape.n_layers):
             w_o, _, _, b_out = model.writer_weights(layer)
-            self.w_o.append(w_o.float().to(device))
-            self.b_out.append(None if b_out is None else b_out.float().to(device))
+            w_o = w_o.float().to(device)
+            if fold == "raw":
+                self.w_o.append(w_o)
+                self.b_out.append(None if b_out is None else b_out.float().to(device))
+                self.b_v.append(None)
+                continue
+            self.w_o.append(center(model, w_o))
+            self.b_out.append(None)
+            w_v, b_v = model.value_weights(layer)  # [d, kv, dh], [kv, dh]
+            beta = model.attn_norm_params(layer)[1]
+            total = torch.zeros(w_v.shape[1:], device=device)
+            if b_v is not None:
+                total += b_v.float().to(device)
+            if beta is not None:
+                total += torch.einsum("d,dke->ke", beta.float().to(device), w_v.float().to(device))
+            self.b_v.append(total.repeat_interleave(shape.n_heads // w_v.shape[1], dim=0))  # [heads, dh]
+
+
+def _vocab_mean_readout(model: HookedModel, device: torch.device, chunk: int = 8192) -> Tensor:
+    """The DLA readout of the mean unembedding column: subtracted from every token's readout, it
+    gives the readout of W_U centred over the vocabulary (TL's center_unembed)."""
+    v, total = model.shape.d_vocab, None
+    for lo in range(0, v, chunk):
+        part = model.unembed_columns(range(lo, min(v, lo + chunk)))[0].float().to(device).sum(1)
+        total = part if total is None else total + part
+    return readout(model, (total / v)[:, None])[:, 0]
 
 
 def center(model: HookedModel, x: Tensor) -> Tensor:
@@ -43,6 +84,7 @@ class Run:
     tokens: Tensor
     u: Tensor
     s_f: Tensor
+    centred: bool = False  # logits centred over the vocabulary (fold "tl": W_U and b_U centred)
 
     def at(self, name: str) -> Tensor:
         """The captured activation at the points, fp32: [N, ...]."""
@@ -53,21 +95,25 @@ class Run:
         """The true next token's logit at each point [N]."""
         x = self.logits if logits is None else logits
         dev = x.device
-        return x[self.rows.to(dev), self.cols.to(dev), self.tokens.to(dev)].float()
+        picked = x[self.rows.to(dev), self.cols.to(dev), self.tokens.to(dev)].float()
+        if self.centred:
+            picked = picked - x[self.rows.to(dev), self.cols.to(dev)].float().mean(-1)
+        return picked
 
 
 class Measure:
     """What every erasure analysis needs of a model: the hook names, the weights, and the forward
     pass with its points."""
 
-    def __init__(self, model: HookedModel, start: int = 0, last: bool = False):
+    def __init__(self, model: HookedModel, start: int = 0, last: bool = False, fold: str = "raw"):
         if model.shape.family == "mamba":
             raise BadInput("Mamba has no attention heads or MLPs to measure erasure on")
         if start < 0:
             raise BadInput("--start must be 0 or more")
-        self.model, self.start, self.last = model, start, last
+        self.model, self.start, self.last, self.fold = model, start, last, fold
         self.device = model.input_device()
-        self.W = Weights(model, self.device)
+        self.W = Weights(model, self.device, fold)
+        self.u_mean = _vocab_mean_readout(model, self.device) if fold == "tl" else None
         shape = model.shape
         self.n, self.heads = shape.n_layers, shape.n_heads
         self.resid_names, self.resid_labels = [], []
@@ -93,7 +139,7 @@ class Measure:
         model = self.model
         res = model.run(batch.ids, capture=capture, interventions=interventions)
         if clean is not None:
-            return Run(res.cache, res.logits, clean.rows, clean.cols, clean.tokens, clean.u, clean.s_f)
+            return Run(res.cache, res.logits, clean.rows, clean.cols, clean.tokens, clean.u, clean.s_f, clean.centred)
         ids = batch.ids
         lengths = torch.tensor(batch.lengths)
         pos = torch.arange(ids.shape[1])
@@ -108,9 +154,12 @@ class Measure:
         tokens = ids[rows, cols + 1]
         uniq, inverse = tokens.unique(return_inverse=True)
         cols_u = model.unembed_columns(uniq.tolist())[0].to(self.device)
-        u = readout(model, cols_u).T[inverse.to(self.device)]  # [N, d]
+        u_tokens = readout(model, cols_u).T
+        if self.u_mean is not None:
+            u_tokens = u_tokens - self.u_mean
+        u = u_tokens[inverse.to(self.device)]  # [N, d]
         s_f = res.cache["ln_final.hook_scale"][rows, cols, 0].float().to(self.device)
-        return Run(res.cache, res.logits, rows, cols, tokens, u, s_f)
+        return Run(res.cache, res.logits, rows, cols, tokens, u, s_f, self.u_mean is not None)
 
     def output(self, run: Run, node: Node) -> Tensor:
         """A component's output at the points [N, d] (no b_O / MLP output bias)."""
@@ -121,17 +170,25 @@ class Measure:
         """A component's output at every position [b, s, d]."""
         if node.head is None:
             out = cache[f"blocks.{node.layer}.hook_mlp_out"].float().to(self.device)
+            if self.fold == "tl":
+                return center(self.model, out)
             b = self.W.b_out[node.layer]
             return out if b is None else out - b
-        z = cache[f"blocks.{node.layer}.attn.hook_z"][:, :, node.head].float().to(self.device)
+        z = self.z(cache[f"blocks.{node.layer}.attn.hook_z"], node.layer)[:, :, node.head]
         return z @ self.W.w_o[node.layer][node.head]
+
+    def z(self, z: Tensor, layer: int) -> Tensor:
+        """Heads' z [..., heads, d_head] in fp32 on the device, the value bias out under fold "tl"."""
+        z = z.float().to(self.device)
+        b_v = self.W.b_v[layer]
+        return z if b_v is None else z - b_v
 
     def project(self, run: Run, vecs: Tensor, resid: bool = True) -> tuple[Tensor, Tensor | None]:
         """Every component's output (and every residual point) dotted with ``vecs`` [N, k, d]:
         ([N, C, k], [N, R, k]). Heads are projected through W_O first, never expanded."""
         parts = []
         for layer in range(self.n):
-            z = run.at(f"blocks.{layer}.attn.hook_z").to(self.device)  # [N, H, dh]
+            z = self.z(run.at(f"blocks.{layer}.attn.hook_z"), layer)  # [N, H, dh]
             through = torch.einsum("hed,nkd->nhek", self.W.w_o[layer], vecs)
             parts.append((z[..., None] * through).sum(2))
             mlp = self.output(run, Node(layer))

@@ -37,7 +37,8 @@ def _writer_ratios(m: Measure, run: Run, writer: Node, resid: bool = True) -> tu
 
 def projection_ratios(
     model: HookedModel, tokenizer, prompts: PromptSet, writer: str, *, start: int = 0, last: bool = False,
-    band: float = 75.0, threshold: float = 0.05, progress: Progress = None, should_stop: Stop = None,
+    band: float = 75.0, threshold: float = 0.05, fold: str = "raw", progress: Progress = None,
+    should_stop: Stop = None,
 ) -> tuple[Table, Series]:
     """PR of every head, MLP and residual point onto the writer's output over all points: the
     median and the central ``band`` % per component (Table), and along the residual stream
@@ -45,7 +46,7 @@ def projection_ratios(
     flagged as erasers."""
     check_band(band)
     node = parse_node(writer, model)
-    m = Measure(model, start, last)
+    m = Measure(model, start, last, fold)
     loop = CorpusLoop.over(model, tokenizer, prompts, progress, should_stop)
     comp_parts, res_parts = [], []
 
@@ -78,7 +79,8 @@ def projection_ratios(
         "mean": [*map(float, c_mean), *map(float, r_mean)],
         "eraser": ["yes" if lab in erasers else "" for lab in labels],
     }
-    meta = {"writer": node.label, "points": n_points, "band": band, "threshold": threshold, "erasers": erasers,
+    meta = {"writer": node.label, "fold": fold, "points": n_points, "band": band, "threshold": threshold,
+            "erasers": erasers,
             "erasers_sum": float(sum(c_med[m.comp_labels.index(e)] for e in erasers)), **loop.meta()}
     table = Table("erasure_pr", labels, columns, meta)
     series = Series("erasure_stream", m.resid_labels,
@@ -109,7 +111,7 @@ MODES = ("ov", "actual")
 def writer_eraser_scatter(
     model: HookedModel, tokenizer, prompts: PromptSet, writer: str, *, erasers: list[str] | None = None,
     mode: str = "ov", start: int = 0, last: bool = False, threshold: float = 0.05, points: int = 5000,
-    progress: Progress = None, should_stop: Stop = None,
+    fold: str = "raw", progress: Progress = None, should_stop: Stop = None,
 ) -> Scatter:
     """x: the writer's DLA toward the true next token; y: the erasers' DLA, either of the writer's
     output through their OV circuits (``mode="ov"``) or of their actual summed output
@@ -121,7 +123,7 @@ def writer_eraser_scatter(
     if points < 2:
         raise BadInput("--points must be at least 2")
     node = parse_node(writer, model)
-    m = Measure(model, start, last)
+    m = Measure(model, start, last, fold)
     later = [layer for layer in range(node.layer + 1, m.n)]
     if not later:
         raise BadInput(f"{node.label} is in the last layer: no head reads it")
@@ -166,7 +168,8 @@ def writer_eraser_scatter(
     cols = [later_heads.index(h) for h in chosen]
     y_sum = y_all[:, cols].sum(1)
     pick = np.unique(np.linspace(0, len(x_all) - 1, min(points, len(x_all))).round().astype(int))
-    meta = {"writer": node.label, "erasers": [h.label for h in chosen], "mode": mode, "points_total": len(x_all),
+    meta = {"writer": node.label, "fold": fold, "erasers": [h.label for h in chosen], "mode": mode,
+            "points_total": len(x_all),
             **loop.meta()}
     y_name = "erasers' DLA (writer through OV)" if mode == "ov" else "erasers' DLA (actual output)"
     return Scatter("erasure_scatter", [labels[i] for i in pick], [float(x_all[i]) for i in pick],

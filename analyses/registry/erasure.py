@@ -16,6 +16,10 @@ WRITER = Param("writer", "text", "the writer whose output is tracked: a head L{l
                default="L0H0", metavar="NODE")
 START = Param("start", "int", "skip the first positions of every text", default=0, minimum=0)
 LAST = Param("last", "flag", "measure only the position before each text's last token (a task's answer position)")
+FOLD = Param("fold", "choice", "which outputs: raw = as the model computes them (the default: the numbers the other "
+             "analyses give); tl = as TransformerLens's from_pretrained processes the weights, the paper's setting "
+             "(outputs centred, value bias folded out, W_U centred over the vocabulary)", default="raw",
+             choices=("raw", "tl"))
 THRESHOLD = Param("threshold", "float", "a head or MLP after the writer is an eraser when its median PR is below "
                   "minus this", default=0.05, minimum=0)
 
@@ -41,7 +45,8 @@ def _check(p: dict[str, Any]) -> None:
 
 def _texts(m: dict[str, Any]) -> str:
     partial = ", PARTIAL: stopped early" if m.get("partial") else ""
-    return f"{m.get('texts')} texts ({m.get('data')}), {m.get('points', m.get('points_total'))} points{partial}"
+    fold = f", fold {m['fold']}" if "fold" in m else ""
+    return f"{m.get('texts')} texts ({m.get('data')}), {m.get('points', m.get('points_total'))} points{fold}{partial}"
 
 
 def pr_facts(result: Any) -> list[str]:
@@ -128,7 +133,7 @@ def run_prompts(lm, progress=None, should_stop=None, **p):
     return adversarial_prompts(lm.hooked, lm.tokenizer, prompts, progress=progress, should_stop=should_stop, **p)
 
 
-PR_PARAMS = (*CORPUS, WRITER, START, LAST,
+PR_PARAMS = (*CORPUS, WRITER, START, LAST, FOLD,
              Param("band", "float", "width of the percentile band around the median, in percent", default=75.0,
                    minimum=0),
              THRESHOLD)
@@ -158,7 +163,7 @@ declare(Analysis(
               "-threshold)", metavar="NODES"),
         Param("mode", "choice", "ov: the writer's output through the erasers' OV circuits (norm at its cached scale, "
               "no attention); actual: the erasers' summed output", default="ov", choices=("ov", "actual")),
-        START, LAST, THRESHOLD,
+        START, LAST, THRESHOLD, FOLD,
         Param("points", "int", "at most this many points, evenly spaced (the fit is over them)", default=5000,
               minimum=2),
     ), run_scatter, "scatter", "model", cancellable=True, check=_check, key=("writer", "mode", "erasers"),
@@ -172,7 +177,7 @@ declare(Analysis(
         *CORPUS, WRITER,
         Param("value_layer", "int", "the layer whose heads' value input loses the writer (default: the writer's + 1)",
               minimum=0, label="value layer"),
-        START, LAST,
+        START, LAST, FOLD,
     ), run_causal, "table", "model", cancellable=True, check=_check, key=("writer", "value_layer"), excludes=MAMBA,
     headline=causal_facts,
     doc="Per component: median PR onto the writer and mean DLA toward the true next token, before and after; "
@@ -186,7 +191,7 @@ declare(Analysis(
               minimum=1),
         Param("floor", "float", "ignore components whose DLA and effect are both below this (logits)", default=0.05,
               minimum=0),
-        START, LAST,
+        START, LAST, FOLD,
     ), run_effect, "table", "model", cancellable=True, check=_check, key=("factor", "task", "corpus"),
     excludes=MAMBA,
     headline=effect_facts,
@@ -199,8 +204,118 @@ declare(Analysis(
         *CORPUS, WRITER,
         Param("k", "int", "tokens with the writer's largest mean DLA to look for", default=20, minimum=1),
         Param("prompts", "int", "prefixes to list", default=20, minimum=1),
-        START, LAST,
+        START, LAST, FOLD,
     ), run_prompts, "table", "model", cancellable=True, check=_check, key=("writer", "k"), excludes=MAMBA,
     headline=prompts_facts,
     doc="Ranked by score = writer DLA - resample-ablation effect; meta lists the top tokens by mean DLA.",
+))
+
+
+def verdict_facts(table: Any) -> list[str]:
+    """The set's verdict with its three numbers, and the heads a PR threshold alone would mislead on."""
+    m = table.meta
+    return [f"{m.get('set_verdict')}: set {names(m.get('set', []))} summed PR {num(m.get('set_pr'))}, scatter r "
+            f"{num(m.get('set_r'))} (slope {num(m.get('set_slope'))}), stream {m.get('stream')} PR "
+            f"{num(m.get('stream_before'))} -> {num(m.get('stream_after'))} without the writer in later values",
+            f"erasers by all three checks: {names(m.get('erasers', []))}; flagged by PR only: "
+            f"{names(m.get('misleading', []))}", _texts(m)]
+
+
+def run_verdict(lm, progress=None, should_stop=None, **p):
+    from analyses.erasure.verdict import eraser_verdict
+
+    prompts = _prompts(p)
+    return eraser_verdict(lm.hooked, lm.tokenizer, prompts, progress=progress, should_stop=should_stop, **p)
+
+
+declare(Analysis(
+    "erasure-verdict", "erasure: eraser verdict", "median PR, the OV scatter and the causal check of every head "
+    "after the writer, side by side, per head and for the erasers as a set", (
+        *CORPUS, WRITER, START, LAST, THRESHOLD,
+        Param("r_max", "float", "a head (or the set) passes the scatter check when r is at most this", default=-0.5,
+              label="r at most"),
+        Param("restore", "float", "the set passes the causal check when at least this share of the stream's lost PR "
+              "comes back", default=0.3, minimum=0),
+        FOLD,
+    ), run_verdict, "table", "model", cancellable=True, check=_check, key=("writer", "fold"), excludes=MAMBA,
+    headline=verdict_facts,
+    doc="Per head: pr, pr_after (writer removed from every later layer's values), r and slope of its OV image's "
+        "DLA on the writer's; verdict eraser only when all three agree. The set (every later head with median PR "
+        "below -0.01) is judged on summed PR, the summed scatter and how much of the stream's PR comes back.",
+))
+
+
+def modified_facts(table: Any) -> list[str]:
+    """The writer's DLA against what is left of it at the end of the stream."""
+    m = table.meta
+    return [f"{m.get('writer')} DLA {num(m.get('writer_dla'))}; modified DLA at {m.get('stream')} "
+            f"{num(m.get('modified_dla'))} (the part of the writer still in the stream)", _texts(m)]
+
+
+def input_facts(table: Any) -> list[str]:
+    """The writer's DLA with its own input resampled, and the component that lost most."""
+    m = table.meta
+    drops = [(v, lab) for lab, v in zip(table.labels, table.columns["change"]) if lab != m.get("writer")]
+    most = min(drops) if drops else (float("nan"), "none")
+    return [f"{m.get('writer')} DLA {num(m.get('writer_dla'))} -> {num(m.get('writer_dla_after'))} with its input "
+            f"resampled; largest drop {most[1]} {num(most[0])}", _texts(m)]
+
+
+def importance_facts(table: Any) -> list[str]:
+    """The most important component of the layer by median loss increase, and the clean loss."""
+    m = table.meta
+    i = table.labels.index(m["most"]) if m.get("most") in table.labels else 0
+    return [f"layer {m.get('layer')}: most important {m.get('most')} (median loss +{num(table.values[i], sign=False)}); "
+            f"clean median loss {num(m.get('clean_loss_median'), sign=False)}", _texts(m)]
+
+
+def run_modified(lm, progress=None, should_stop=None, **p):
+    from analyses.erasure.experiments import modified_dla
+
+    prompts = _prompts(p)
+    return modified_dla(lm.hooked, lm.tokenizer, prompts, progress=progress, should_stop=should_stop, **p)
+
+
+def run_input(lm, progress=None, should_stop=None, **p):
+    from analyses.erasure.experiments import input_resample
+
+    prompts = _prompts(p)
+    return input_resample(lm.hooked, lm.tokenizer, prompts, progress=progress, should_stop=should_stop, **p)
+
+
+def run_importance(lm, progress=None, should_stop=None, **p):
+    from analyses.erasure.experiments import layer_importance
+
+    prompts = _prompts(p)
+    return layer_importance(lm.hooked, lm.tokenizer, prompts, progress=progress, should_stop=should_stop, **p)
+
+
+declare(Analysis(
+    "erasure-modified", "erasure: modified DLA", "the writer's DLA against the DLA of the part of it still in the "
+    "stream at each residual point (PR x DLA; the paper's E1.4c)", (*CORPUS, WRITER, START, LAST, FOLD),
+    run_modified, "table", "model", cancellable=True, check=_check, key=("writer", "fold"), excludes=MAMBA,
+    headline=modified_facts,
+    doc="Per residual point from the writer's layer on: mean of PR(resid, w) x DLA(w) toward the true next token, "
+        "the writer's own DLA, and their ratio; the last row is the paper's modified DLA (GELU-4L: 0.27 -> 0.02).",
+))
+declare(Analysis(
+    "erasure-input", "erasure: resample the writer's input", "the writer head's input (q, k, v) at each position "
+    "taken from the next text; every component's DLA before and after (the paper's fig. 4)",
+    (*CORPUS, WRITER, START, LAST, FOLD), run_input, "table", "model", cancellable=True, check=_check,
+    key=("writer", "fold"), excludes=MAMBA, headline=input_facts,
+    doc="One forward per position. A writer whose write does not depend on its context keeps its DLA; heads that "
+        "build on the context lose theirs (GELU-4L: L0H2 stays, L3H1 1.14 -> 0.09).",
+))
+declare(Analysis(
+    "erasure-importance", "erasure: loss importance of a layer", "each head and MLP of a layer resample-ablated in "
+    "turn: the true next token's loss increase per point (the paper's E1.6)", (
+        *CORPUS,
+        Param("layer", "int", "the layer whose components are ablated", default=0, minimum=0),
+        Param("band", "float", "width of the percentile band around the median, in percent", default=75.0,
+              minimum=0),
+        START, LAST,
+    ), run_importance, "table", "model", cancellable=True, check=_check, key=("layer", "task", "corpus"),
+    excludes=MAMBA, headline=importance_facts,
+    doc="Median, band and mean of the loss increase; no --fold (the loss does not depend on how the weights are "
+        "parameterised). GELU-4L: clean median loss 2.25, L0H5 +0.43, the writer L0H2 about +0.02.",
 ))

@@ -45,12 +45,19 @@ def exact(tmp_path_factory):
     L0H0 attends to itself and writes B f_t into dims 4..7; L1H0 attends to itself, reads dims
     4..7 and writes -B f_t: it erases the writer exactly. The unembedding of t reads
     [f_t, D f_t], so the writer has a large DLA and no effect."""
+    return build_exact(tmp_path_factory.mktemp("exact"))
+
+
+def build_exact(out, decoy: bool = False):
+    """``exact``'s model in ``out``; with ``decoy``, L1H1 also attends to itself but reads the
+    token's own embedding (dims 0..3, not the writer's output) and writes -B f_t: a head at
+    median PR -1 onto the writer that never read it (no OV image of it, nothing for the causal
+    check to remove)."""
     from transformers import AutoModelForCausalLM
 
     from analyses.toys.checkpoints import build_checkpoint
     from sessions.loading import load
 
-    out = tmp_path_factory.mktemp("exact")
     build_checkpoint(out, "gpt2", words=WORDS, d_model=8, n_layers=2, n_heads=2, n_ctx=16,
                      tie_word_embeddings=False, layer_norm_epsilon=EPS)
     model = AutoModelForCausalLM.from_pretrained(out)
@@ -75,6 +82,9 @@ def exact(tmp_path_factory):
         qkv[reads, 16:20] = eye
         proj = torch.zeros(8, 8)
         proj[0:4, 4:8] = gain * eye
+        if decoy and layer == 1:  # head 1: q | k | v columns 4..7, 12..15, 20..23; W_O rows 4..7
+            qkv[:4, 4:8], qkv[:4, 12:16], qkv[:4, 20:24] = G * eye, eye, eye
+            proj[4:8, 4:8] = -B * S1 * eye
         sd[f"transformer.h.{layer}.attn.c_attn.weight"] = qkv
         sd[f"transformer.h.{layer}.attn.c_proj.weight"] = proj
     model.load_state_dict(sd)
@@ -305,11 +315,11 @@ def test_cli_runs_with_json_and_refuses_bad_input(capsys, exact):
 
 
 def test_the_erasure_toy_writer_is_erased_and_the_causal_check_undoes_it():
-    """toy:erasure (analyses/toys/planted.py): a frozen writer L0H0 and a frozen eraser L1H0, the
+    """toy:erasure-planted (a test fixture, analyses/toys/planted.py): a frozen writer L0H0 and a frozen eraser L1H0, the
     rest trained on IOI. The figures quoted in docs/erasure.md, with margins."""
     from sessions.loading import load
 
-    lm = load("toy:erasure", device="cpu")
+    lm = load("toy:erasure-planted", device="cpu")
     prompts = PromptSet(task="ioi", n=64)
     table, series = projection_ratios(lm.hooked, lm.tokenizer, prompts, "L0H0")
     assert "L1H0" in table.meta["erasers"]
