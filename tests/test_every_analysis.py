@@ -62,6 +62,9 @@ CASES: dict[str, list[str]] = {
     "neuron-heads-prompt": ["--model", "toy:lookup", "--prompt", "Mary went to the school", "--layer", "1",
                             "--neuron", "11"],
     "eval": ["--model", "toy:count01", "--task", "count01", "--n", "40"],
+    "positional-subspace": [*IOI[:2], "--n", "20", "--senders", "L0H1,L0H3", "--receiver", "L1H2"],
+    "centroid-traversal": [*IOI[:2], "--n", "20", "--senders", "L0H1,L0H3", "--receiver", "L1H2"],
+    "centroid-replace": [*IOI[:2], "--n", "20", "--senders", "L0H1,L0H3", "--receiver", "L1H2"],
 }
 
 
@@ -76,7 +79,7 @@ def strict_loads(text: str) -> dict:
 
 def test_the_walk_covers_every_registered_analysis():
     assert set(CASES) == set(analyses()), "give each new analysis a case here"
-    assert len(CASES) == 38
+    assert len(CASES) == 41
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
