@@ -74,6 +74,9 @@ CASES: dict[str, list[str]] = {
     "sae-max-acts": ["--model", "toy:ioi", "--feature", "153", "--task", "ioi", "--n", "16", "--top", "3"],
     "sae-corpus": ["--model", "toy:ioi", "--task", "ioi", "--n", "16"],
     "probe": ["--model", "toy:ioi", "--n", "32", "--layers", "1"],
+    "positional-subspace": [*IOI[:2], "--n", "20", "--senders", "L0H1,L0H3", "--receiver", "L1H2"],
+    "centroid-traversal": [*IOI[:2], "--n", "20", "--senders", "L0H1,L0H3", "--receiver", "L1H2"],
+    "centroid-replace": [*IOI[:2], "--n", "20", "--senders", "L0H1,L0H3", "--receiver", "L1H2"],
 }
 
 
@@ -88,7 +91,7 @@ def strict_loads(text: str) -> dict:
 
 def test_the_walk_covers_every_registered_analysis():
     assert set(CASES) == set(analyses()), "give each new analysis a case here"
-    assert len(CASES) == 46
+    assert len(CASES) == 53
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
