@@ -63,13 +63,14 @@ def corpus_source(corpus: str | None, task: str | None) -> str:
 
 
 def corpus_texts(corpus: str | None = None, task: str | None = None, n: int | None = None,
-                 seed: int = 0) -> Iterator[str]:
+                 seed: int = 0, answers: bool = True) -> Iterator[str]:
     """Up to ``n`` documents (all when None), lazily. A task's documents are its held-out prompts
-    followed by their answers, so every position has a true next token."""
+    followed by their answers, so every position has a true next token; without ``answers`` the
+    prompts alone (the next-token neurons' texts: an appended answer would be read as context)."""
     corpus_source(corpus, task)
     if n is not None and n <= 0:
         raise BadInput("--n must be positive")
-    texts = _file_texts(Path(corpus)) if corpus else _task_texts(task, n or 256, seed)
+    texts = _file_texts(Path(corpus)) if corpus else _task_texts(task, n or 256, seed, answers)
     for i, text in enumerate(texts):
         if n is not None and i >= n:
             return
@@ -85,11 +86,11 @@ def count_texts(corpus: str | None = None, task: str | None = None, n: int | Non
     return total if n is None else min(n, total)
 
 
-def _task_texts(task: str, n: int, seed: int) -> Iterator[str]:
+def _task_texts(task: str, n: int, seed: int, answers: bool = True) -> Iterator[str]:
     from analyses.tasks import task_examples
 
     for e in task_examples(task, n, seed, split="test"):
-        yield e.prompt + e.answer
+        yield e.prompt + e.answer if answers else e.prompt
 
 
 def _file_texts(path: Path) -> Iterator[str]:
@@ -166,6 +167,7 @@ class PromptSet:
     seed: int = 0
     batch: int = 16
     prepend_bos: bool | None = None
+    answers: bool = True  # a task's prompts followed by their answers (False: the prompts alone)
 
     def describe(self) -> str:
         return f"task {self.task}" if self.task else f"corpus {self.corpus}"
@@ -182,7 +184,7 @@ def _source_key(prompts: PromptSet) -> tuple | None:
     """What identifies the texts: the task, n and seed; or the file's path, size and mtime (None
     for a file too large to keep)."""
     if prompts.task:
-        return ("task", prompts.task, prompts.n, prompts.seed)
+        return ("task", prompts.task, prompts.n, prompts.seed, prompts.answers)
     stat = os.stat(prompts.corpus)
     if stat.st_size > CACHE_BYTES:
         return None
@@ -206,7 +208,7 @@ def prompt_documents(tokenizer, prompts: PromptSet, n_ctx: int) -> tuple[int, It
         sets.move_to_end(key)
         return sets[key]
     total = count_texts(prompts.corpus, prompts.task, prompts.n)
-    texts = corpus_texts(prompts.corpus, prompts.task, prompts.n, prompts.seed)
+    texts = corpus_texts(prompts.corpus, prompts.task, prompts.n, prompts.seed, prompts.answers)
     docs = ((_ids(tokenizer, text, prompts.prepend_bos)[:n_ctx], text) for text in texts)
     if sets is None:
         return total, docs

@@ -44,8 +44,9 @@ def ablation_table(model: HookedModel, prompts: list[Trimmed], layer: int, neuro
                    heads: list[str] | None = None, low: float = 0.25, high: float = 0.75) -> Table:
     """Per head (``heads`` by label, default the selected ones): Δp = p(token) clean - p(token) with
     the head zeroed, averaged over the prompts where it is active and where it is not, and the
-    two-sample KS test between those two sets of Δp; a last row ``all`` pools every head's.
-    Also Δ log p = log p clean - log p ablated (a change that a p near 0 or 1 hides in Δp)."""
+    two-sample KS test between those two sets of Δp; a last row ``all`` pools every head's;
+    ``meta["samples"][label]`` holds the two Δp samples (``active``, ``inactive``) of that row's
+    test, so that it can be checked or redone outside. Also Δ log p = log p clean - log p ablated (a change that a p near 0 or 1 hides in Δp)."""
     ids = [p.ids for p in prompts]
     attr = prompts_attribution(model, ids, layer, neuron)
     active = active_heads(attr)
@@ -63,6 +64,7 @@ def ablation_table(model: HookedModel, prompts: list[Trimmed], layer: int, neuro
     rows: dict[str, list] = {k: [] for k in ("ks_d", "ks_p", "dp_active", "dp_inactive", "dlogp_active",
                                              "dlogp_inactive", "n_active", "n_inactive", "active_rate")}
     pooled: tuple[list, list, list, list] = ([], [], [], [])
+    samples: dict[str, dict[str, list[float]]] = {}  # the two Δp samples each KS test compares
     n_heads = model.shape.n_heads
     for h in chosen:
         ablated = token_prob(model, ids, token, ablate=(h // n_heads, h % n_heads))
@@ -74,9 +76,11 @@ def ablation_table(model: HookedModel, prompts: list[Trimmed], layer: int, neuro
         for acc, part in zip(pooled, parts):
             acc += part
         _ks_row(rows, *parts, float(rate[h]))
+        samples[labels[h]] = {"active": parts[0], "inactive": parts[1]}
     _ks_row(rows, *pooled, float("nan"))
+    samples["all"] = {"active": pooled[0], "inactive": pooled[1]}
     meta = {"layer": layer, "neuron": neuron, "token_id": token, "n_prompts": len(prompts),
-            "clean_p_mean": float(clean.mean()) if len(clean) else float("nan")}
+            "clean_p_mean": float(clean.mean()) if len(clean) else float("nan"), "samples": samples}
     return Table("neuron-ablation", [labels[h] for h in chosen] + ["all"], rows, meta)
 
 

@@ -50,20 +50,32 @@ def top_documents(model: HookedModel, batches: Iterable[CorpusBatch], layer: int
     with the position of that max; also how many documents were read and whether it stopped early.
     ``batches``: a ``CorpusLoop`` (progress and stop are its own) or plain batches. ``acts_of(ids)``
     [b, s] measures another unit instead (an SAE feature: analyses.sae.corpus)."""
+    many_of = None if acts_of is None else (lambda ids: acts_of(ids)[..., None])
+    docs, read, stopped = top_documents_many(model, batches, layer, [neuron], k, progress, total, should_stop,
+                                             many_of)
+    return docs[neuron], read, stopped
+
+
+def top_documents_many(model: HookedModel, batches: Iterable[CorpusBatch], layer: int, neurons: Sequence[int],
+                       k: int, progress: Progress = None, total: int = 0, should_stop: Stop = None,
+                       acts_of: Callable[[Tensor], Tensor] | None = None) -> tuple[dict[int, list[_Doc]], int, bool]:
+    """``top_documents`` of several neurons of one layer in one pass over the corpus (``acts_of(ids)``:
+    [b, s, units] of other units)."""
     loop = batches if isinstance(batches, CorpusLoop) else CorpusLoop(batches, total, progress, should_stop)
+    heaps: dict[int, list[_Doc]] = {n: [] for n in neurons}
     if acts_of is None:
-        acts_of = lambda ids: neuron_activations(model, ids, layer, [neuron])[..., 0]  # noqa: E731
-    heap: list[_Doc] = []
-    for batch, acts in loop.map(lambda b: acts_of(b.ids).cpu()):  # [b, s]; out of memory: in halves
-        for i, length in enumerate(batch.lengths):
-            row = acts[i, :length]
-            pos = int(row.argmax())
-            doc = _Doc(float(row[pos]), -(batch.start + i), pos, batch.ids[i, :length].tolist())
-            if len(heap) < k:
-                heapq.heappush(heap, doc)
-            elif doc > heap[0]:
-                heapq.heapreplace(heap, doc)
-    return sorted(heap, reverse=True), loop.read, loop.partial
+        acts_of = lambda ids: neuron_activations(model, ids, layer, list(heaps))  # noqa: E731
+    for batch, acts in loop.map(lambda b: acts_of(b.ids).cpu()):  # [b, s, units]; out of memory: in halves
+        for j, heap in enumerate(heaps.values()):
+            for i, length in enumerate(batch.lengths):
+                row = acts[i, :length, j]
+                pos = int(row.argmax())
+                doc = _Doc(float(row[pos]), -(batch.start + i), pos, batch.ids[i, :length].tolist())
+                if len(heap) < k:
+                    heapq.heappush(heap, doc)
+                elif doc > heap[0]:
+                    heapq.heapreplace(heap, doc)
+    return {n: sorted(h, reverse=True) for n, h in heaps.items()}, loop.read, loop.partial
 
 
 def latest_start(acts_by_start: Callable[[list[int]], list[float]], end: int, original: float, ratio: float,
@@ -124,7 +136,15 @@ def max_activating(model: HookedModel, tokenizer, batches: Iterable, layer: int,
     if not 0 < ratio <= 1:
         raise BadInput(f"--ratio {ratio}: a share of the activation in (0, 1]")
     docs, read, stopped = top_documents(model, batches, layer, neuron, k, progress, total, should_stop)
-    bos = tokenizer.bos_token_id
+    out, dropped = trim_documents(model, docs, layer, neuron, ratio, max_len, tokenizer.bos_token_id)
+    meta = {"layer": layer, "neuron": neuron, "documents": read, "stopped": stopped, "ratio": ratio,
+            "dropped_long": dropped, **({"halved_batch": True} if getattr(batches, "halved", False) else {})}
+    return out, meta
+
+
+def trim_documents(model: HookedModel, docs: list[_Doc], layer: int, neuron: int, ratio: float,
+                   max_len: int | None, bos: int | None) -> tuple[list[Trimmed], int]:
+    """Each document trimmed (``trim``), those longer than ``max_len`` dropped; and how many were."""
     out = []
     dropped = 0
     for d in docs:
@@ -134,9 +154,7 @@ def max_activating(model: HookedModel, tokenizer, batches: Iterable, layer: int,
             continue
         acts = neuron_activations(model, torch.tensor([ids]), layer, [neuron])[0, :, 0].cpu().tolist()
         out.append(Trimmed(ids, acts, -d.index, start, d.act, d.pos + 1))
-    meta = {"layer": layer, "neuron": neuron, "documents": read, "stopped": stopped, "ratio": ratio,
-            "dropped_long": dropped, **({"halved_batch": True} if getattr(batches, "halved", False) else {})}
-    return out, meta
+    return out, dropped
 
 
 def max_acts_result(tokenizer, prompts: list[Trimmed], meta: dict) -> TokenValues:
@@ -154,7 +172,7 @@ def corpus_prompts(model: HookedModel, tokenizer, layer: int, neuron: int, corpu
                    n: int | None, seed: int, batch: int, prepend_bos: bool | None, top: int, ratio: float,
                    max_len: int | None, progress: Progress = None, should_stop: Stop = None) -> tuple[list[Trimmed], dict]:
     """The neuron's trimmed max-activating prompts from a corpus file or a task (``analyses.corpus``)."""
-    prompts = PromptSet(corpus, task, n, seed, batch, prepend_bos)
+    prompts = PromptSet(corpus, task, n, seed, batch, prepend_bos, answers=False)  # the answer is no context
     loop = CorpusLoop.over(model, tokenizer, prompts, progress, should_stop)
     found, meta = max_activating(model, tokenizer, loop, layer, neuron, top, ratio, max_len)
     if not found:
