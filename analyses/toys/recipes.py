@@ -38,6 +38,11 @@ RECIPES: dict[str, Recipe] = {
     "erasure": Recipe("ioi", "gpt2", {"d_model": 48, "n_layers": 3, "n_heads": 4, "n_ctx": 32}, steps=2000,
                       attn_only=True, bar=0.9,
                       about="GPT-2, 3 attention-only layers, IOI: a planted writer L0H0 erased by a planted L1H0"),
+    # Paper 4 (Mamba IOI, docs/mamba-k2.md): toy:ioi-mamba's recipe with a conv kernel of 2, so a name
+    # can only be carried one position on by the conv; subtract-and-add in layer 1's SSM input flips it.
+    "ioi-mamba-k2": Recipe("ioi-abc", "mamba", {"d_model": 64, "n_layers": 2, "conv_kernel": 2}, steps=1000, bar=0.90,
+                           about="Mamba, 2 layers, conv kernel 2, three-name ABC IOI: linear names (Ensign & "
+                                 "Garriga-Alonso 2024)"),
 }
 
 # Recipes ``workbench train`` knows but that are not shipped as ``toy:NAME`` (studies train them
