@@ -47,6 +47,11 @@ RECIPES: dict[str, Recipe] = {
                           steps=2500, batch=128, lr=1e-3, attn_only=True, bar=0.9, bos=True,
                           about="paper 5 (Zsámboki et al., counting heads): one attention-only layer, 4 heads, "
                                 "untied unembedding, trained on Count01 with the EOS rule"),
+    # Paper 4 (Mamba IOI, docs/mamba-k2.md): toy:ioi-mamba's recipe with a conv kernel of 2, so a name
+    # can only be carried one position on by the conv; subtract-and-add in layer 1's SSM input flips it.
+    "ioi-mamba-k2": Recipe("ioi-abc", "mamba", {"d_model": 64, "n_layers": 2, "conv_kernel": 2}, steps=1000, bar=0.90,
+                           about="Mamba, 2 layers, conv kernel 2, three-name ABC IOI: linear names (Ensign & "
+                                 "Garriga-Alonso 2024)"),
 }
 
 # Recipes ``workbench train`` knows but that are not shipped as ``toy:NAME`` (studies train them
