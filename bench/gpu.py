@@ -100,7 +100,8 @@ def main() -> None:
     gpu = next((r["gpu"] for (_, d), r in rows.items() if d == "cuda"), "?")
     print(f"GPU {gpu}, torch {torch.__version__} (CUDA {torch.version.cuda}); CPU {os.cpu_count()} cores. Seconds, "
           "GPU | CPU (ratio CPU/GPU); CPU sweep on positions "
-          f"{args.cpu_positions or 'all'}, its whole grid estimated; corpus: {CORPUS_TEXTS} texts, batch {CORPUS_BATCH}")
+          f"{args.cpu_positions or 'all'}, its whole grid estimated; corpus: {CORPUS_TEXTS} texts, "
+          f"batch {CORPUS_BATCH}")
     steps = [("load", "load_s"), ("DLA", "dla_s"), ("sweep", "sweep_s"), ("EAP", "eap_s"), ("corpus", "corpus_s"),
              ("forward", "forward_s")]
     print(f"{'model':11} " + " ".join(f"{s:>24}" for s, _ in steps) + f" {'CUDA peak MB':>13} {'parity':>9}")
@@ -112,7 +113,8 @@ def main() -> None:
         for _, key in steps:
             ck = "sweep_full_est_s" if key == "sweep_s" and c and "sweep_full_est_s" in c else key
             cv = c.get(ck) if c else None
-            cells.append(f"{g[key]:.3f} | {cv:.2f} ({cv / max(g[key], 1e-9):.0f}x)" if cv is not None else f"{g[key]:.3f} | -")
+            ratio = f" ({cv / max(g[key], 1e-9):.0f}x)" if cv is not None else ""
+            cells.append(f"{g[key]:.3f} | {cv:.2f}{ratio}" if cv is not None else f"{g[key]:.3f} | -")
         print(f"{name:11} " + " ".join(f"{x:>24}" for x in cells) + f" {g['cuda_peak_mb']:13.0f} {g['parity']:9.1e}")
 
 
