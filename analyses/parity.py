@@ -79,6 +79,7 @@ def parity_warning(info: dict[str, Any]) -> str | None:
         return None
     return (f"{info.get('spec')} ({info.get('dtype')} on {info.get('device')}): the hooked model's logits differ "
             f"from the plain Hugging Face forward's by {parity['relative']:.2e} of the largest logit "
-            f"(max |diff| {parity['max_abs']:.3g}), above the {parity['tolerance']:.0e} allowed in {info.get('dtype')}. "
+            f"(max |diff| {parity['max_abs']:.3g}), above the {parity['tolerance']:.0e} allowed in "
+            f"{info.get('dtype')}. "
             "Every number an analysis gives may be off by as much; each run's record carries this check. "
             "Try --dtype float32, or report the model's family.")

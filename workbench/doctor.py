@@ -168,10 +168,12 @@ def text(rep: dict[str, Any]) -> str:
     m = rep["model"]
     info, parity = m["info"], m["info"].get("parity")
     lines.append(f"model     {info['spec']} ({info['model_type']}, {info['dtype']}, {info['device']}, "
-                 f"{info['revision']}), {m['weights_bytes'] / 2**20:.1f} MiB of weights, loaded in {m['load_seconds']:.2f} s")
+                 f"{info['revision']}), {m['weights_bytes'] / 2**20:.1f} MiB of weights, "
+                 f"loaded in {m['load_seconds']:.2f} s")
     if parity:
-        lines.append(f"parity    {parity_text(parity)}: hooked vs plain logits differ by {parity['relative']:.2e} of the "
-                     f"largest (tolerance {parity['tolerance']:.0e}), {parity['tokens']} tokens, {parity['seconds']:.3f} s")
+        lines.append(f"parity    {parity_text(parity)}: hooked vs plain logits differ by {parity['relative']:.2e} of "
+                     f"the largest (tolerance {parity['tolerance']:.0e}), {parity['tokens']} tokens, "
+                     f"{parity['seconds']:.3f} s")
     lines.append(f"timing    one forward ({m['forward']['tokens']} tokens) {m['forward']['seconds'] * 1e3:.1f} ms; "
                  f"one sweep batch ({m['sweep_batch']['rows']} rows) {m['sweep_batch']['seconds'] * 1e3:.1f} ms")
     lines.append(f"limits    {rep['limits']['advice']}")
