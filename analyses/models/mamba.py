@@ -161,8 +161,8 @@ class MambaAdapter(HookedModel):
         width, seq = w.shape[-1], x.shape[1]
         xf = (x if tail is None else torch.cat([tail.to(x.dtype), x], 1)).to(w.dtype)
         n = xf.shape[1]
-        parts = [((F.pad(xf, (0, 0, -k, 0))[:, :n] if k else xf) * w[:, width - 1 + k])[:, n - seq:]  # shifted[p] = x[p + k]
-                 for k in range(-(width - 1), 1)]
+        parts = [((F.pad(xf, (0, 0, -k, 0))[:, :n] if k else xf) * w[:, width - 1 + k])[:, n - seq:]
+                 for k in range(-(width - 1), 1)]  # shifted[p] = x[p + k], over x's positions only
         if hooks.active(stacked):
             parts = hooks(stacked, torch.stack(parts, 2)).unbind(2)
         total = None
