@@ -81,8 +81,9 @@ def continuation(model: HookedModel, prompt: Sequence[int], max_new: int, sampli
                  should_stop: Callable[[], bool] | None = None, use_cache: bool = True) -> Continuation:
     """Up to ``max_new`` tokens after ``prompt`` (ids), stopping after ``eos`` or at the model's
     last position; every run has the model's standing interventions (anchored to the prompt).
-    ``use_cache`` False re-runs the whole sequence at every step (the reference the cached path must equal). ``on_token(id, p)``
-    sees each token as it is chosen; ``should_stop`` is checked before each step."""
+    ``use_cache`` False re-runs the whole sequence at every step (the reference the cached path
+    must equal). ``on_token(id, p)`` sees each token as it is chosen; ``should_stop`` is checked
+    before each step."""
     if not prompt:
         raise BadInput("generation needs a prompt of at least one token")
     n_ctx = model.shape.n_ctx

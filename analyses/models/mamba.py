@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from analyses.errors import BadInput
 from analyses.models.base import HookedModel, ModelShape, Prefix, exec_device, materialized
 from analyses.models.hooks import Hooks
 
@@ -85,6 +86,9 @@ class MambaAdapter(HookedModel):
         return {"mask": None if attention_mask is None else attention_mask[:, :, None]}
 
     def _with_prefix(self, ctx: dict, prefix: Prefix) -> dict:
+        if prefix.start and len(prefix.states) < self.shape.n_layers:  # keys and values mean nothing here
+            raise BadInput("a run over a suffix from keys and values is not supported for mamba: it continues "
+                           "only from the conv and SSM state of a run with keep_prefix")
         return dict(ctx, states=prefix.states)
 
     def _kept_prefix(self, seq: int, state: dict) -> Prefix:
@@ -161,8 +165,8 @@ class MambaAdapter(HookedModel):
         width, seq = w.shape[-1], x.shape[1]
         xf = (x if tail is None else torch.cat([tail.to(x.dtype), x], 1)).to(w.dtype)
         n = xf.shape[1]
-        parts = [((F.pad(xf, (0, 0, -k, 0))[:, :n] if k else xf) * w[:, width - 1 + k])[:, n - seq:]  # shifted[p] = x[p + k]
-                 for k in range(-(width - 1), 1)]
+        parts = [((F.pad(xf, (0, 0, -k, 0))[:, :n] if k else xf) * w[:, width - 1 + k])[:, n - seq:]
+                 for k in range(-(width - 1), 1)]  # shifted[p] = x[p + k], over x's positions only
         if hooks.active(stacked):
             parts = hooks(stacked, torch.stack(parts, 2)).unbind(2)
         total = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TRANSFORMERS, VARIANTS, encode
+from conftest import VARIANTS, encode
 
 from analyses.edits import edited
 from analyses.errors import BadInput, Cancelled
@@ -92,3 +92,22 @@ def test_the_generate_analysis_shows_both_texts_and_records_the_interventions(lo
     assert len(table.labels) == 4 and table.meta["continuation"].split() == [t.strip() for t in table.columns["token"]]
     assert len(streamed) == 8 and streamed[-1].splitlines()[1].startswith("edited:")
     assert lm.hooked.standing == ()  # undone after the run
+
+
+def test_mamba_conv_slice_ablation_carries_across_cached_steps(loaded):
+    """The conv reads the previous positions' inputs from the kept state: ablating its -1 slice in
+    every run gives the same tokens cached as re-run whole."""
+    from analyses.models.hooks import Intervention
+
+    lm = loaded("mamba")
+    ids = encode(lm)[0].tolist()
+    saved = lm.hooked.standing
+    lm.hooked.standing = (Intervention("blocks.0.mixer.hook_conv_slice.-1", "zero"),
+                          Intervention("blocks.1.mixer.hook_ssm_in", "add", value=torch.tensor(0.5), pos=slice(5, None)))
+    try:
+        cached, uncached = continuation(lm.hooked, ids, 8), continuation(lm.hooked, ids, 8, use_cache=False)
+    finally:
+        lm.hooked.standing = saved
+    assert cached.ids == uncached.ids
+    assert max(abs(a - b) for a, b in zip(cached.probs, uncached.probs)) < 1e-5
+    assert cached.probs != continuation(lm.hooked, ids, 8).probs

@@ -116,7 +116,10 @@ def test_a_run_over_a_suffix_with_the_earlier_keys_and_values_equals_the_full_ru
             assert out.logits.shape[1] == seq - start
             assert torch.allclose(out.logits, full.logits[:, start:].repeat(2, 1, 1), atol=1e-5)
     with pytest.raises(BadInput, match="needs the residual stream"):
-        hm.run(tokens, prefix=prefix)
+        hm.run(tokens, prefix=prefix, start_at_layer=1)
+    # From the embeddings, a prefix run embeds only the tokens after it (generation's step).
+    out = hm.run(tokens, prefix=prefix)
+    assert torch.allclose(out.logits, full.logits[:, prefix.start:], atol=1e-5)
 
 
 def test_a_suffix_run_is_refused_where_the_family_has_no_keys(loaded):
