@@ -143,7 +143,8 @@ def train_and_report(model: HookedModel, tokenizer, hook: str, recipe: SaeRecipe
     test = acts if test is None else test
     with torch.no_grad():
         f = sae.encode(test)
-    report = {"activations": int(acts.shape[0]), "held_out": int(test.shape[0]), "fve_held_out": round(fve(sae, test), 4),
+    report = {"activations": int(acts.shape[0]), "held_out": int(test.shape[0]),
+              "fve_held_out": round(fve(sae, test), 4),
               "fve_train": round(fve(sae, acts), 4), "l0": round(float((f > 0).sum(1).float().mean()), 2),
               "dead_features": int(((f > 0).sum(0) == 0).sum()), "seconds": round(time.perf_counter() - start, 1)}
     check_hook(model, sae)
