@@ -113,7 +113,8 @@ def dla_facts(table: Any) -> list[str]:
 def max_acts_facts(result: Any) -> list[str]:
     m = result.meta
     prompts = m.get("prompts", [])
-    best = f"top activation {num(prompts[0]['max_act'], sign=False)} (doc {prompts[0]['doc']})" if prompts else "no text"
+    best = (f"top activation {num(prompts[0]['max_act'], sign=False)} (doc {prompts[0]['doc']})" if prompts
+            else "no text")
     return [f"F{m.get('feature')}: {best}; {len(result.labels)} texts shown of {m.get('documents')} "
             f"({m.get('source')})"]
 

@@ -7,7 +7,8 @@ collected once (a toy's are a few MB). Two sparsity schemes:
   decoder norms inside the penalty so shrinking W_dec does not cheat it);
 - ``topk``: a TopK SAE (only the ``k`` largest pre-activations kept) with the plain MSE loss.
 
-W_dec's rows start unit-norm with W_enc = W_decᵀ, b_dec at the activations' mean. The report:
+W_dec's rows start random at norm 0.1 with W_enc = W_decᵀ, b_dec at the activations' mean; the MSE is
+divided by the activations' variance, so λ does not depend on their scale. The report:
 the fraction of variance explained on held-out activations (the task's test prompts),
 ``FVE = 1 - Σ‖x - x̂‖² / Σ‖x - mean x‖²``, the mean number of active features per token (L0),
 and the features that never fire on the held-out set.
@@ -143,7 +144,8 @@ def train_and_report(model: HookedModel, tokenizer, hook: str, recipe: SaeRecipe
     test = acts if test is None else test
     with torch.no_grad():
         f = sae.encode(test)
-    report = {"activations": int(acts.shape[0]), "held_out": int(test.shape[0]), "fve_held_out": round(fve(sae, test), 4),
+    report = {"activations": int(acts.shape[0]), "held_out": int(test.shape[0]),
+              "fve_held_out": round(fve(sae, test), 4),
               "fve_train": round(fve(sae, acts), 4), "l0": round(float((f > 0).sum(1).float().mean()), 2),
               "dead_features": int(((f > 0).sum(0) == 0).sum()), "seconds": round(time.perf_counter() - start, 1)}
     check_hook(model, sae)

@@ -234,3 +234,20 @@ def test_train_sae_learns_a_reconstruction_and_refuses_bad_options():
         assert fve(sae, acts) > 0.8
     with pytest.raises(BadInput, match="--k"):
         train_sae(acts, "h", SaeRecipe(d_sae=4, sparsity="topk", k=9))
+
+
+@pytest.mark.parametrize("arch", ["relu", "jumprelu", "topk"])
+def test_one_features_scan_reads_what_the_full_encoder_gives(loaded, arch):
+    from analyses.sae.corpus import feature_reader
+
+    lm = loaded("gpt2")
+    ids = encode(lm)
+    sae = _model_sae(lm, "blocks.0.hook_resid_post", arch=arch)
+    if arch == "jumprelu":
+        sae.threshold = torch.full((sae.d_sae,), 0.2)
+    x = lm.hooked.run(ids, capture=[sae.hook_name]).cache[sae.hook_name]
+    full = sae.encode(x)
+    for feature in (0, 5, sae.d_sae - 1):
+        assert torch.allclose(feature_reader(lm.hooked, sae, feature)(ids), full[..., feature], atol=1e-5)
+    with pytest.raises(BadInput, match="--feature"):
+        feature_reader(lm.hooked, sae, sae.d_sae)
