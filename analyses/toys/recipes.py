@@ -38,6 +38,12 @@ RECIPES: dict[str, Recipe] = {
     "erasure": Recipe("ioi", "gpt2", {"d_model": 48, "n_layers": 3, "n_heads": 4, "n_ctx": 32}, steps=2000,
                       attn_only=True, bar=0.9,
                       about="GPT-2, 3 attention-only layers, IOI: a planted writer L0H0 erased by a planted L1H0"),
+    # Paper 2, trained (issue 24): eight marker words, each raising its own name; nothing planted.
+    "lookup-multi": Recipe("lookup-multi", "gpt2", {"d_model": 32, "n_layers": 2, "n_heads": 8, "n_ctx": 16,
+                                                    "n_inner": 256, "resid_pdrop": 0.0, "attn_pdrop": 0.0,
+                                                    "embd_pdrop": 0.0},
+                           steps=1500, about="paper 2 (context look-ups): GPT-2, 2 layers, 8 heads, 256 MLP neurons, "
+                           "eight marker words each raising its own name; random neurons explain as well (docs/neurons.md)"),
 }
 
 # Recipes ``workbench train`` knows but that are not shipped as ``toy:NAME`` (studies train them
