@@ -77,3 +77,10 @@ def test_the_baseline_on_toy_lookup_groups_its_pairs(capsys):
             assert abs(row["balanced_accuracy"] - sum(scores) / len(scores)) < 1e-12
             assert all(abs(p["effect"] - (p["dp_active"] - p["dp_inactive"])) < 1e-12 for p in pairs)
     assert rows["next-token"]["balanced_accuracy"] == 1.0  # 'contains school', now that no text holds 'yes'
+
+
+def test_baseline_nonsense_is_refused_before_the_model_loads(capsys):
+    assert main(["run", "neuron-baseline", "--model", "toy:nope", "--task", "lookup", "--k", "0"]) == 2
+    assert "--k must be at least 1" in capsys.readouterr().err
+    assert main(["run", "neuron-baseline", "--model", "toy:nope"]) == 2
+    assert "--corpus FILE" in capsys.readouterr().err
