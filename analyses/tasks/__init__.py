@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from analyses.errors import BadInput
 from analyses.preparation import step
-from analyses.tasks import count01, count01_eos, ioi, laundry, lookup, recall
+from analyses.tasks import count01, count01_eos, ioi, laundry, lookup, lookup_multi, recall
 from analyses.tasks.base import Example, Pair
 
 # task name -> generator(n, seed) of Examples
@@ -19,6 +19,7 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
     "lookup": lookup.examples,
     "count01-eos": count01_eos.examples,
     "laundry": laundry.examples,
+    "lookup-multi": lookup_multi.examples,
 }
 
 # task name -> generator(n, seed) of clean/corrupted Pairs, for the tasks that have a corruption

@@ -52,6 +52,12 @@ RECIPES: dict[str, Recipe] = {
     "ioi-mamba-k2": Recipe("ioi-abc", "mamba", {"d_model": 64, "n_layers": 2, "conv_kernel": 2}, steps=1000, bar=0.90,
                            about="Mamba, 2 layers, conv kernel 2, three-name ABC IOI: linear names (Ensign & "
                                  "Garriga-Alonso 2024)"),
+    # Paper 2, trained (issue 24): eight marker words, each raising its own name; nothing planted.
+    "lookup-multi": Recipe("lookup-multi", "gpt2", {"d_model": 32, "n_layers": 2, "n_heads": 8, "n_ctx": 16,
+                                                    "n_inner": 256, "resid_pdrop": 0.0, "attn_pdrop": 0.0,
+                                                    "embd_pdrop": 0.0},
+                           steps=1500, about="paper 2 (context look-ups): GPT-2, 2 layers, 8 heads, 256 MLP neurons, "
+                           "eight marker words each raising its own name; random neurons explain as well (docs/neurons.md)"),
 }
 
 # Recipes ``workbench train`` knows but that are not shipped as ``toy:NAME`` (studies train them

@@ -42,3 +42,45 @@ def test_neuron_ablation_json_gives_the_samples_its_ks_test_compared(capsys):
         ref = stats.ks_2samp(sample["active"], sample["inactive"])
         assert row["ks_d"] == ref.statistic and row["ks_p"] == ref.pvalue
     assert out["samples"]["all"]["active"] == out["samples"]["L0H5"]["active"] + out["samples"]["L0H1"]["active"]
+
+
+def test_summary_is_mean_population_sd_skew_and_skewtest():
+    import math
+
+    from scipy import stats
+
+    from analyses.neurons.baseline import summary
+
+    xs = [0.5, 0.6, 0.62, 0.7, 0.75, 0.9, 1.0, 1.0, 0.55]
+    s = summary(xs + [float("nan")])  # NaN (held-out labels all one class) is skipped, as the paper does
+    mean = sum(xs) / len(xs)
+    assert s["mean"] == mean and math.isclose(s["sd"], math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs)))
+    assert s["skew"] == stats.skew(xs) and s["skewtest_p"] == stats.skewtest(xs).pvalue
+    assert math.isnan(summary(xs[:7])["skewtest_p"]) and math.isnan(summary([])["mean"])
+
+
+def test_the_baseline_on_toy_lookup_groups_its_pairs(capsys):
+    """Two disjoint, seeded groups; each row's figures are those of its pair records."""
+    argv = ["run", "neuron-baseline", "--model", "toy:lookup", "--task", "lookup", "--n", "40", "--top", "40",
+            "--k", "3", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    nxt, rnd = out["next_token_neurons"], out["random_neurons"]
+    assert len(nxt) == len(rnd) == 3 and not set(nxt) & set(rnd) and 11 in nxt  # L1N11 writes ' yes'
+    assert main(argv) == 0 and json.loads(capsys.readouterr().out)["random_neurons"] == rnd  # seeded
+    rows = {r["label"]: r for r in out["rows"]}
+    for group, row in rows.items():
+        pairs = [p for p in out["pair_records"] if p["group"] == group]
+        assert row["pairs"] == len(pairs)
+        if pairs:
+            scores = [p["balanced_accuracy"] for p in pairs]
+            assert abs(row["balanced_accuracy"] - sum(scores) / len(scores)) < 1e-12
+            assert all(abs(p["effect"] - (p["dp_active"] - p["dp_inactive"])) < 1e-12 for p in pairs)
+    assert rows["next-token"]["balanced_accuracy"] == 1.0  # 'contains school', now that no text holds 'yes'
+
+
+def test_baseline_nonsense_is_refused_before_the_model_loads(capsys):
+    assert main(["run", "neuron-baseline", "--model", "toy:nope", "--task", "lookup", "--k", "0"]) == 2
+    assert "--k must be at least 1" in capsys.readouterr().err
+    assert main(["run", "neuron-baseline", "--model", "toy:nope"]) == 2
+    assert "--corpus FILE" in capsys.readouterr().err
