@@ -108,11 +108,14 @@ def run_name_arith(lm, layer: int | None, mode: str, n_avg: int, n: int, seed: i
 def removal_facts(table: Any) -> list[str]:
     """The clean accuracy and the layer whose removal hurts most."""
     acc = dict(zip(table.labels, table.columns["accuracy"]))
+    prob = dict(zip(table.labels, table.columns.get("p_correct", [None] * len(table.labels))))
     layers = [(lab, a) for lab, a in acc.items() if lab != "none"]
     worst = min(layers, key=lambda la: la[1]) if layers else None
-    facts = [f"accuracy {rate(acc.get('none'))} with no layer removed, on {data_source(table.meta)}"]
+    facts = [f"accuracy {rate(acc.get('none'))}, P(correct) among the names {rate(prob.get('none'))} with no "
+             f"layer removed, on {data_source(table.meta)}"]
     if worst is not None:
-        facts.append(f"most needed layer {worst[0]}: accuracy {rate(worst[1])} without it")
+        facts.append(f"most needed layer {worst[0]}: accuracy {rate(worst[1])}, P(correct) {rate(prob.get(worst[0]))} "
+                     "without it")
     return facts
 
 
@@ -155,7 +158,8 @@ declare(Analysis(
     "mamba-removal", "Mamba layer removal", "Mamba: accuracy and NLD with each layer's write (out_proj) zeroed",
     PAIR_INPUTS, run_removal, "table", "pairs", check=_check_pairs, excludes=NOT_MAMBA,
     headline=removal_facts,
-    doc="Row 'none' is the clean run; accuracy is over the prompt's names plus the corrupted answer.",
+    doc="Row 'none' is the clean run; accuracy (argmax) and p_correct (the paper's softmax probability of the "
+        "answer) are over the prompt's names plus the corrupted answer.",
 ))
 declare(Analysis(
     "mamba-greedy", "Mamba greedy layer set", "Mamba: a greedy minimal set of layers keeping a target accuracy", (

@@ -1,0 +1,32 @@
+"""The Mamba IOI paper's own quantities (Ensign & Garriga-Alonso 2024): layer removal's P(correct)
+among the candidate names (Fig 4), the five corruption patterns (section 4.2) and the state cosine
+(Fig 6). Hand-computed values and invariants; docs/mamba.md defines each."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import torch
+
+from analyses.mamba_task import p_correct
+from workbench.cli import main
+
+
+def test_p_correct_is_the_softmax_over_the_candidates_without_padding():
+    # row 0: candidates answer 5, 7, 9 with logits 2, 1, 0; row 1: answer 4, 8 padded with a copy of 4
+    cands = torch.tensor([[5, 7, 9], [4, 8, 4]])
+    picked = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    row0 = math.exp(2) / (math.exp(2) + math.exp(1) + 1)
+    assert abs(p_correct(picked, cands) - (row0 + 0.5) / 2) < 1e-6  # the padding copy is not a third name
+
+
+def test_layer_removal_reports_p_correct_beside_accuracy(capsys):
+    assert main(["run", "mamba-removal", "--model", "toy:ioi-mamba", "--device", "cpu", "--json"]) == 0
+    rows = {r["label"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["none"]["p_correct"] > 0.99 and rows["none"]["accuracy"] == 1.0
+    for label in ("L0", "L1"):
+        assert 0.0 <= rows[label]["p_correct"] < 0.6
+    assert main(["run", "mamba-removal", "--model", "toy:ioi-mamba", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "p_correct" in out and "P(correct) among the names" in out
