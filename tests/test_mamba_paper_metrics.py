@@ -30,3 +30,39 @@ def test_layer_removal_reports_p_correct_beside_accuracy(capsys):
     assert main(["run", "mamba-removal", "--model", "toy:ioi-mamba", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "p_correct" in out and "P(correct) among the names" in out
+
+
+def _names(prompt: str) -> tuple[list[str], list[str]]:
+    """The first clause's three names and the second clause's two, of a three-name ABC prompt."""
+    words = prompt.replace(",", " ").replace(".", " ").split()
+    first = [w for w in words[: words.index("went") if "went" in words else words.index("arrived")] if w[0].isupper()]
+    return first[-3:], [words[-7], words[-5]]  # "... X and Y gave a O to"
+
+
+def test_each_corruption_pattern_follows_its_letters():
+    from analyses.tasks import task_pairs
+    from analyses.tasks.ioi_patterns import PATTERNS
+
+    for name, (clean, corrupt) in PATTERNS.items():
+        for pair in task_pairs(name, 8, seed=3):
+            letters: dict[str, str] = {}
+            for prompt, answer, (first, second, ans) in ((pair.clean, pair.answer, clean),
+                                                         (pair.corrupt, pair.distractor, corrupt)):
+                got_first, got_second = _names(prompt)
+                for letter, word in zip(first + second + ans, got_first + got_second + [answer.strip()]):
+                    assert letters.setdefault(letter, word) == word, (name, prompt)
+            assert len(set(letters.values())) == len(letters)  # distinct letters are distinct names
+
+
+def test_each_corruption_pattern_runs_through_eval_patching_and_eap(capsys):
+    from analyses.tasks.ioi_patterns import PATTERNS
+
+    model = ["--model", "toy:ioi-mamba", "--device", "cpu", "--json"]
+    for name in PATTERNS:
+        assert main(["run", "eval", *model, "--task", name, "--n", "8"]) == 0
+        assert json.loads(capsys.readouterr().out)["rows"][0]["accuracy"] > 0.5
+        assert main(["run", "patch", *model, "--task", name, "--n", "4", "--metric", "nld"]) == 0
+        assert json.loads(capsys.readouterr().out)["data"] == f"task {name}"
+        assert main(["run", "eap", *model, "--task", name, "--n", "4"]) == 0
+        assert json.loads(capsys.readouterr().out)["data"] == f"task {name}"
+    assert main(["run", "patch", *model, "--task", "ioi-abc-p6"]) == 2
