@@ -66,3 +66,37 @@ def test_each_corruption_pattern_runs_through_eval_patching_and_eap(capsys):
         assert main(["run", "eap", *model, "--task", name, "--n", "4"]) == 0
         assert json.loads(capsys.readouterr().out)["data"] == f"task {name}"
     assert main(["run", "patch", *model, "--task", "ioi-abc-p6"]) == 2
+
+
+def test_state_cosine_matrix_by_hand():
+    from analyses.mamba_state import input_terms, state_cosine_matrix
+
+    delta = torch.tensor([[[2.0], [1.0]]])  # [b 1, s 2, d_inner 1]
+    x = torch.tensor([[[1.0], [3.0]]])
+    B = torch.tensor([[[1.0, 0.0], [1.0, 1.0]]])  # [b, s, d_state 2]
+    terms = input_terms(delta, x, B)  # Δ x ⊗ B: position 0 -> (2, 0), position 1 -> (3, 3)
+    assert terms.flatten(2).tolist() == [[[2.0, 0.0], [3.0, 3.0]]]
+    states = torch.tensor([[[[1.0, 0.0]], [[0.0, 0.0]]]])  # h_0 = (1, 0), h_1 = 0 (no norm: cosine 0)
+    cos = state_cosine_matrix(terms, states)[0]
+    assert torch.allclose(cos, torch.tensor([[1.0, 0.0], [1 / math.sqrt(2), 0.0]]))
+
+
+def test_state_cosine_on_a_tiny_mamba_starts_at_one(loaded):
+    """h_0 is B̄_0 x_0 exactly (the state starts at zero), so cell (0, 0) is 1 in every layer, and
+    every cosine lies in [-1, 1]."""
+    from analyses.mamba_state import state_cosine
+
+    lm = loaded("mamba")
+    tokens = torch.tensor([[5, 9, 13, 7, 2], [4, 8, 12, 6, 3]])
+    grid = state_cosine(lm.hooked, tokens, None, list("abcde"))
+    values = torch.tensor(grid.values)
+    assert values.shape == (lm.hooked.shape.n_layers, 5, 5)
+    assert torch.allclose(values[:, 0, 0], torch.ones(values.shape[0]), atol=1e-5)
+    assert values.abs().max() <= 1 + 1e-5
+
+
+def test_state_cosine_through_the_cli(capsys):
+    assert main(["run", "state-cosine", "--model", "toy:ioi-mamba-k2", "--device", "cpu", "--n", "4", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["axes"] == ["layer", "input pos", "state pos"] and len(data["grid"]) == 2
+    assert main(["run", "state-cosine", "--model", "toy:ioi", "--n", "4"]) == 2  # not a Mamba
