@@ -62,6 +62,7 @@ CASES: dict[str, list[str]] = {
     "neuron-heads-prompt": ["--model", "toy:lookup", "--prompt", "Mary went to the school", "--layer", "1",
                             "--neuron", "11"],
     "eval": ["--model", "toy:count01", "--task", "count01", "--n", "40"],
+    "state-cosine": MAMBA,
 }
 
 
@@ -76,7 +77,7 @@ def strict_loads(text: str) -> dict:
 
 def test_the_walk_covers_every_registered_analysis():
     assert set(CASES) == set(analyses()), "give each new analysis a case here"
-    assert len(CASES) == 38
+    assert len(CASES) == 39
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
