@@ -24,13 +24,14 @@ def crosstalk_edits(task: Task, ablated: Sequence[int]) -> list[Intervention]:
 
 
 def layer_removal(task: Task) -> Table:
-    """Accuracy, NLD and logit difference of the clean prompts with each layer's write zeroed in
-    turn; the first row ("none") removes nothing and is the clean run."""
+    """Accuracy, the paper's P(correct) (softmax over the candidate names), NLD and logit
+    difference of the clean prompts with each layer's write zeroed in turn; the first row ("none")
+    removes nothing and is the clean run."""
     require_mamba(task.model)
     n_layers = task.model.shape.n_layers
     removed = [(f"L{layer}", task.run(removal_edits([layer]))) for layer in range(n_layers)]
     rows = [("none", task.clean_scores), *removed]
-    columns = {k: [r[k] for _, r in rows] for k in ("accuracy", "nld", "logit_diff")}
+    columns = {k: [r[k] for _, r in rows] for k in ("accuracy", "p_correct", "nld", "logit_diff")}
     meta = {"metric": "accuracy", "corrupt": task.corrupt_scores["accuracy"]}
     return Table("mamba_removal", [label for label, _ in rows], columns, meta)
 

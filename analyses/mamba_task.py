@@ -55,6 +55,16 @@ def candidates(clean: Tensor, answer: Tensor, distractor: Tensor, names: set[int
     return torch.tensor([r + [r[0]] * (width - len(r)) for r in rows])
 
 
+def p_correct(picked: Tensor, cands: Tensor) -> float:
+    """The paper's layer-removal quantity (Ensign & Garriga-Alonso 2024, Fig 4): the softmax
+    probability of the answer among the row's candidate names only, batch mean. ``picked`` [n, k]
+    are the candidates' logits, answer first; the answer's padding copies in ``cands`` are left out."""
+    pad = cands == cands[:, :1]
+    pad[:, 0] = False
+    probs = picked.masked_fill(pad, float("-inf")).softmax(1)
+    return float(probs[:, 0].mean())
+
+
 @dataclass
 class Task:
     """Aligned pairs with everything the metrics need, computed once: the clean and corrupted
@@ -85,11 +95,12 @@ class Task:
         """accuracy, NLD and mean logit difference of last-token logits [n, pos, vocab]."""
         n = self.clean.shape[0]
         last = logits[torch.arange(n), self.metric.last].float()
-        picked = last.gather(1, self.cands.to(last.device))
+        cands = self.cands.to(last.device)
+        picked = last.gather(1, cands)
         acc = float((picked.argmax(1) == 0).float().mean())
         nld = float(self.metric(logits)[0])
         ld = logit_diff(logits, self.metric.last, self.answer, self.distractor)
-        return {"accuracy": acc, "nld": nld, "logit_diff": ld}
+        return {"accuracy": acc, "nld": nld, "logit_diff": ld, "p_correct": p_correct(picked, cands)}
 
     def run(self, interventions: Sequence[Intervention] = ()) -> dict[str, float]:
         return self.scores(self.model.run(self.clean, interventions=interventions).logits)

@@ -78,6 +78,7 @@ CASES: dict[str, list[str]] = {
     "centroid-traversal": [*IOI[:2], "--n", "20", "--senders", "L0H1,L0H3", "--receiver", "L1H2"],
     "centroid-replace": [*IOI[:2], "--n", "20", "--senders", "L0H1,L0H3", "--receiver", "L1H2"],
     "neuron-baseline": ["--model", "toy:lookup", "--task", "lookup", "--n", "40", "--top", "40", "--k", "2"],
+    "state-cosine": MAMBA,
 }
 
 
@@ -92,7 +93,7 @@ def strict_loads(text: str) -> dict:
 
 def test_the_walk_covers_every_registered_analysis():
     assert set(CASES) == set(analyses()), "give each new analysis a case here"
-    assert len(CASES) == 54
+    assert len(CASES) == 55
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -105,14 +105,40 @@ def run_name_arith(lm, layer: int | None, mode: str, n_avg: int, n: int, seed: i
                            should_stop=should_stop)
 
 
+def run_state_cosine(lm, layers: str | None, **pair_args: Any):
+    from analyses.inputs import pairs_input
+    from analyses.mamba_state import state_cosine
+    from analyses.mamba_task import require_mamba
+
+    require_mamba(lm.hooked)
+    x = pairs_input(lm, **pair_args)
+    grid = state_cosine(lm.hooked, x.clean, int_list(layers, "--layers"), x.tokens)
+    grid.meta = {**x.meta, **grid.meta}
+    return grid
+
+
+def state_cosine_facts(grid: Any) -> list[str]:
+    """Per layer, the input position whose write the final state keeps most."""
+    facts = [f"mean cos(B̄_i x_i, h_j) over {grid.meta.get('n_prompts')} prompts of {data_source(grid.meta)}"]
+    pos = grid.labels["input pos"]
+    for layer, rows in zip(grid.labels["layer"], grid.values):
+        last = [row[-1] for row in rows]  # each input position against the last state
+        best = max(range(len(last)), key=last.__getitem__)
+        facts.append(f"{layer}: the last state is closest to the write at {pos[best]} ({num(last[best])})")
+    return facts
+
+
 def removal_facts(table: Any) -> list[str]:
     """The clean accuracy and the layer whose removal hurts most."""
     acc = dict(zip(table.labels, table.columns["accuracy"]))
+    prob = dict(zip(table.labels, table.columns.get("p_correct", [None] * len(table.labels))))
     layers = [(lab, a) for lab, a in acc.items() if lab != "none"]
     worst = min(layers, key=lambda la: la[1]) if layers else None
-    facts = [f"accuracy {rate(acc.get('none'))} with no layer removed, on {data_source(table.meta)}"]
+    facts = [f"accuracy {rate(acc.get('none'))}, P(correct) among the names {rate(prob.get('none'))} with no "
+             f"layer removed, on {data_source(table.meta)}"]
     if worst is not None:
-        facts.append(f"most needed layer {worst[0]}: accuracy {rate(worst[1])} without it")
+        facts.append(f"most needed layer {worst[0]}: accuracy {rate(worst[1])}, P(correct) {rate(prob.get(worst[0]))} "
+                     "without it")
     return facts
 
 
@@ -155,7 +181,8 @@ declare(Analysis(
     "mamba-removal", "Mamba layer removal", "Mamba: accuracy and NLD with each layer's write (out_proj) zeroed",
     PAIR_INPUTS, run_removal, "table", "pairs", check=_check_pairs, excludes=NOT_MAMBA,
     headline=removal_facts,
-    doc="Row 'none' is the clean run; accuracy is over the prompt's names plus the corrupted answer.",
+    doc="Row 'none' is the clean run; accuracy (argmax) and p_correct (the paper's softmax probability of the "
+        "answer) are over the prompt's names plus the corrupted answer.",
 ))
 declare(Analysis(
     "mamba-greedy", "Mamba greedy layer set", "Mamba: a greedy minimal set of layers keeping a target accuracy", (
@@ -208,4 +235,12 @@ declare(Analysis(
     excludes=NOT_MAMBA,
     headline=arith_facts,
     doc="Cell (slot, avg slot): the fraction of prompts whose expected new answer beats the old answer.",
+))
+declare(Analysis(
+    "state-cosine", "Mamba state cosine", "Mamba: cosine of each position's SSM input term B̄x with each later state h", (
+        *PAIR_INPUTS,
+        Param("layers", "ints", "only these layers, e.g. 1 (default: all)", metavar="LIST"),
+    ), run_state_cosine, "grid", "pairs", check=_check_pairs, key=("layers",), excludes=NOT_MAMBA,
+    headline=state_cosine_facts,
+    doc="Cell (layer, i, j): mean over the clean prompts of cos(Δ_i x_i ⊗ B_i, h_j) (paper Fig 6); not causal.",
 ))

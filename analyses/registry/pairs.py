@@ -9,6 +9,7 @@ from analyses.errors import BadInput
 from analyses.registry import Analysis, Param, declare, int_list, names_list, shared
 from analyses.registry.defaults import preferred_site
 from analyses.registry._facts import baselines, data_source, grid_extreme, names, num, rate, top_row
+from analyses.tasks.ioi_patterns import PATTERNS
 
 PAIRS = shared(
     Param("clean", "prompt", "clean prompt"),
@@ -18,7 +19,7 @@ PAIRS = shared(
     Param("pairs", "path", "JSONL file of {clean, corrupt, answer, distractor} (aligned prompts)", metavar="FILE",
           label="pairs file"),
     Param("task", "task", "or N pairs of a built-in task, all of one token length (default: the model's own, when "
-          "no pair or file is given)", metavar="NAME", choices=("ioi", "ioi-abc")),
+          "no pair or file is given)", metavar="NAME", choices=("ioi", "ioi-abc", *PATTERNS)),
     Param("n", "int", "with --task: how many pairs (default 16)", default=16, minimum=1),
     Param("seed", "int", "with --task: the sample's seed", default=0),
     Param("metric", "choice", "nld: normalized logit difference; tokens: total probability of --tokens",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from analyses.errors import BadInput
 from analyses.preparation import step
-from analyses.tasks import count01, count01_eos, ioi, laundry, lookup, lookup_multi, recall
+from analyses.tasks import count01, count01_eos, ioi, ioi_patterns, laundry, lookup, lookup_multi, recall
 from analyses.tasks.base import Example, Pair
 
 # task name -> generator(n, seed) of Examples
@@ -20,12 +20,15 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
     "count01-eos": count01_eos.examples,
     "laundry": laundry.examples,
     "lookup-multi": lookup_multi.examples,
+    # the Mamba IOI paper's five corruption patterns, one task each (tasks/ioi_patterns.py)
+    **{name: (lambda n, seed=0, _p=name: ioi_patterns.examples(_p, n, seed)) for name in ioi_patterns.PATTERNS},
 }
 
 # task name -> generator(n, seed) of clean/corrupted Pairs, for the tasks that have a corruption
 PAIR_TASKS: dict[str, Callable[..., list[Pair]]] = {
     "ioi": lambda n, seed=0: ioi.pairs(n, seed, kind="two"),
     "ioi-abc": lambda n, seed=0: ioi.pairs(n, seed, kind="three"),
+    **{name: (lambda n, seed=0, _p=name: ioi_patterns.pairs(_p, n, seed)) for name in ioi_patterns.PATTERNS},
 }
 
 SPLITS = ("train", "test", "all")
