@@ -51,9 +51,12 @@ def test_a_sweep_retries_an_out_of_memory_forward_at_half_its_rows_with_the_same
     full = _sweep(lm, cap=8)  # the sweep that never runs out
     refuser = Refuser(error, rows=8)
     grid = _sweep(lm, cap=8, refuser=refuser)
-    failed = refuser.seen.index(8)  # the first forward of 8 rows (4 cells of 2 pairs) failed ...
-    assert refuser.seen[failed + 1] <= 4  # ... and was retried at half the rows
-    assert grid.meta["halved_to_rows"] == [4] and not grid.meta["partial"] and "halved_to_rows" not in full.meta
+    # The first forward of 8 rows or more failed (chunk sizes follow wall times, so which forward
+    # that is varies) and was retried once, with at most half the cap's rows.
+    failed = next(i for i, rows in enumerate(refuser.seen) if rows >= 8)
+    assert refuser.seen[failed + 1] < refuser.seen[failed]
+    halved = grid.meta["halved_to_rows"]
+    assert len(halved) == 1 and halved[0] <= 4 and not grid.meta["partial"] and "halved_to_rows" not in full.meta
     # Each cell's rows are computed alone: the same numbers, to float rounding (a sweep's chunk sizes
     # follow its forwards' wall times anyway, and BLAS may sum a row differently in a smaller batch).
     assert torch.allclose(torch.tensor(grid.values), torch.tensor(full.values), rtol=1e-6, atol=1e-7)
