@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from analyses.errors import BadInput
 from analyses.preparation import step
-from analyses.tasks import count01, ioi, lookup, recall
+from analyses.tasks import count01, ioi, lookup, recall, repeat
 from analyses.tasks.base import Example, Pair
 
 # task name -> generator(n, seed) of Examples
@@ -17,6 +17,7 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
     "count01": count01.examples,
     "recall": recall.examples,
     "lookup": lookup.examples,
+    "repeat": repeat.examples,
 }
 
 # task name -> generator(n, seed) of clean/corrupted Pairs, for the tasks that have a corruption

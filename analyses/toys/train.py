@@ -39,6 +39,16 @@ def _freeze_mlps(model: torch.nn.Module) -> None:
             p.requires_grad_(False)
 
 
+def _init_embeddings(model: torch.nn.Module, std: float, seed: int) -> None:
+    """Token and position embeddings drawn from N(0, std^2) (a scale, nothing planted): at GPT-2's
+    0.02 the repeated-segment model never left its loss plateau in 6,000 steps, at 0.3 it learns
+    to copy (docs/erasure-toy.md)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for w in (model.transformer.wte.weight, model.transformer.wpe.weight):
+            w.copy_(torch.randn(w.shape, generator=g) * std)
+
+
 def _encode(tokenizer, examples) -> tuple[list[list[int]], list[list[int]]]:
     """Each example's prompt ids, and the ids that should follow it (answer, then the target if
     any). One batched tokenizer call for the prompts; the few distinct answers are looked up once."""
@@ -64,8 +74,12 @@ def _batch(tokenizer, recipe: Recipe, step: int):
     prompts, follows = _encode(tokenizer, examples)
     seqs, targets = [], []
     for row, (prompt, follow) in enumerate(zip(prompts, follows)):
-        seqs.append(prompt + follow)
-        targets += [(row, len(prompt) - 1 + k, tok) for k, tok in enumerate(follow)]
+        seq = prompt + follow
+        seqs.append(seq)
+        if recipe.every_position:  # a language model's loss: every next token of the text
+            targets += [(row, pos, seq[pos + 1]) for pos in range(len(seq) - 1)]
+        else:
+            targets += [(row, len(prompt) - 1 + k, tok) for k, tok in enumerate(follow)]
     ids, mask = pad_batch(seqs, tokenizer.pad_token_id)
     rows, cols, toks = (torch.tensor(x) for x in zip(*targets))
     return ids, mask, rows, cols, toks
@@ -193,12 +207,14 @@ def train_with_curve(
     check_out_folder(out_dir, force)
     out = _writable_folder(Path(out_dir))
     start = time.monotonic()
-    words = vocabulary()
+    words = list(recipe.words) or vocabulary()
     build_checkpoint(out, recipe.family, words=words, seed=recipe.seed, bos=False, **recipe.shape)
     tokenizer = fast_tokenizer(words)
     model = AutoModelForCausalLM.from_pretrained(out).train()
     if recipe.attn_only:
         _freeze_mlps(model)
+    if recipe.embed_std:
+        _init_embeddings(model, recipe.embed_std, recipe.seed)
     plant(name, model, recipe.seed)  # a planted mechanism, for the recipes that have one (toys/planted.py)
     held_out = _HeldOut(tokenizer, recipe.task) if eval_every else None
     curve: dict[str, list] = {"step": [], "loss": [], "accuracy": [], "eos_accuracy": [], "held_out_loss": []}
@@ -216,7 +232,7 @@ def train_with_curve(
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.01)
-    warmup = max(1, total // 20)
+    warmup = recipe.warmup or max(1, total // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
