@@ -3,7 +3,8 @@
 Each recipe fixes the task, architecture, sizes, optimiser and seeds, so ``train(name)`` always
 writes the same checkpoint: the shipped ones are its output. The model is an ordinary HF model
 class, trained on next-token cross-entropy at the answer position (and, for Count01, at the
-end-of-sequence position after it), over prompts from the task's *train* split only.
+end-of-sequence position after it), or at every position for a recipe with ``every_position``
+(a language model's loss), over prompts from the task's *train* split only.
 
 ``train_with_curve`` is the same run with the knobs a study needs: another head count (same
 d_model), another seed (weights *and* data stream), a stop request checked before every step (the
