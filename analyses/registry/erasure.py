@@ -265,7 +265,8 @@ def importance_facts(table: Any) -> list[str]:
     """The most important component of the layer by median loss increase, and the clean loss."""
     m = table.meta
     i = table.labels.index(m["most"]) if m.get("most") in table.labels else 0
-    return [f"layer {m.get('layer')}: most important {m.get('most')} (median loss +{num(table.values[i], sign=False)}); "
+    rise = num(table.values[i], sign=False)
+    return [f"layer {m.get('layer')}: most important {m.get('most')} (median loss +{rise}); "
             f"clean median loss {num(m.get('clean_loss_median'), sign=False)}", _texts(m)]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from analyses.tasks.repeat import WORDS as REPEAT_WORDS
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -19,6 +21,10 @@ class Recipe:
     bar: float = 0.95  # held-out accuracy the shipped checkpoint must reach
     about: str = ""
     bos: bool = False  # the tokenizer prepends [BOS] to every prompt
+    words: tuple[str, ...] = ()  # the tokenizer's words (default: every built-in task's, tasks.vocabulary())
+    every_position: bool = False  # next-token loss at every position, not only the answer's
+    warmup: int = 0  # linear warm-up steps before the cosine decay (default: a twentieth of the steps)
+    embed_std: float = 0.0  # token and position embeddings drawn at this scale (default: the model's own init)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -34,11 +40,6 @@ RECIPES: dict[str, Recipe] = {
     "lookup": Recipe("lookup", "gpt2", {"d_model": 32, "n_layers": 2, "n_heads": 8, "n_ctx": 16, "n_inner": 16,
                                         "resid_pdrop": 0.0, "attn_pdrop": 0.0, "embd_pdrop": 0.0},
                      steps=500, about="GPT-2, 2 layers, 8 heads, 16 MLP neurons, no dropout, trained on context look-up"),
-    # Paper 1 (erasure, docs/erasure.md): a planted, frozen writer head L0H0 and a planted, frozen eraser
-    # L1H0 (toys/planted.py); the rest of the 3-layer attention-only model is trained on IOI around them.
-    "erasure": Recipe("ioi", "gpt2", {"d_model": 48, "n_layers": 3, "n_heads": 4, "n_ctx": 32}, steps=2000,
-                      attn_only=True, bar=0.9,
-                      about="GPT-2, 3 attention-only layers, IOI: a planted writer L0H0 erased by a planted L1H0"),
     # Paper 5 (counting heads, docs/counting.md): the paper's end-of-sequence rule, learned, nothing planted.
     # Issue 24's recipe, except that GPT-2 keeps its LayerNorms (no family here loads without them).
     "count01-eos": Recipe("count01-eos", "gpt2", {"d_model": 64, "n_layers": 1, "n_heads": 4, "n_ctx": 40,
@@ -69,7 +70,28 @@ STUDY_RECIPES: dict[str, Recipe] = {
     # 500. About 6 minutes on one CPU thread (60 steps/s).
     "count01-full": Recipe("count01", "gpt2", {"d_model": 32, "n_layers": 1, "n_heads": 4, "n_ctx": 24}, steps=20000,
                            attn_only=True, about="toy:count01's model trained 20k steps, to its loss plateau"),
+    # Paper 1 (erasure), issue 24's recipe with two changes that let it learn to copy: no dropout and
+    # embeddings drawn at scale 0.3 (at GPT-2's 0.02 it never left the loss plateau). It copies (second-copy
+    # accuracy 0.57 held out) but learned no erasure: layer 1 points away from L0H0 (summed PR -1.59) without
+    # reading it (scatter r -0.02, causal check restores nothing). Not shipped; docs/erasure-toy.md.
+    "erasure-repeat": Recipe("repeat", "gpt2", {"d_model": 32, "n_layers": 2, "n_heads": 4, "n_ctx": 24,
+                                                "resid_pdrop": 0.0, "attn_pdrop": 0.0, "embd_pdrop": 0.0},
+                             steps=6000, attn_only=True, bar=0.0, words=tuple(REPEAT_WORDS), every_position=True,
+                             warmup=50, embed_std=0.3,
+                             about="paper 1 attempt: GPT-2, 2 attention-only layers, repeated segments; learns to "
+                                   "copy, not to erase (docs/erasure-toy.md)"),
 }
 
-TRAIN_RECIPES: dict[str, Recipe] = {**RECIPES, **STUDY_RECIPES}
+# Test fixtures: shipped (``toy:NAME`` loads them) but not listed by ``workbench models``, because what
+# they show was put there by hand (toys/planted.py), not learned.
+FIXTURE_RECIPES: dict[str, Recipe] = {
+    # A planted, frozen writer head L0H0 and a planted, frozen eraser L1H0; the rest of the 3-layer
+    # attention-only model is trained on IOI around them. Its r = -0.975 holds by construction.
+    "erasure-planted": Recipe("ioi", "gpt2", {"d_model": 48, "n_layers": 3, "n_heads": 4, "n_ctx": 32}, steps=2000,
+                              attn_only=True, bar=0.9,
+                              about="TEST FIXTURE, not a finding: GPT-2, 3 attention-only layers, IOI, a writer "
+                                    "L0H0 and an eraser L1H0 planted by hand"),
+}
+
+TRAIN_RECIPES: dict[str, Recipe] = {**RECIPES, **STUDY_RECIPES, **FIXTURE_RECIPES}
 

@@ -3,7 +3,8 @@
 Each recipe fixes the task, architecture, sizes, optimiser and seeds, so ``train(name)`` always
 writes the same checkpoint: the shipped ones are its output. The model is an ordinary HF model
 class, trained on next-token cross-entropy at the answer position (and, for Count01, at the
-end-of-sequence position after it), over prompts from the task's *train* split only.
+end-of-sequence position after it), or at every position for a recipe with ``every_position``
+(a language model's loss), over prompts from the task's *train* split only.
 
 ``train_with_curve`` is the same run with the knobs a study needs: another head count (same
 d_model), another seed (weights *and* data stream), a stop request checked before every step (the
@@ -39,6 +40,16 @@ def _freeze_mlps(model: torch.nn.Module) -> None:
             p.requires_grad_(False)
 
 
+def _init_embeddings(model: torch.nn.Module, std: float, seed: int) -> None:
+    """Token and position embeddings drawn from N(0, std^2) (a scale, nothing planted): at GPT-2's
+    0.02 the repeated-segment model never left its loss plateau in 6,000 steps, at 0.3 it learns
+    to copy (docs/erasure-toy.md)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for w in (model.transformer.wte.weight, model.transformer.wpe.weight):
+            w.copy_(torch.randn(w.shape, generator=g) * std)
+
+
 def _encode(tokenizer, examples) -> tuple[list[list[int]], list[list[int]]]:
     """Each example's prompt ids, and the ids that should follow it (answer, then the target if
     any). One batched tokenizer call for the prompts; the few distinct answers are looked up once."""
@@ -68,8 +79,12 @@ def _batch(tokenizer, recipe: Recipe, step: int):
     prompts, follows = _encode(tokenizer, examples)
     seqs, targets = [], []
     for row, (prompt, follow) in enumerate(zip(prompts, follows)):
-        seqs.append(prompt + follow)
-        targets += [(row, len(prompt) - 1 + k, tok) for k, tok in enumerate(follow)]
+        seq = prompt + follow
+        seqs.append(seq)
+        if recipe.every_position:  # a language model's loss: every next token of the text
+            targets += [(row, pos, seq[pos + 1]) for pos in range(len(seq) - 1)]
+        else:
+            targets += [(row, len(prompt) - 1 + k, tok) for k, tok in enumerate(follow)]
     ids, mask = pad_batch(seqs, tokenizer.pad_token_id)
     rows, cols, toks = (torch.tensor(x) for x in zip(*targets))
     return ids, mask, rows, cols, toks
@@ -197,12 +212,14 @@ def train_with_curve(
     check_out_folder(out_dir, force)
     out = _writable_folder(Path(out_dir))
     start = time.monotonic()
-    words = vocabulary()
+    words = list(recipe.words) or vocabulary()
     build_checkpoint(out, recipe.family, words=words, seed=recipe.seed, bos=recipe.bos, **recipe.shape)
     tokenizer = fast_tokenizer(words, recipe.bos)
     model = AutoModelForCausalLM.from_pretrained(out).train()
     if recipe.attn_only:
         _freeze_mlps(model)
+    if recipe.embed_std:
+        _init_embeddings(model, recipe.embed_std, recipe.seed)
     plant(name, model, recipe.seed)  # a planted mechanism, for the recipes that have one (toys/planted.py)
     held_out = _HeldOut(tokenizer, recipe.task) if eval_every else None
     curve: dict[str, list] = {"step": [], "loss": [], "accuracy": [], "eos_accuracy": [], "held_out_loss": []}
@@ -220,7 +237,7 @@ def train_with_curve(
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.01)
-    warmup = max(1, total // 20)
+    warmup = recipe.warmup or max(1, total // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
