@@ -316,7 +316,34 @@ COSTS: dict[str, Callable[[dict, Dims], Cost]] = {
     "sae-max-acts": lambda p, d: _sae(p, d, d.items, 1 + min(p.get("top") or 20, d.items)),
     "sae-corpus": lambda p, d: _sae(p, d, d.items, 0, corpus=True),
     "probe": lambda p, d: _probe(p, d),
+    "erasure-verdict": lambda p, d: _erasure(p, d, 2 * d.items, d.items * (1 + _suffix_share(d))),  # PR, then removed
+    "erasure-modified": lambda p, d: _erasure(p, d, d.items),
+    "erasure-input": lambda p, d: _erasure(p, d, 2 * d.items, d.items * (1 + _suffix_share(d))),
+    "erasure-importance": lambda p, d: _erasure(p, d, d.items * (2 + _heads(d)), d.items * (1 + (1 + _heads(d)) * _suffix_share(d))),
+    "neuron-baseline": lambda p, d: _neuron_baseline(p, d),
+    "positional-subspace": lambda p, d: _examples(d, d.items),
+    "centroid-traversal": lambda p, d: _examples(d, d.items * (1 + LIST_POSITIONS), rows=LIST_POSITIONS),
+    "centroid-replace": lambda p, d: _examples(d, 4 * d.items, rows=2),  # fit, before, after, the control
+    "state-cosine": lambda p, d: _state_cosine(p, d),
 }
+
+LIST_POSITIONS = 10  # positions a list task's centroid traversal visits (the Laundry List's longest list)
+
+
+def _neuron_baseline(p: dict, d: Dims) -> Cost:
+    """Both groups of k neurons through neuron-ablation's pipeline, after one shared corpus pass."""
+    top = min(p.get("top") or 40, d.items)
+    per = top * (1 + _heads(d) * d.n_layers)  # trim, then each head ablated over the top texts
+    k2 = 2 * (p.get("k") or 8)
+    return _neurons(p, d, k2 * per, k2 * top * (1 + _heads(d) * _suffix_share(d)))
+
+
+def _state_cosine(p: dict, d: Dims) -> Cost:
+    """One run capturing each layer's input terms and states [b, s, d_inner, d_state] (twice)."""
+    layers = len(str(p["layers"]).split(",")) if p.get("layers") else d.n_layers
+    states = 2 * layers * d.items * d.seq * d.d_inner * max(d.d_state, 1) * 4
+    return _cost(_mamba_base(d, d.items) + states, d, layers * d.seq, **_mine(d.items), shrink="fewer pairs (--n) or layers")
+
 
 SAE_WIDTH = 32  # d_sae / d_model assumed before the SAE's folder is read (public residual SAEs: 8 to 64)
 

@@ -75,6 +75,7 @@ def parse_edit(text: str) -> Edit:
     return Edit(int(layer), int(head), target, comp_list, op, x, None if pos is None else int(pos))
 
 
-def parse_edits(texts) -> list[Edit]:
-    """Edits from the repeatable option (None or [] -> none)."""
-    return [parse_edit(t) for t in (texts or []) if str(t).strip()]
+def parse_edits(texts) -> list:
+    """Edits from the repeatable option (None or [] -> none); standing interventions already made
+    (steering, a projection: ``analyses.edits.Standing``) pass as they are."""
+    return [parse_edit(t) if isinstance(t, str) else t for t in (texts or []) if not isinstance(t, str) or t.strip()]

@@ -10,7 +10,7 @@ accuracy on the held-out rest.
 
 The probe's direction (binary labels) is its weight vector in activation units, ``w / std``,
 returned unit-norm with the layer it came from: a steering vector, or a direction to project out
-(``project_out``).
+(``analyses.steering``: ``--steer RUN*SCALE``, ``--project-out RUN``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from torch import Tensor
 from analyses.corpus import Progress, Stop
 from analyses.errors import BadInput
 from analyses.models.base import HookedModel
-from analyses.models.hooks import Intervention
 from analyses.results import Series
 
 SITES = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out")
@@ -162,18 +161,6 @@ def fit_probe(x: Tensor, y: Tensor, classes: list[str], l2: float, max_iter: int
     with torch.enable_grad():
         opt.step(loss)
     return Probe(mean, std, W.detach(), b.detach(), classes)
-
-
-def project_out(hook: str, direction: Tensor, pos: int | None = None) -> Intervention:
-    """The intervention that removes ``direction``'s component from ``hook``'s activation:
-    ``x - (x · u) u`` with u the unit direction (the probe's, say), at ``pos`` or everywhere."""
-    u = direction.float() / direction.float().norm()
-
-    def remove(x: Tensor) -> Tensor:
-        ud = u.to(x.device, torch.float32)
-        return x - ((x.float() @ ud)[..., None] * ud).to(x.dtype)
-
-    return Intervention(hook, "fn", fn=remove, pos=pos, label=f"project out a direction at {hook}")
 
 
 def probe_layers(model: HookedModel, tokenizer, texts: list[str], labels: list[str], site: str, positions: list[int],

@@ -52,13 +52,18 @@ class Steer:
 
     def interventions(self, model: HookedModel) -> tuple[Intervention, ...]:
         """The run-time edit on ``model``: checked against its hook names and width."""
-        if self.hook not in model.hook_names():
-            raise BadInput(f"{self.text}: {model.shape.family} has no hook {self.hook} (see docs/hooks.md)")
-        if self.vector.shape[0] != model.shape.d_model:
-            raise BadInput(f"{self.text}: the vector has {self.vector.shape[0]} dimensions, the model's residual "
-                           f"stream {model.shape.d_model}")
+        _check_fits(self.text, self.vector, self.hook, model)
         pos = None if self.start is None else slice(self.start, None)
         return (Intervention(self.hook, "add", value=self.scale * self.vector.float(), pos=pos, label=self.text),)
+
+
+def _check_fits(text: str, vector: Tensor, hook: str, model: HookedModel) -> None:
+    """A standing vector intervention's hook exists on ``model`` and the vector has its width."""
+    if hook not in model.hook_names():
+        raise BadInput(f"{text}: {model.shape.family} has no hook {hook} (see docs/hooks.md)")
+    if vector.shape[0] != model.shape.d_model:
+        raise BadInput(f"{text}: the vector has {vector.shape[0]} dimensions, the model's residual "
+                       f"stream {model.shape.d_model}")
 
 
 _STEER = re.compile(r"^\*?(-?[0-9.eE+-]+)@([^:]+)(?::from(-?\d+))?$")
@@ -161,9 +166,75 @@ def steering_sweep(model: HookedModel, prompts: Tensor, metric: Callable[[Tensor
                 {"layer": [f"L{layer}" for layer in layers], "scale": [f"{s:g}" for s in scales]}, rows)
 
 
+@dataclass(frozen=True)
+class ProjectOut:
+    """Remove ``vector``'s direction from the activation ``hook``: ``x - (x . u) u`` with u its
+    unit vector, at every position or from ``start`` on (a probe's direction: does the model still
+    do the task without it?). A standing intervention like ``Steer``."""
+
+    vector: Tensor
+    hook: str
+    start: int | None = None
+    name: str = "v"
+
+    def __post_init__(self) -> None:
+        if self.vector.ndim != 1 or not float(self.vector.float().norm()) > 0:
+            raise BadInput(f"a direction to project out is one nonzero vector [d]; got shape {tuple(self.vector.shape)}")
+
+    @property
+    def text(self) -> str:
+        where = "" if self.start is None else f":from{self.start}"
+        return f"project:{self.name}@{self.hook}{where}"
+
+    def interventions(self, model: HookedModel) -> tuple[Intervention, ...]:
+        _check_fits(self.text, self.vector, self.hook, model)
+        u = self.vector.float() / self.vector.float().norm()
+
+        def remove(x: Tensor) -> Tensor:
+            ud = u.to(x.device, torch.float32)
+            return x - ((x.float() @ ud)[..., None] * ud).to(x.dtype)
+
+        pos = None if self.start is None else slice(self.start, None)
+        return (Intervention(self.hook, "fn", fn=remove, pos=pos, label=self.text),)
+
+
+_WHERE = re.compile(r"^@?([^:@]*)(?::from(-?\d+))?$")
+PROJECT_SYNTAX = "@LAYER or @HOOK, optionally :fromPOS (e.g. @1, @blocks.1.hook_resid_post:from-1); empty: the vector's own hook"
+
+
+def parse_projection(text: str, vector: Tensor, name: str, default_hook: str, n_layers: int | None = None) -> ProjectOut:
+    """``"@1:from-1"`` (layer or hook, first position; empty: the vector's own hook) -> ProjectOut."""
+    m = _WHERE.match(text.strip().replace(" ", ""))
+    if not m:
+        raise BadInput(f"projection {text!r}: write {PROJECT_SYNTAX}")
+    hook = resid_hook(m.group(1), n_layers) if m.group(1) else default_hook
+    return ProjectOut(vector, hook, None if m.group(2) is None else int(m.group(2)), name)
+
+
+DIRECTION_RUNS = ("steering-vector", "probe")  # the runs whose result holds a direction
+
+
+def direction_of(result, name: str) -> tuple[Tensor, str]:
+    """(vector, the hook it was read at) of a ``steering-vector`` run, or of a ``probe`` run (its
+    best probe's unit direction, two labels only), as a session stores them."""
+    analysis = getattr(result, "analysis", None)
+    if analysis == "steering-vector":
+        return torch.tensor([float(v) for v in result.values], dtype=torch.float32), result.meta["hook"]
+    if analysis == "probe":
+        found = result.meta.get("direction")
+        if not found:
+            raise BadInput(f"{name}: the probe has no direction (a direction needs exactly two labels)")
+        return torch.tensor([float(v) for v in found["vector"]], dtype=torch.float32), found["hook"]
+    raise BadInput(f"{name} is not a steering-vector or probe run")
+
+
 def steer_from_result(result, name: str, text: str, n_layers: int | None = None) -> Steer:
-    """A ``steering-vector`` result (as a session stores it) applied as ``text`` (``STEER_SYNTAX``)."""
-    if getattr(result, "analysis", None) != "steering-vector":
-        raise BadInput(f"{name} is not a steering-vector run")
-    vector = torch.tensor([float(v) for v in result.values], dtype=torch.float32)
-    return parse_steer(text, vector, name, result.meta["hook"], n_layers)
+    """A ``steering-vector`` or ``probe`` result (as a session stores it) applied as ``text`` (``STEER_SYNTAX``)."""
+    vector, hook = direction_of(result, name)
+    return parse_steer(text, vector, name, hook, n_layers)
+
+
+def projection_from_result(result, name: str, text: str, n_layers: int | None = None) -> ProjectOut:
+    """A ``steering-vector`` or ``probe`` result's direction projected out as ``text`` (``PROJECT_SYNTAX``)."""
+    vector, hook = direction_of(result, name)
+    return parse_projection(text, vector, name, hook, n_layers)

@@ -29,7 +29,8 @@ async def test_generation_streams_token_by_token_and_escape_cancels_it(monkeypat
         choose(app, "prompt", "generate", max_tokens="15")
         await pilot.press("ctrl+r")
         view = app._pane("prompt").view
-        await wait_for(pilot, lambda: len(view.caption.split()) >= 4)  # "plain: A B C": three tokens so far
+        # "plain: A B C": three tokens so far (the caption held the opening DLA's headline before)
+        await wait_for(pilot, lambda: view.caption.lstrip().startswith("plain:") and len(view.caption.split()) >= 4)
         shown = view.caption
         assert shown.lstrip().startswith("plain:") and app._active_job is not None
         await wait_for(pilot, lambda: view.caption != shown)  # it grows as tokens come
@@ -51,7 +52,7 @@ async def test_a_steering_vector_applies_from_the_palette_and_is_recorded_and_un
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.ws.runs[-1].analysis == "steering-vector")
         assert "Steering: apply" in [c.title for c in app.get_system_commands(app.screen)]
-        name, result = app._steering_run()
+        name, result = app._direction_run()
         app.add_steering(name, result, "8@1")
         await pilot.pause()
         (steer,) = app.edits

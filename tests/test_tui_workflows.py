@@ -308,7 +308,7 @@ async def test_loading_reports_its_stages():
     async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
         await ready(pilot, app)
         stages = [(m.step, m.of) for m in messages if isinstance(m, WorkbenchApp.LoadProgress)]
-        assert stages[0] == (0, 4) and stages[-1] == (4, 4) and len(stages) == 5
+        assert stages[0] == (0, 5) and stages[-1] == (5, 5) and len(stages) == 6  # the last: the parity check
         assert not app.query_one("#load_bar").has_class("loading")
 
 
@@ -376,8 +376,9 @@ async def test_controls_offer_what_the_model_has(checkpoints):
         assert sites == ["resid_pre", "layer_in", "out_proj", "conv", "ssm_in"]
         assert app.query_one("#pairs-site", Select).value == "out_proj"
         assert [value for _, value in app.query_one("#prompt-by", Select)._options] == ["layer"]
-        # no attention in Mamba: the prompt tab offers DLA and the logit lens only
-        assert [value for _, value in app.query_one("#prompt-analysis", Select)._options] == ["dla", "logit-lens"]
+        # no attention in Mamba: the prompt tab offers no attention or head analyses
+        assert [value for _, value in app.query_one("#prompt-analysis", Select)._options] == [
+            "dla", "logit-lens", "generate", "sae-features", "sae-dla"]
         await _open_patching(pilot, app, "patch")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: _history(app) == 2)

@@ -339,8 +339,11 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, Failure
             text = "" if self.ws.spec in self._loading else "model not loaded"
         else:
             info = loaded.info
-            text = (f"{info['model_type']} · {info['device']} · {info['dtype']} · {parity_text(info.get('parity'))} · "
-                    f"{memory_text(info['device'])}")
+            parity = info.get("parity")
+            # A passing check gives way to the edits in force (an 80-column bar has no room for both
+            # beside the run's status); a failing one always shows.
+            checked = "" if self.edits and parity and parity["ok"] else f"{parity_text(parity)} · "
+            text = f"{info['model_type']} · {info['device']} · {info['dtype']} · {checked}{memory_text(info['device'])}"
         if self.edits:
             text += " · edits: " + " ".join(self.edit_texts())
         try:

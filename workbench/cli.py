@@ -83,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--steer", dest="steers", action="append", default=None, metavar="RUN*SCALE[@LAYER][:fromPOS]",
                        help="run with a steering vector of the --session (run RUN, a steering-vector run) added "
                             "SCALE times at LAYER's resid_pre or a hook name (default: where it was taken), at "
-                            "every position or from POS on (repeatable), e.g. 3*4@1")
+                            "every position or from POS on (repeatable), e.g. 3*4@1; a probe run's direction too")
+        p.add_argument("--project-out", dest="projections", action="append", default=None,
+                       metavar="RUN[@LAYER][:fromPOS]",
+                       help="run with the direction of the --session's run RUN (a probe or steering-vector run) "
+                            "projected out of LAYER's resid_pre or a hook name (default: where it was taken), "
+                            "at every position or from POS on (repeatable), e.g. 5@1")
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.add_argument("--no-memory-check", action="store_true",
                        help="run even when the run's estimated memory exceeds what the device has free")
@@ -189,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
         from analyses.cost import check_memory
 
         check_memory(loaded, analysis, params, override="--no-memory-check runs it anyway")  # exit 2, before any work
-    edits += _steers(args.steers, session, loaded.hooked.shape.n_layers)
+    edits += _directions(args.steers, args.projections, session, loaded.hooked.shape.n_layers)
     if args.session is not None:
         try:
             session = session or Session.create(args.session, loaded.info)
@@ -229,24 +234,36 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _steers(given: list[str] | None, session: Any, n_layers: int) -> list[Any]:
-    """``--steer RUN*SCALE...`` as standing interventions, each vector read from the session's run."""
-    if not given:
+def _directions(steers: list[str] | None, projections: list[str] | None, session: Any, n_layers: int) -> list[Any]:
+    """``--steer RUN*SCALE...`` and ``--project-out RUN@...`` as standing interventions, each
+    direction read from the session's run (a steering-vector or probe run)."""
+    if not steers and not projections:
         return []
-    from analyses.steering import STEER_SYNTAX, steer_from_result
+    from analyses.steering import STEER_SYNTAX, projection_from_result, steer_from_result
 
     if session is None:
-        raise BadInput("--steer names a steering-vector run of a session: give --session FILE")
+        raise BadInput("--steer and --project-out name a run of a session: give --session FILE")
     runs = {r.id: r for r in session.runs()}
-    out = []
-    for text in given:
-        run, star, rest = text.partition("*")
-        if not star or not run.strip().isdigit():
-            raise BadInput(f"--steer {text!r}: write RUN*{STEER_SYNTAX}")
+
+    def run_of(text: str, option: str, run: str, syntax: str):
+        if not run.strip().isdigit():
+            raise BadInput(f"{option} {text!r}: write {syntax}")
         found = runs.get(int(run))
         if found is None:
-            raise BadInput(f"--steer {text!r}: the session has no run {run.strip()}")
-        out.append(steer_from_result(found.result, f"run{int(run)}", rest, n_layers))
+            raise BadInput(f"{option} {text!r}: the session has no run {run.strip()}")
+        return found.result, f"run{int(run)}"
+
+    out = []
+    for text in steers or []:
+        run, star, rest = text.partition("*")
+        if not star:
+            raise BadInput(f"--steer {text!r}: write RUN*{STEER_SYNTAX}")
+        out.append(steer_from_result(*run_of(text, "--steer", run, f"RUN*{STEER_SYNTAX}"), rest, n_layers))
+    for text in projections or []:
+        run, at, rest = text.partition("@")
+        run, colon, start = run.partition(":")
+        where = at + rest + (colon + start if colon else "")
+        out.append(projection_from_result(*run_of(text, "--project-out", run, "RUN[@LAYER|@HOOK][:fromPOS]"), where, n_layers))
     return out
 
 

@@ -1,8 +1,9 @@
 """The edits in force in the app: every run applies them (and undoes them after itself), so the
 model between runs is always the loaded one; the list shows beside the model in the status bar,
-and the palette adds ("Edit: add"), undoes ("Undo edit") and clears them. Steering vectors of the
-session join the same list ("Steering: apply"), as standing interventions (analyses.edits.Standing)
-that undo and clear like edits. A mixin of ``WorkbenchApp``."""
+and the palette adds ("Edit: add"), undoes ("Undo edit") and clears them. The session's steering
+vectors and probes' directions join the same list ("Steering: apply", "Direction: project out"), as
+standing interventions (analyses.edits.Standing) that undo and clear like edits. A mixin of
+``WorkbenchApp``."""
 
 from __future__ import annotations
 
@@ -30,9 +31,11 @@ class EditActions:
     def edit_commands(self):
         yield SystemCommand("Edit: add", "run every analysis with an edit of a head's SVD component, "
                             "e.g. L1H2:ov:0=0 (see docs/composition.md)", self.action_add_edit)
-        if self._steering_run() is not None:
-            yield SystemCommand("Steering: apply", "add a steering vector of this session to every run, at a "
-                                "scale and layer (e.g. 4@1)", self.action_add_steering)
+        if self._direction_run() is not None:
+            yield SystemCommand("Steering: apply", "add a steering vector or probe direction of this session to "
+                                "every run, at a scale and layer (e.g. 4@1)", self.action_add_steering)
+            yield SystemCommand("Direction: project out", "remove a steering vector's or probe's direction from "
+                                "a layer's residual stream in every run (e.g. @1)", self.action_add_projection)
         if self.edits:
             yield SystemCommand("Undo edit", f"drop the latest edit ({self.edit_texts()[-1]})", self.action_undo_edit)
             yield SystemCommand("Edits: clear", f"drop all {len(self.edits)} edits", self.action_clear_edits)
@@ -73,45 +76,65 @@ class EditActions:
 
     # ---- steering vectors ----------------------------------------------------------------------
 
-    def _steering_run(self) -> tuple[str, object] | None:
-        """(its name, result) of the steering vector to apply: the run on show when it is one, else
-        the session's latest."""
+    def _direction_run(self) -> tuple[str, object] | None:
+        """(its name, result) of the direction to apply: the run on show when it is a steering-vector
+        or probe run, else the session's latest such run."""
+        from analyses.steering import DIRECTION_RUNS
+
         shown = self._shown
-        if shown is not None and shown.analysis == "steering-vector" and shown.result is not None:
+        if shown is not None and shown.analysis in DIRECTION_RUNS and shown.result is not None:
             entries = [shown]
         else:
-            entries = [e for e in reversed(self.ws.runs) if e.analysis == "steering-vector" and e.result is not None]
+            entries = [e for e in reversed(self.ws.runs) if e.analysis in DIRECTION_RUNS and e.result is not None]
         if not entries:
             return None
         entry = entries[0]
         number = entry.id if entry.id is not None else self.ws.runs.index(entry) + 1
         return f"run{number}", entry.result
 
-    def action_add_steering(self) -> None:
-        found = self._steering_run()
+    def _ask_direction(self, verb: str, syntax: str, example: str, make) -> None:
+        found = self._direction_run()
         if found is None:
-            return self.notify("run steering-vector first (Patching tab): its vector is what steering adds",
+            return self.notify("run steering-vector (Patching tab) or probe first: its direction is what this uses",
                                severity="warning")
-        from analyses.steering import STEER_SYNTAX
+        from analyses.steering import direction_of
 
         name, result = found
-        about = f"|v| {result.meta['norm']:.4g}, taken at {result.meta['hook']}"
-        self.push_screen(AskDialog(f"Steer every run with {name} ({about}): {STEER_SYNTAX}", "steer_text", "4@1"),
-                         lambda text: self.add_steering(name, result, text))
+        try:
+            vector, hook = direction_of(result, name)
+        except BadInput as e:
+            return self.push_screen(ErrorDialog(str(e)))
+        about = f"{result.analysis}, |v| {float(vector.norm()):.4g}, taken at {hook}"
+        self.push_screen(AskDialog(f"{verb} {name} ({about}): {syntax}", "steer_text", example),
+                         lambda text: self.add_direction(make, name, result, text))
+
+    def action_add_steering(self) -> None:
+        from analyses.steering import STEER_SYNTAX, steer_from_result
+
+        self._ask_direction("Steer every run with", STEER_SYNTAX, "4@1", steer_from_result)
+
+    def action_add_projection(self) -> None:
+        from analyses.steering import PROJECT_SYNTAX, projection_from_result
+
+        self._ask_direction("Project out of every run the direction of", PROJECT_SYNTAX, "@1", projection_from_result)
 
     def add_steering(self, name: str, result, text: str | None) -> None:
-        if text is None:
-            return
         from analyses.steering import steer_from_result
 
+        self.add_direction(steer_from_result, name, result, text)
+
+    def add_direction(self, make, name: str, result, text: str | None) -> None:
+        """``make(result, name, text, n_layers)`` (a Steer or ProjectOut) joins the edits in force."""
+        if text is None:
+            return
         try:
             hooked = self.loaded.hooked if self.loaded is not None else None
-            steer = steer_from_result(result, name, text, hooked.shape.n_layers if hooked is not None else None)
+            standing = make(result, name, text, hooked.shape.n_layers if hooked is not None else None)
             if hooked is not None:
-                steer.interventions(hooked)  # the hook and the width checked now, not at the next run
+                standing.interventions(hooked)  # the hook and the width checked now, not at the next run
         except BadInput as e:
             self.push_screen(ErrorDialog(str(e)))
             return
-        self.edits = (*self.edits, steer)
+        self.edits = (*self.edits, standing)
         self._show_model()
-        self.notify(f"{steer.text} applies to every run until undone ({len(self.edits)} in force)")
+        self.notify(f"{standing.text} applies to every run until undone ({len(self.edits)} in force)")

@@ -94,7 +94,11 @@ def test_a_corpus_loop_measures_an_out_of_memory_batch_in_halves_with_the_same_n
     refuser = Refuser(error, rows=8)
     halved, halved_meta = _texts(lm, refuser, run)
     assert refuser.seen[:5] == [8, 4, 4, 4, 4]  # refused at 8, then every batch in halves of 4
-    assert halved == found and halved_meta["documents"] == meta["documents"] == 16
+    # The same prompts, cut at the same places; activations to float rounding (a batch of 4 may
+    # sum a row in another order than a batch of 8 where the texts' lengths differ).
+    assert [(p.ids, p.doc, p.start, p.full_length) for p in halved] == [(p.ids, p.doc, p.start, p.full_length) for p in found]
+    assert all(abs(a.original - b.original) <= 1e-6 * max(1.0, abs(b.original)) for a, b in zip(halved, found))
+    assert halved_meta["documents"] == meta["documents"] == 16
     assert halved_meta.get("halved_batch") and "halved_batch" not in meta
 
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from analyses.errors import BadInput
-from analyses.probes import collect, fit_probe, labelled_texts, probe_layers, project_out, split
+from analyses.probes import collect, fit_probe, labelled_texts, probe_layers, split
+from analyses.steering import ProjectOut
 
 
 def _newton(z: np.ndarray, y: np.ndarray, l2: float, steps: int = 50) -> np.ndarray:
@@ -103,7 +104,7 @@ def test_projecting_out_a_direction_leaves_no_component_along_it(loaded):
     hook = "blocks.0.hook_resid_post"
     ids = torch.tensor([lm.tokenizer("When Mary and John went")["input_ids"]])
     u = torch.randn(lm.hooked.shape.d_model)
-    iv = project_out(hook, u)
+    (iv,) = ProjectOut(u, hook).interventions(lm.hooked)
     run = lm.hooked.run(ids, interventions=[iv], capture=[hook])
     seen = run.cache[hook]
     assert float((seen @ (u / u.norm())).abs().max()) < 1e-4
