@@ -51,8 +51,9 @@ RECIPES: dict[str, Recipe] = {
     # Paper 4 (Mamba IOI, docs/mamba-k2.md): toy:ioi-mamba's recipe with a conv kernel of 2, so a name
     # can only be carried one position on by the conv; subtract-and-add in layer 1's SSM input flips it.
     "ioi-mamba-k2": Recipe("ioi-abc", "mamba", {"d_model": 64, "n_layers": 2, "conv_kernel": 2}, steps=1000, bar=0.90,
-                           about="Mamba, 2 layers, conv kernel 2, three-name ABC IOI: linear names (Ensign & "
-                                 "Garriga-Alonso 2024)"),
+                           about="paper 4 (Ensign & Garriga-Alonso 2024, Mamba IOI): Mamba, 2 layers, conv kernel "
+                                 "2, three-name ABC IOI; names linear at their own position (name-arith --offset 0), "
+                                 "not one on as in the paper"),
     # Paper 2, trained (issue 24): eight marker words, each raising its own name; nothing planted.
     "lookup-multi": Recipe("lookup-multi", "gpt2", {"d_model": 32, "n_layers": 2, "n_heads": 8, "n_ctx": 16,
                                                     "n_inner": 256, "resid_pdrop": 0.0, "attn_pdrop": 0.0,
