@@ -149,7 +149,12 @@ class WorkbenchApp(FormActions, RunActions, SessionActions, EditActions, Failure
         for tab_id, pane in self._panes.items():
             if not pane.is_attached:
                 await self.query_one(f"#{tab_id}", TabPane).mount(pane)
-        self._open_first()
+        try:
+            self._open_first()
+        except Exception as error:
+            # A startup failure ends the app (exit 1) naming this error: handed to Textual here, it is
+            # the one recorded, not whatever the teardown of half-mounted controls raises after it.
+            self._handle_exception(error)
 
     def _label_tabs(self, keymap: dict[str, str]) -> None:
         """Each tab's label leads with its key ("F5 Prompt"), as bound after the user's keymap."""
