@@ -9,8 +9,8 @@ from torch import Tensor
 
 from analyses.corpus import CorpusBatch, CorpusLoop, Progress, PromptSet, Stop
 from analyses.dla import readout
-from analyses.erasure.measure import Measure, Run, center
-from analyses.errors import BadInput, Cancelled
+from analyses.erasure.measure import Measure, Run, center, check_resampled
+from analyses.errors import BadInput
 from analyses.labels import Node, parse_node
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
@@ -143,11 +143,7 @@ def dla_vs_effect(
         logit_sum += float(base.sum())
         eff_sum += effects
         count += len(clean.rows)
-    if count == 0 and loop.partial:
-        raise Cancelled("erasure-effect stopped before its first batch ended")
-    if count == 0:
-        raise BadInput("no position to measure: resampling needs batches of two or more texts with a next token "
-                       f"after --start {start}")
+    check_resampled(count, loop.partial, "erasure-effect", start)
     dla, eff = (dla_sum / count).tolist(), (eff_sum / count).tolist()
     flags = [_flag(a, b, factor, floor) for a, b in zip(dla, eff)]
     meta = {"metric": "true next-token logit" + (" (centred over the vocabulary)" if fold == "tl" else ""),

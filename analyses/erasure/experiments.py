@@ -10,17 +10,13 @@ import torch
 
 from analyses.corpus import CorpusLoop, Progress, PromptSet, Stop
 from analyses.erasure.effects import _resample
-from analyses.erasure.measure import Measure, Run
+from analyses.erasure.measure import Measure, Run, check_resampled
 from analyses.erasure.ratios import _band, _writer_ratios, check_band
-from analyses.errors import BadInput, Cancelled
+from analyses.errors import BadInput
 from analyses.labels import Node, parse_node
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
 from analyses.results import Table
-
-
-def _no_points(start: int) -> BadInput:
-    return BadInput(f"no position to measure: the texts are too short for --start {start}")
 
 
 def modified_dla(
@@ -44,7 +40,7 @@ def modified_dla(
         mod.append((res * x[:, None])[keep].cpu())
         own.append(x[keep].cpu())
     if not own or sum(len(x) for x in own) == 0:
-        raise _no_points(start)
+        raise BadInput(f"no position to measure: the texts are too short for --start {start}")
     mod_all, own_all = torch.cat(mod).double(), torch.cat(own).double()
     later = [i for i, lab in enumerate(m.resid_labels) if i >= m.resid_labels.index(f"resid_pre{node.layer}")]
     labels = [m.resid_labels[i] for i in later]
@@ -105,11 +101,7 @@ def input_resample(
         before += comps[..., 0].sum(0).double().cpu()
         after += done
         count += len(clean.rows)
-    if count == 0 and loop.partial:
-        raise Cancelled("erasure-input stopped before its first batch ended")
-    if count == 0:
-        raise BadInput("no position to measure: resampling needs batches of two or more texts with a next token "
-                       f"after --start {start}")
+    check_resampled(count, loop.partial, "erasure-input", start)
     b, a = (before / count).tolist(), (after / count).tolist()
     meta = {"writer": node.label, "fold": fold, "points": count,
             "writer_dla": b[m.comp_labels.index(node.label)], "writer_dla_after": a[m.comp_labels.index(node.label)],
@@ -154,11 +146,7 @@ def layer_importance(
             break
         rises.append(torch.stack(per, 1))
         clean_losses.append(base.cpu())
-    if not rises and loop.partial:
-        raise Cancelled("erasure-importance stopped before its first batch ended")
-    if not rises:
-        raise BadInput("no position to measure: resampling needs batches of two or more texts with a next token "
-                       f"after --start {start}")
+    check_resampled(len(rises), loop.partial, "erasure-importance", start)
     values = torch.cat(rises).numpy()
     med, low, high, mean = _band(values, band)
     clean_all = torch.cat(clean_losses).numpy()

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from analyses.corpus import CorpusBatch
 from analyses.dla import readout
-from analyses.errors import BadInput
+from analyses.errors import BadInput, Cancelled
 from analyses.labels import Node, match_node
 from analyses.models.base import HookedModel
 
@@ -22,6 +22,17 @@ FOLDS = ("raw", "tl")
 def check_fold(fold: str) -> None:
     if fold not in FOLDS:
         raise BadInput(f"--fold must be one of {', '.join(FOLDS)} (got {fold!r})")
+
+
+
+def check_resampled(points: int, partial: bool, analysis: str, start: int) -> None:
+    """After a resampling loop: a stop before any batch finished, or no position to measure, is
+    an error (the donor of a text's output is another text of its batch)."""
+    if points == 0 and partial:
+        raise Cancelled(f"{analysis} stopped before its first batch ended")
+    if points == 0:
+        raise BadInput("no position to measure: resampling needs batches of two or more texts with a next token "
+                       f"after --start {start}")
 
 
 class Weights:
