@@ -9,7 +9,7 @@ import time
 from pilot import choose, ready, status, wait_for
 
 import analyses.generate
-from analyses.steering import Steer
+from analyses.steering import Steer, steer_from_result
 
 
 async def test_generation_streams_token_by_token_and_escape_cancels_it(monkeypatch):
@@ -53,7 +53,7 @@ async def test_a_steering_vector_applies_from_the_palette_and_is_recorded_and_un
         await wait_for(pilot, lambda: app.ws.runs[-1].analysis == "steering-vector")
         assert "Steering: apply" in [c.title for c in app.get_system_commands(app.screen)]
         name, result = app._direction_run()
-        app.add_steering(name, result, "8@1")
+        app.add_direction(steer_from_result, name, result, "8@1")
         await pilot.pause()
         (steer,) = app.edits
         assert isinstance(steer, Steer) and steer.hook == "blocks.1.hook_resid_pre" and steer.scale == 8
@@ -66,6 +66,6 @@ async def test_a_steering_vector_applies_from_the_palette_and_is_recorded_and_un
         assert table.meta["edits"] == [steer.text] and "token edited" in table.columns
         app.action_undo_edit()
         assert app.edits == () and "steer" not in str(app.query_one("#model_status").render())
-        app.add_steering(name, result, "8@7")  # no layer 7: refused, nothing added
+        app.add_direction(steer_from_result, name, result, "8@7")  # no layer 7: refused, nothing added
         await pilot.pause()
         assert app.edits == ()

@@ -118,11 +118,6 @@ class EditActions:
 
         self._ask_direction("Project out of every run the direction of", PROJECT_SYNTAX, "@1", projection_from_result)
 
-    def add_steering(self, name: str, result, text: str | None) -> None:
-        from analyses.steering import steer_from_result
-
-        self.add_direction(steer_from_result, name, result, text)
-
     def add_direction(self, make, name: str, result, text: str | None) -> None:
         """``make(result, name, text, n_layers)`` (a Steer or ProjectOut) joins the edits in force."""
         if text is None:
