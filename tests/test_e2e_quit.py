@@ -19,9 +19,11 @@ BIG = 100_000  # pairs: minutes of sampling and tokenising on a small machine, a
 
 
 @pytest.fixture
-def tmux(request, tmp_path):
-    """A tmux server of the test's own, and the environment of a user with a fresh cache."""
-    socket = f"wb-quit-{os.getpid()}-{request.node.name[-12:]}"
+def tmux(tmp_path):
+    """A tmux server of the test's own, and the environment of a user with a fresh cache. The socket
+    is named by the test's own temp folder: both tests' names end alike, and a new server on the
+    name of one still shutting down started no session (an empty screen for 120 s)."""
+    socket = f"wb-quit-{os.getpid()}-{tmp_path.name}"
 
     def run(*args: str) -> str:
         return subprocess.run(["tmux", "-L", socket, *args], capture_output=True, text=True, check=False).stdout
