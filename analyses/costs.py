@@ -238,15 +238,28 @@ def _erasure(p: dict, d: Dims, forwards: float, floor: float | None = None) -> C
     return _cost(memory, d, _components(d), **_mine(forwards, floor), shrink=SHRINK_TEXTS)
 
 
-def _neurons(p: dict, d: Dims, extra: float, extra_floor: float | None = None) -> Cost:
+def _neurons(p: dict, d: Dims, extra: float = 0, extra_floor: float | None = None, attributed: bool = True,
+             neurons: int = 1) -> Cost:
+    """The corpus scan (up to the neuron's layer), then per neuron: its top texts' trimming search, one
+    cached pass per trimmed text for the head attribution (``attributed``), and ``extra`` passes."""
     layer = p.get("layer", -1)
     layer = layer % d.n_layers if isinstance(layer, int) else d.n_layers - 1
-    scan = d.items * (layer + 1) / d.n_layers  # the scan stops after the neuron's layer
+    share = (layer + 1) / d.n_layers  # the scan and the trimming stop after the neuron's layer
     top = min(p.get("top") or 40, d.items)
+    trim = top * _trim_depth(d) * share  # the starts a one-by-one search scores, down to the kept one
+    per_text = top if attributed else 0
+    forwards = d.items * share + neurons * (2 * trim + per_text + extra)  # chunks of 1, 2, 4, ...: < 2x the starts
+    # The floor counts one start per text (the kept one): the rest of the search depends on the texts
+    # (bench.analyses adds what a one-by-one search would have scored).
+    floor = d.items * share + neurons * (top * share + per_text + (extra if extra_floor is None else extra_floor))
     memory = _corpus(d, p, 1) + _cache(d, top, _heads(d))
-    return _cost(memory, d, _components(d), **_mine(scan + top + extra, scan + top + (extra if extra_floor is None
-                                                                                         else extra_floor)),
-                 shrink=SHRINK_TEXTS + " or fewer top texts (--top)")
+    return _cost(memory, d, _components(d), **_mine(forwards, floor), shrink=SHRINK_TEXTS + " or fewer top texts (--top)")
+
+
+def _trim_depth(d: Dims) -> float:
+    """Starts a text's trimming scores, one by one from its max-activating token back to the latest
+    that keeps the share: unknown before the run, taken as half the text (a max as likely anywhere)."""
+    return max(1.0, d.seq / 2)
 
 
 def _congruence(p: dict, d: Dims) -> Cost:
@@ -299,10 +312,9 @@ COSTS: dict[str, Callable[[dict, Dims], Cost]] = {
                                             d.items * (1 + _components(d) * _suffix_share(d))),
     "erasure-prompts": lambda p, d: _erasure(p, d, 2 * d.items, d.items * (1 + _suffix_share(d))),
     "neuron-congruence": _congruence,
-    "neuron-max-acts": lambda p, d: _neurons(p, d, 0), "neuron-heads": lambda p, d: _neurons(p, d, 0),
-    "neuron-explain": lambda p, d: _neurons(p, d, 0),
-    "neuron-ablation": lambda p, d: _neurons(p, d, min(p.get("top") or 40, d.items) * _heads(d) * d.n_layers,
-                                             min(p.get("top") or 40, d.items) * _heads(d) * _suffix_share(d)),
+    "neuron-max-acts": lambda p, d: _neurons(p, d, attributed=False), "neuron-heads": lambda p, d: _neurons(p, d),
+    "neuron-explain": lambda p, d: _neurons(p, d),
+    "neuron-ablation": lambda p, d: _neurons(p, d, *_ablations(p, d), attributed=False),
     "count-heads": lambda p, d: _examples(d, d.items * (1 + _heads(d)), rows=_heads(d)),  # + each head alone
     "count-attention": _count_attention,
     "count-swap": lambda p, d: _examples(d, d.items * (1 + 2 * _heads(d)), rows=_heads(d)),
@@ -330,12 +342,17 @@ COSTS: dict[str, Callable[[dict, Dims], Cost]] = {
 LIST_POSITIONS = 10  # positions a list task's centroid traversal visits (the Laundry List's longest list)
 
 
+def _ablations(p: dict, d: Dims) -> tuple[float, float]:
+    """Passes of a neuron's head ablations over its top texts, used and floor: each head's run is
+    whole, though only the layers from the head's on change."""
+    runs = min(p.get("top") or 40, d.items) * _heads(d)
+    return runs * d.n_layers, runs * _suffix_share(d)
+
+
 def _neuron_baseline(p: dict, d: Dims) -> Cost:
-    """Both groups of k neurons through neuron-ablation's pipeline, after one shared corpus pass."""
-    top = min(p.get("top") or 40, d.items)
-    per = top * (1 + _heads(d) * d.n_layers)  # trim, then each head ablated over the top texts
-    k2 = 2 * (p.get("k") or 8)
-    return _neurons(p, d, k2 * per, k2 * top * (1 + _heads(d) * _suffix_share(d)))
+    """Both groups of k neurons through neuron-ablation's pipeline, after one shared corpus pass (a
+    neuron with no head in the band skips its ablations: the floor counts them for every neuron)."""
+    return _neurons(p, d, *_ablations(p, d), neurons=2 * (p.get("k") or 8))
 
 
 def _state_cosine(p: dict, d: Dims) -> Cost:

@@ -16,6 +16,7 @@ import argparse
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from typing import Any
 
 from bench.common import timed
@@ -39,7 +40,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "erasure-effect": TEXTS, "erasure-prompts": TEXTS,
     "neuron-max-acts": {**TEXTS, "neuron": 0}, "neuron-heads": {**TEXTS, "neuron": 0},
     "neuron-explain": {**TEXTS, "neuron": 0}, "neuron-ablation": {**TEXTS, "neuron": 0},
-    "neuron-congruence": {}, "count-heads": {"n": 40}, "count-attention": {"n": 40}, "count-swap": {"n": 40},
+    "neuron-baseline": {**TEXTS, "k": 2}, "neuron-congruence": {}, "count-heads": {"n": 40}, "count-attention": {"n": 40}, "count-swap": {"n": 40},
     "count-combine": {"n": 40}, "recall-edit": {"n": 10, "comps": 1, "scales": "0"},
     "train-toy": {"steps": 5, "eval_every": 5},
 }
@@ -99,10 +100,41 @@ def measure(lm, name: str, given: dict[str, Any], time_cap: float | None) -> dic
         except Cancelled:  # stopped at the cap before it had a partial result to return
             return None
 
-    t = timed(run, fresh_peak=True)
-    return {"wall": t.wall, "forwards": hm.forwards - f0, "backwards": hm.backwards - b0, "floor": cost.floor,
+    with trimming_floor(hm) as searched:
+        t = timed(run, fresh_peak=True)
+    return {"wall": t.wall, "forwards": hm.forwards - f0, "backwards": hm.backwards - b0,
+            "floor": cost.floor + searched[0],
             "floor_backwards": cost.floor_backwards, "est_forwards": cost.forwards, "grown_mb": t.grown,
             "rss_before_mb": t.rss_before, "est_mb": cost.bytes / MB, "capped": stopped[0]}
+
+
+@contextmanager
+def trimming_floor(hm):
+    """What a one-by-one trimming search would score beyond the one start per text the estimator's
+    floor counts (it depends on the texts: known only once run), in passes: yields a list whose
+    one item grows as texts are trimmed."""
+    import analyses.neurons.max_acts as max_acts
+
+    real, searched = max_acts.latest_start, [0.0]
+
+    def counted(acts_by_start, end, original, ratio, first=0, batch=16):
+        per_row: list[float] = []
+
+        def scored(starts):
+            f0 = hm.forwards
+            out = acts_by_start(starts)
+            per_row.append((hm.forwards - f0) / len(starts))
+            return out
+
+        start = real(scored, end, original, ratio, first, batch)
+        searched[0] += (end - start) * (per_row[0] if per_row else 0.0)
+        return start
+
+    max_acts.latest_start = counted
+    try:
+        yield searched
+    finally:
+        max_acts.latest_start = real
 
 
 def toy_for(analysis) -> str:

@@ -81,16 +81,20 @@ def top_documents_many(model: HookedModel, batches: Iterable[CorpusBatch], layer
 def latest_start(acts_by_start: Callable[[list[int]], list[float]], end: int, original: float, ratio: float,
                  first: int = 0, batch: int = 16) -> int:
     """The latest start index s in [first, end] with ``acts_by_start([s])[0] >= ratio * original``
-    (the trimming rule); starts are scored ``batch`` at a time from ``end`` down, and ``first``
-    when none qualifies (nothing to trim, e.g. a non-positive original activation)."""
+    (the trimming rule); starts are scored from ``end`` down in chunks of 1, 2, 4, ... up to
+    ``batch`` (the latest start is usually near the end: this scores at most twice the starts a
+    one-by-one search would), and ``first`` when none qualifies (nothing to trim, e.g. a
+    non-positive original activation)."""
     if original <= 0:
         return first
     threshold = ratio * original
-    for hi in range(end, first - 1, -batch):
-        starts = list(range(hi, max(first, hi - batch + 1) - 1, -1))
+    hi, size = end, 1
+    while hi >= first:
+        starts = list(range(hi, max(first, hi - size + 1) - 1, -1))
         for s, a in zip(starts, acts_by_start(starts)):
             if a >= threshold:
                 return s
+        hi, size = hi - len(starts), min(2 * size, batch)
     return first
 
 
@@ -108,23 +112,31 @@ class Trimmed:
 
 
 def trim(model: HookedModel, doc_ids: list[int], pos: int, layer: int, neuron: int, ratio: float,
-         bos: int | None, batch: int = 16, acts_of: Callable[[Tensor], Tensor] | None = None) -> tuple[list[int], int]:
+         bos: int | None, batch: int = 16, acts_of: Callable[[Tensor], Tensor] | None = None,
+         original: float | None = None) -> tuple[list[int], int, list[float]]:
     """``doc_ids`` cut after ``pos`` and from its latest start keeping >= ratio of the activation
-    at ``pos``; a leading BOS stays. Returns (ids, start). ``acts_of``: as in ``top_documents``."""
+    at ``pos`` (``original``, measured here unless given: the corpus scan has it); a leading BOS
+    stays. Returns (ids, start, the activation at each of its tokens). ``acts_of``: as in
+    ``top_documents``."""
     lead = [doc_ids[0]] if bos is not None and doc_ids and doc_ids[0] == bos else []
     first = len(lead)
     pad = 0
+    scored: dict[int, list[float]] = {}  # start -> the suffix's activations, kept from the search
 
     def acts_at_end(starts: list[int]) -> list[float]:
         rows = [lead + doc_ids[s : pos + 1] for s in starts]
         width = max(len(r) for r in rows)
         ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
         acts = (acts_of(ids) if acts_of is not None else neuron_activations(model, ids, layer, [neuron])[..., 0]).cpu()
+        scored.update({s: acts[i, : len(r)].tolist() for i, (s, r) in enumerate(zip(starts, rows))})
         return [float(acts[i, len(r) - 1]) for i, r in enumerate(rows)]
 
-    original = acts_at_end([first])[0]
+    if original is None:
+        original = acts_at_end([first])[0]
     start = latest_start(acts_at_end, pos, original, ratio, first=first, batch=batch)
-    return lead + doc_ids[start : pos + 1], start
+    if start not in scored:  # nothing qualified: the whole text, not scored by the search
+        acts_at_end([start])
+    return lead + doc_ids[start : pos + 1], start, scored[start]
 
 
 def max_activating(model: HookedModel, tokenizer, batches: Iterable, layer: int, neuron: int, k: int = 20,
@@ -143,16 +155,17 @@ def max_activating(model: HookedModel, tokenizer, batches: Iterable, layer: int,
 
 
 def trim_documents(model: HookedModel, docs: list[_Doc], layer: int, neuron: int, ratio: float,
-                   max_len: int | None, bos: int | None) -> tuple[list[Trimmed], int]:
-    """Each document trimmed (``trim``), those longer than ``max_len`` dropped; and how many were."""
+                   max_len: int | None, bos: int | None,
+                   acts_of: Callable[[Tensor], Tensor] | None = None) -> tuple[list[Trimmed], int]:
+    """Each document trimmed (``trim``), those longer than ``max_len`` dropped; and how many were.
+    ``acts_of``: as in ``top_documents``."""
     out = []
     dropped = 0
     for d in docs:
-        ids, start = trim(model, d.ids, d.pos, layer, neuron, ratio, bos)
+        ids, start, acts = trim(model, d.ids, d.pos, layer, neuron, ratio, bos, acts_of=acts_of, original=d.act)
         if max_len is not None and len(ids) > max_len:
             dropped += 1
             continue
-        acts = neuron_activations(model, torch.tensor([ids]), layer, [neuron])[0, :, 0].cpu().tolist()
         out.append(Trimmed(ids, acts, -d.index, start, d.act, d.pos + 1))
     return out, dropped
 

@@ -18,7 +18,7 @@ from torch import Tensor
 from analyses.corpus import CorpusLoop
 from analyses.errors import BadInput
 from analyses.models.base import HookedModel
-from analyses.neurons.max_acts import Trimmed, max_acts_result, top_documents, trim
+from analyses.neurons.max_acts import max_acts_result, top_documents, trim_documents
 from analyses.results import Table, TokenValues
 from analyses.sae.features import _stop_after, check_hook
 from analyses.sae.model import SAE
@@ -58,14 +58,7 @@ def feature_texts(model: HookedModel, tokenizer, sae: SAE, feature: int, loop: C
         raise BadInput(f"--ratio {ratio}: a share of the activation in (0, 1]")
     acts_of = feature_reader(model, sae, feature)
     docs, read, stopped = top_documents(model, loop, 0, 0, top, acts_of=acts_of)
-    out, dropped = [], 0
-    for d in docs:
-        ids, start = trim(model, d.ids, d.pos, 0, 0, ratio, tokenizer.bos_token_id, acts_of=acts_of)
-        if max_len is not None and len(ids) > max_len:
-            dropped += 1
-            continue
-        acts = acts_of(torch.tensor([ids]))[0].cpu().tolist()
-        out.append(Trimmed(ids, acts, -d.index, start, d.act, d.pos + 1))
+    out, dropped = trim_documents(model, docs, 0, 0, ratio, max_len, tokenizer.bos_token_id, acts_of=acts_of)
     if not out:
         raise BadInput("no text left: the corpus is empty or every trimmed text is longer than --max-len")
     meta = {"feature": feature, "sae": sae.describe(), "sae_path": sae.path, "hook": sae.hook_name,

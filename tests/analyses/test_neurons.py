@@ -135,7 +135,7 @@ def test_the_trimming_rule_on_a_hand_made_case():
         return [at[s] for s in starts]
 
     assert latest_start(acts, 5, 5.0, 0.8, batch=2) == 4
-    assert asked == [[5, 4]]  # scored from the end, and it stops at the first that qualifies
+    assert asked == [[5], [4, 3]]  # scored from the end in growing chunks, stopping at the first that qualifies
     assert latest_start(acts, 5, 5.0, 0.95, batch=2) == 1
     assert latest_start(lambda s: [0.0] * len(s), 5, 5.0, 0.8) == 0  # none qualifies: the whole text
     assert latest_start(acts, 5, -1.0, 0.8, first=1) == 1  # a non-positive activation is not trimmed
@@ -147,8 +147,9 @@ def test_a_trimmed_prompt_keeps_the_share_and_one_token_less_does_not(loaded):
     ids = lm.tokenizer(PROMPT)["input_ids"]
     acts = neuron_activations(m, torch.tensor([ids]), 1, [0])[0, :, 0]
     pos = int(acts.argmax())
-    kept, start = trim(m, ids, pos, 1, 0, 0.8, bos=None)
+    kept, start, kept_acts = trim(m, ids, pos, 1, 0, 0.8, bos=None)
     assert kept == ids[start : pos + 1]
+    assert kept_acts == pytest.approx(neuron_activations(m, torch.tensor([kept]), 1, [0])[0, :, 0].tolist(), abs=1e-6)
 
     def last(x):
         return float(neuron_activations(m, torch.tensor([x]), 1, [0])[0, -1, 0])
