@@ -17,7 +17,7 @@ MAMBA = Dims("mamba", 2, 32, 80, 0, 0, 0, 64, 16, seq=15, items=16)
 
 def test_every_registered_analysis_has_a_cost_formula():
     missing = sorted(set(analyses()) - set(COSTS))
-    assert not missing, f"analyses without a formula in analyses/costs.py: {missing}"
+    assert not missing, f"analyses without a formula in analyses/costs/: {missing}"
     assert not set(COSTS) - set(analyses()), "formulas for analyses that do not exist"
 
 
