@@ -43,6 +43,14 @@ PARAMS: dict[str, dict[str, Any]] = {
     "neuron-baseline": {**TEXTS, "k": 2}, "neuron-congruence": {}, "count-heads": {"n": 40}, "count-attention": {"n": 40}, "count-swap": {"n": 40},
     "count-combine": {"n": 40}, "recall-edit": {"n": 10, "comps": 1, "scales": "0"},
     "train-toy": {"steps": 5, "eval_every": 5},
+    "erasure-verdict": TEXTS, "erasure-modified": TEXTS, "erasure-input": TEXTS, "erasure-importance": TEXTS,
+    "generate": {"prompt": PROMPT["prompt"], "max_tokens": 8},
+    **{name: {"task": "recall", "senders": "L0H0,L0H1", "receiver": "L1H0"}
+       for name in ("positional-subspace", "centroid-traversal", "centroid-replace")},
+    "steering-vector": PAIRS, "steering-sweep": PAIRS, "state-cosine": {"task": "ioi-abc", "n": 4},
+    "probe": {"task": "ioi", "n": 64},
+    "sae-features": {"prompt": PROMPT["prompt"]}, "sae-dla": PROMPT, "sae-max-acts": {**TEXTS, "feature": 3},
+    "sae-corpus": TEXTS,
 }
 # On the GPT-2 shape, smaller samples still: its forwards cost ~100x a toy's.
 GPT2_SMALLER: dict[str, dict[str, Any]] = {
@@ -138,12 +146,14 @@ def trimming_floor(hm):
 
 
 def toy_for(analysis) -> str:
-    """The shipped toy made for an analysis (erasure: the toy with a planted eraser)."""
-    for task in analysis.tasks:
+    """The shipped toy made for an analysis (erasure: the fixture with a planted eraser)."""
+    for task in (*analysis.tasks, PARAMS.get(analysis.name, {}).get("task")):
         if task in TASK_TOYS:
             return TASK_TOYS[task]
-    if analysis.name.startswith(("count-", "erasure-")):
-        return "toy:" + analysis.name.split("-")[0].replace("count", "count01")
+    if analysis.name.startswith("count-"):
+        return "toy:count01"
+    if analysis.name.startswith("erasure-"):
+        return "toy:erasure-planted"
     return "toy:ioi-mamba" if not analysis.available_for("gpt2") else "toy:ioi"
 
 

@@ -18,7 +18,7 @@ from analyses.costs.engine import (
     _patch, _path_patch, _prompt, _removal,
 )
 from analyses.costs.texts import (
-    LIST_POSITIONS, _ablations, _congruence, _count_attention, _erasure, _examples, _neuron_baseline, _neurons,
+    LIST_POSITIONS, _ablations, _congruence, _count_attention, _erasure, _examples, _input_resample, _neuron_baseline, _neurons,
     _recall_edit, _state_cosine, _weights,
 )
 from analyses.costs.beyond import _generate, _probe, _sae, _steering_sweep, _steering_vector
@@ -55,7 +55,7 @@ COSTS: dict[str, Callable[[dict, Dims], Cost]] = {
     "probe": lambda p, d: _probe(p, d),
     "erasure-verdict": lambda p, d: _erasure(p, d, 2 * d.items, d.items * (1 + _suffix_share(d))),  # PR, then removed
     "erasure-modified": lambda p, d: _erasure(p, d, d.items),
-    "erasure-input": lambda p, d: _erasure(p, d, 2 * d.items, d.items * (1 + _suffix_share(d))),
+    "erasure-input": _input_resample,
     "erasure-importance": lambda p, d: _erasure(p, d, d.items * (2 + _heads(d)), d.items * (1 + (1 + _heads(d)) * _suffix_share(d))),
     "neuron-baseline": lambda p, d: _neuron_baseline(p, d),
     "positional-subspace": lambda p, d: _examples(d, d.items),

@@ -38,9 +38,12 @@ def _generate(p: dict, d: Dims) -> Cost:
 
 
 def _steering_vector(p: dict, d: Dims) -> Cost:
-    """Both prompt sets through the model to the vector's layer, in batches of 32."""
+    """Both prompt sets through the model up to the vector's layer, in batches of 32."""
+    hook = str(p.get("hook") or f"blocks.{p.get('layer') or 0}.")
+    layer = int(hook.split(".")[1]) if hook.startswith("blocks.") and hook.split(".")[1].isdigit() else d.n_layers - 1
+    share = (min(layer, d.n_layers - 1) + 1) / d.n_layers  # the runs stop after the vector's block
     return _cost(_fw(d, min(d.items, 32)) + _cache(d, min(d.items, 32), 1 / d.n_layers), d, d.d_model,
-                 **_mine(2 * d.items), shrink="fewer pairs (--n)")
+                 **_mine(2 * d.items * share), shrink="fewer pairs (--n)")
 
 
 def _steering_sweep(p: dict, d: Dims) -> Cost:

@@ -7,7 +7,7 @@ from analyses.cost import Cost, Dims
 from analyses.costs.terms import (
     DRAWN, SHRINK_TEXTS, _cache, _components, _cost, _fw, _heads, _logits, _mine, _suffix_share,
 )
-from analyses.costs.engine import _mamba_base
+from analyses.costs.engine import _layer_of, _mamba_base
 
 # ---- texts of a corpus or a task -----------------------------------------------------------------
 
@@ -21,6 +21,16 @@ def _erasure(p: dict, d: Dims, forwards: float, floor: float | None = None) -> C
     batch = min(p.get("batch") or 16, d.items)  # every component's output is held twice (output, projection)
     memory = _corpus(d, p, _components(d) + 3 * d.n_layers) + 0.8 * _cache(d, batch, _components(d) / d.n_layers + 3)
     return _cost(memory, d, _components(d), **_mine(forwards, floor), shrink=SHRINK_TEXTS)
+
+
+def _input_resample(p: dict, d: Dims) -> Cost:
+    """The clean run, then a run per measured position with the writer's input there resampled,
+    whole; the floor runs only the layers from the writer's and the positions from that one on."""
+    first = min(p.get("start") or 0, d.seq - 1)
+    positions = [d.seq - 1] if p.get("last") else range(first, d.seq)
+    layers = (d.n_layers - _layer_of(p.get("writer"), d)) / d.n_layers
+    return _erasure(p, d, d.items * (1 + len(positions)),
+                    d.items * (1 + layers * sum((d.seq - q) / d.seq for q in positions)))
 
 
 def _neurons(p: dict, d: Dims, extra: float = 0, extra_floor: float | None = None, attributed: bool = True,
