@@ -79,7 +79,7 @@ def dims(lm: Any, analysis: Any, params: dict[str, Any]) -> Dims:
     s = lm.hooked.shape
     dtype = str(getattr(lm, "info", {}).get("dtype", "float32"))
     n_ctx = s.n_ctx or 4096
-    seq, items = _inputs(lm, analysis.name, params, n_ctx)
+    seq, items = _inputs(lm, analysis.name, params, n_ctx, {"clean", "corrupt"} <= {q.name for q in analysis.params})
     return Dims(s.family, s.n_layers, s.d_model, s.d_vocab, s.n_heads or 0, s.d_head or 0, s.d_mlp or 0,
                 s.d_inner or 0, s.d_state or 0, max(1, min(seq, n_ctx)), max(1, items), 2 if "16" in dtype else 4,
                 _first_diff(lm.tokenizer, params))
@@ -151,8 +151,9 @@ def check_memory(lm: Any, analysis: Any, params: dict[str, Any], available: int 
 
 # ---- how many inputs, how long ---------------------------------------------------------------------
 
-def _inputs(lm: Any, name: str, p: dict[str, Any], n_ctx: int) -> tuple[int, int]:
-    """(tokens per input, number of inputs) of a run, read from its parameters without running it."""
+def _inputs(lm: Any, name: str, p: dict[str, Any], n_ctx: int, pairs: bool = False) -> tuple[int, int]:
+    """(tokens per input, number of inputs) of a run, read from its parameters without running it
+    (``pairs``: the analysis takes clean/corrupted pairs, all as long as a task's first pair)."""
     tok = lm.tokenizer
     if p.get("prompt"):
         return _length(tok, p["prompt"]), 1
@@ -168,7 +169,7 @@ def _inputs(lm: Any, name: str, p: dict[str, Any], n_ctx: int) -> tuple[int, int
         n = p.get("n") or (256 if "batch" in p else 16)
         if name == "name-arith":
             n += p.get("n_avg") or 0
-        return _task_length(tok, task), n
+        return _task_length(tok, task, p.get("seed") or 0, pairs), n
     return 1, 1
 
 
@@ -197,9 +198,11 @@ def _length(tok: Any, text: str) -> int:
         return max(1, len(text) // 3)
 
 
-def _task_length(tok: Any, task: str) -> int:
-    from analyses.tasks import TASKS, task_examples
+def _task_length(tok: Any, task: str, seed: int = 0, pairs: bool = False) -> int:
+    from analyses.tasks import PAIR_TASKS, TASKS, task_examples
 
+    if pairs and task in PAIR_TASKS:  # a sample keeps the pairs as long as its first one
+        return _length(tok, PAIR_TASKS[task](1, seed)[0].clean)
     if task not in TASKS:
         return 16
     e = task_examples(task, 1, 0)[0]

@@ -50,13 +50,14 @@ def _patch(p: dict, d: Dims) -> Cost:
     units = 4 + (d.n_heads * d.seq / d.d_model if p.get("site") == "head_pattern" else 0)
     rows = max(n, min(SWEEP_ROWS, cells * n))
     memory = 2 * _cache(d, n, units * 0.75) + 2 * _logits(d, n, d.seq) + 0.5 * _fw(d, rows) + _cache(d, rows, 1)
-    sweep = n * cells * _suffix_share(d) * (0.5 if not p.get("all_pos") else 1)
+    layers = d.n_layers * _suffix_share(d)  # a patched row runs from its layer on: summed over the layers
+    sweep = n * cells * layers * (0.5 if not p.get("all_pos") else 1)
     # The floor: only cells at or after the first differing position change anything, and a patched row
     # runs from its layer and its position on.
     floor = 2 * n + sweep
     if not p.get("all_pos") and not p.get("positions"):  # every position swept: count those from d.diff on
         heads = cells / d.seq
-        floor = 2 * n + n * heads * _suffix_share(d) * sum((d.seq - q) / d.seq for q in range(d.diff, d.seq))
+        floor = 2 * n + n * heads * layers * sum((d.seq - q) / d.seq for q in range(d.diff, d.seq))
     return _cost(memory, d, d.n_layers * cells, **_mine(2 * n + sweep, floor), shrink=SHRINK_PAIRS)
 
 
