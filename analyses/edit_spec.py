@@ -48,6 +48,17 @@ class Edit:
         return f"L{self.layer}H{self.head}"
 
 
+def finite_value(text: str, value: str) -> float:
+    """An edit's number, or a BadInput naming the edit (NaN and infinities are no edit)."""
+    try:
+        x = float(value)
+    except ValueError:
+        x = math.nan
+    if not math.isfinite(x):
+        raise BadInput(f"--edit {text!r}: {value!r} is not a finite number")
+    return x
+
+
 def parse_edit(text: str) -> Edit:
     """``"L1H2:ov:0=0"`` -> Edit (``"sae:DIR:F=V"``: an SAE feature edit, analyses.sae.edit_spec);
     a BadInput names what is wrong."""
@@ -60,12 +71,7 @@ def parse_edit(text: str) -> Edit:
     if not m:
         raise BadInput(f"--edit {text!r}: write {SYNTAX}")
     layer, head, target, comps, op, value, pos = m.groups()
-    try:
-        x = float(value)
-    except ValueError:
-        x = math.nan
-    if not math.isfinite(x):
-        raise BadInput(f"--edit {text!r}: {value!r} is not a finite number")
+    x = finite_value(text, value)
     if target == "ov" and (op != "=" or pos is not None):
         raise BadInput(f"--edit {text!r}: a weight edit (ov) only scales (=) and applies at every position; "
                        "use out for += or @POS")

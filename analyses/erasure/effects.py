@@ -122,14 +122,8 @@ def dla_vs_effect(
     loop = CorpusLoop.over(model, tokenizer, prompts, progress, should_stop)
     dla_sum = torch.zeros(len(m.comp_labels), dtype=torch.float64)
     eff_sum = torch.zeros(len(m.comp_labels), dtype=torch.float64)
-    count, skipped, logit_sum = 0, 0, 0.0
-    for batch in loop:
-        if len(batch.texts) < 2:
-            skipped += len(batch.texts)
-            continue
-        clean = m.run(batch, capture, donors=True)
-        if clean is None:
-            continue
+    count, logit_sum = 0, 0.0
+    for batch, clean in m.donor_runs(loop, capture):
         base = clean.next_logits()
         effects = torch.zeros_like(eff_sum)
         for i, node in enumerate(m.comp_nodes):
@@ -149,7 +143,7 @@ def dla_vs_effect(
     meta = {"metric": "true next-token logit" + (" (centred over the vocabulary)" if fold == "tl" else ""),
             "fold": fold, "points": count, "mean_logit": logit_sum / count, "factor": factor,
             "floor": floor, "flagged": [lab for lab, f in zip(m.comp_labels, flags) if f],
-            "skipped_texts": skipped, **loop.meta()}
+            "skipped_texts": m.skipped_texts, **loop.meta()}
     return Table("erasure_effect", list(m.comp_labels), {"dla": dla, "effect": eff, "flag": flags}, meta)
 
 
@@ -183,12 +177,7 @@ def adversarial_prompts(
     mean_vec = torch.zeros(model.shape.d_model, dtype=torch.float64, device=m.device)
     n_mean = 0
     found: list[tuple[list[int], int, int, float, float, float]] = []  # ids, pos, token, dla, effect, logit
-    for batch in loop:
-        if len(batch.texts) < 2:
-            continue
-        clean = m.run(batch, capture, donors=True)
-        if clean is None:
-            continue
+    for batch, clean in m.donor_runs(loop, capture):
         w = m.output(clean, node)
         mean_vec += (center(model, w) / clean.s_f[:, None]).sum(0).double()
         n_mean += len(w)

@@ -76,12 +76,7 @@ def input_resample(
     n_comp = len(m.comp_labels)
     before, after = torch.zeros(n_comp, dtype=torch.float64), torch.zeros(n_comp, dtype=torch.float64)
     count = 0
-    for batch in loop:
-        if len(batch.texts) < 2:
-            continue
-        clean = m.run(batch, capture, donors=True)
-        if clean is None:
-            continue
+    for batch, clean in m.donor_runs(loop, capture):
         perm = torch.arange(batch.ids.shape[0]).roll(-1)
         readout = (clean.u / clean.s_f[:, None])[:, None]
         comps, _ = m.project(clean, readout, resid=False)
@@ -126,12 +121,7 @@ def layer_importance(
     capture = m.capture(resid=False) + [f"blocks.{layer}.hook_resid_pre"]
     loop = CorpusLoop.over(model, tokenizer, prompts, progress, should_stop)
     rises, clean_losses = [], []
-    for batch in loop:
-        if len(batch.texts) < 2:
-            continue
-        clean = m.run(batch, capture, donors=True)
-        if clean is None:
-            continue
+    for batch, clean in m.donor_runs(loop, capture):
         lse = clean.logits.float().logsumexp(-1)[clean.rows, clean.cols]
         base = lse - clean.logits.float()[clean.rows, clean.cols, clean.tokens]
         per = []

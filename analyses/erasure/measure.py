@@ -4,6 +4,7 @@ the DLA readout toward that token (conventions: ``analyses.erasure``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -122,6 +123,7 @@ class Measure:
         if start < 0:
             raise BadInput("--start must be 0 or more")
         self.model, self.start, self.last, self.fold = model, start, last, fold
+        self.skipped_texts = 0
         self.device = model.input_device()
         self.W = Weights(model, self.device, fold)
         self.u_mean = _vocab_mean_readout(model, self.device) if fold == "tl" else None
@@ -141,6 +143,18 @@ class Measure:
         for layer in range(self.n):
             names += [f"blocks.{layer}.attn.hook_z", f"blocks.{layer}.hook_mlp_out"]
         return names + (self.resid_names if resid else [])
+
+    def donor_runs(self, batches: Iterable[CorpusBatch], capture: list[str]) -> Iterator[tuple[CorpusBatch, Run]]:
+        """Each batch run clean with its points (``run(donors=True)``), for a resampling that takes
+        each text's donor from the next text of its batch; a batch with one text or no point is
+        passed over (its texts counted in ``skipped_texts`` when it has one text)."""
+        for batch in batches:
+            if len(batch.texts) < 2:
+                self.skipped_texts += len(batch.texts)
+                continue
+            clean = self.run(batch, capture, donors=True)
+            if clean is not None:
+                yield batch, clean
 
     def run(self, batch: CorpusBatch, capture: list[str], interventions=(), donors: bool = False,
             clean: Run | None = None) -> Run | None:

@@ -8,10 +8,10 @@ Applied by ``analyses.sae.intervene`` with the SAE's reconstruction error kept.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
+from analyses.edit_spec import finite_value
 from analyses.errors import BadInput
 
 _PATTERN = re.compile(r"^sae:(.+):(\d+(?:,\d+)*)=([^@:]+)(?:@(-?\d+))?$", re.IGNORECASE)
@@ -45,12 +45,7 @@ def parse_feature_edit(text: str) -> FeatureEdit:
     if not m:
         raise BadInput(f"--edit {text!r}: write {SYNTAX}")
     folder, feats, value, pos = m.groups()
-    try:
-        x = float(value)
-    except ValueError:
-        x = math.nan
-    if not math.isfinite(x):
-        raise BadInput(f"--edit {text!r}: {value!r} is not a finite number")
+    x = finite_value(text, value)
     features = tuple(int(f) for f in feats.split(","))
     if len(set(features)) != len(features):
         raise BadInput(f"--edit {text!r}: a feature is named twice")
