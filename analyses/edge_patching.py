@@ -22,7 +22,7 @@ from analyses.patching import baselines
 from analyses.results import Series, Table
 
 if TYPE_CHECKING:
-    from analyses.mamba_task import Task
+    from analyses.mamba.task import Task
 
 
 def run_with_edges_patched(

@@ -6,7 +6,7 @@
     L1H2:out:0+=3      activations: move the head's output 3 units along the unit write direction v_0
 
 Components are numbered by decreasing singular value of the head's OV circuit (W_V W_O with the
-preceding norm's weight folded in and, on LayerNorm models, W_O centred: analyses.composition's
+preceding norm's weight folded in and, on LayerNorm models, W_O centred: analyses.talking_heads.composition's
 ``fold="tl"``), computed from the weights as they are when the edit is applied.
 """
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from analyses.composition import head_weights, ov_svd
+from analyses.talking_heads.composition import head_weights, ov_svd
 from analyses.edit_spec import Edit, parse_edit
 from analyses.errors import BadInput
 from analyses.models.base import HookedModel

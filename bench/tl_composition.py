@@ -1,4 +1,4 @@
-"""Composition scores: ours (analyses.composition) against TransformerLens's all_composition_scores.
+"""Composition scores: ours (analyses.talking_heads.composition) against TransformerLens's all_composition_scores.
 
 TransformerLens is not a dependency of the workbench; give this script a Python that has it
 (a scratch venv outside the repo, e.g. ``python3 -m venv /tmp/tlvenv && /tmp/tlvenv/bin/pip
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from analyses.composition import composition_scores, head_weights
+from analyses.talking_heads.composition import composition_scores, head_weights
 from analyses.toys.checkpoints import build_checkpoint
 from bench.common import timed
 from sessions.loading import load

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from analyses.mamba_task import p_correct
+from analyses.mamba.task import p_correct
 from workbench.cli import main
 
 
@@ -69,7 +69,7 @@ def test_each_corruption_pattern_runs_through_eval_patching_and_eap(capsys):
 
 
 def test_state_cosine_matrix_by_hand():
-    from analyses.mamba_state import input_terms, state_cosine_matrix
+    from analyses.mamba.state import input_terms, state_cosine_matrix
 
     delta = torch.tensor([[[2.0], [1.0]]])  # [b 1, s 2, d_inner 1]
     x = torch.tensor([[[1.0], [3.0]]])
@@ -84,7 +84,7 @@ def test_state_cosine_matrix_by_hand():
 def test_state_cosine_on_a_tiny_mamba_starts_at_one(loaded):
     """h_0 is B̄_0 x_0 exactly (the state starts at zero), so cell (0, 0) is 1 in every layer, and
     every cosine lies in [-1, 1]."""
-    from analyses.mamba_state import state_cosine
+    from analyses.mamba.state import state_cosine
 
     lm = loaded("mamba")
     tokens = torch.tensor([[5, 9, 13, 7, 2], [4, 8, 12, 6, 3]])

@@ -22,7 +22,7 @@ TARGET = Param("target", "float", "the accuracy to keep (0-1)", default=0.9, min
 
 def _task(lm, capture: tuple[str, ...] = (), mamba: bool = True, **pair_args: Any):
     from analyses.inputs import pairs_input
-    from analyses.mamba_task import Task, name_token_ids, require_mamba
+    from analyses.mamba.task import Task, name_token_ids, require_mamba
 
     if mamba:
         require_mamba(lm.hooked)
@@ -40,7 +40,7 @@ def _check_target(p: dict[str, Any]) -> None:
 
 
 def run_removal(lm, **pair_args: Any):
-    from analyses.mamba_layers import layer_removal
+    from analyses.mamba.layers import layer_removal
 
     task, x = _task(lm, **pair_args)
     table = layer_removal(task)
@@ -49,8 +49,8 @@ def run_removal(lm, **pair_args: Any):
 
 
 def run_greedy(lm, target: float, search: str, should_stop=None, progress=None, **pair_args: Any):
-    from analyses.mamba_layers import REMOVE, RESTORE, greedy_layers
-    from analyses.mamba_task import IN_PROJ
+    from analyses.mamba.layers import REMOVE, RESTORE, greedy_layers
+    from analyses.mamba.task import IN_PROJ
 
     capture = tuple(IN_PROJ.format(layer) for layer in range(lm.hooked.shape.n_layers)) if search == "crosstalk" else ()
     task, x = _task(lm, capture, **pair_args)
@@ -60,7 +60,7 @@ def run_greedy(lm, target: float, search: str, should_stop=None, progress=None, 
 
 
 def run_conv_slices(lm, layers: str | None, slice_direction: str, progress=None, should_stop=None, **pair_args: Any):
-    from analyses.mamba_mixer import conv_slice_patching
+    from analyses.mamba.mixer import conv_slice_patching
 
     task, x = _task(lm, **pair_args)
     grid = conv_slice_patching(task, int_list(layers, "--layers"), slice_direction, x.tokens, progress, should_stop)
@@ -96,8 +96,8 @@ def run_eap_circuit(lm, ig: int | None, target: float, progress=None, should_sto
 
 def run_name_arith(lm, layer: int | None, mode: str, n_avg: int, n: int, seed: int, offset: int, should_stop=None,
                    progress=None):
-    from analyses.mamba_mixer import name_arithmetic
-    from analyses.mamba_task import require_mamba
+    from analyses.mamba.mixer import name_arithmetic
+    from analyses.mamba.task import require_mamba
 
     require_mamba(lm.hooked)
     chosen = lm.hooked.shape.n_layers - 1 if layer is None else layer
@@ -107,8 +107,8 @@ def run_name_arith(lm, layer: int | None, mode: str, n_avg: int, n: int, seed: i
 
 def run_state_cosine(lm, layers: str | None, **pair_args: Any):
     from analyses.inputs import pairs_input
-    from analyses.mamba_state import state_cosine
-    from analyses.mamba_task import require_mamba
+    from analyses.mamba.state import state_cosine
+    from analyses.mamba.task import require_mamba
 
     require_mamba(lm.hooked)
     x = pairs_input(lm, **pair_args)

@@ -46,21 +46,21 @@ def _samples(task: str, n: int, seed: int):
 
 
 def run_subspace(lm, task: str, n: int, seed: int, senders: str, receiver: str, comps: int, dims: int):
-    from analyses.positional import positional_subspace
+    from analyses.talking_heads.positional import positional_subspace
 
     return positional_subspace(lm.hooked, lm.tokenizer, _samples(task, n, seed)[0], names_list(senders), receiver,
                                comps, dims, task)
 
 
 def run_traversal(lm, task: str, n: int, seed: int, senders: str, receiver: str, comps: int, dims: int):
-    from analyses.positional import centroid_traversal
+    from analyses.talking_heads.positional import centroid_traversal
 
     fit, held = _samples(task, n, seed)
     return centroid_traversal(lm.hooked, lm.tokenizer, fit, held, names_list(senders), receiver, comps, dims, task)
 
 
 def run_replace(lm, task: str, n: int, seed: int, senders: str, receiver: str, comps: int, dims: int):
-    from analyses.positional import centroid_replace
+    from analyses.talking_heads.positional import centroid_replace
 
     fit, held = _samples(task, n, seed)
     return centroid_replace(lm.hooked, lm.tokenizer, fit, held, names_list(senders), receiver, comps, dims, task)

@@ -19,19 +19,19 @@ MODE = Param("mode", "choice", "receiver side: Q (R = W_Q W_Kᵀ), K (R = W_K W_
 
 
 def run_composition(lm, mode: str, fold: str):
-    from analyses.composition import composition_grid
+    from analyses.talking_heads.composition import composition_grid
 
     return composition_grid(lm.hooked, mode, fold)
 
 
 def run_spectra(lm, circuit: str, fold: str, show: str | None):
-    from analyses.composition import spectra
+    from analyses.talking_heads.composition import spectra
 
     return spectra(lm.hooked, circuit, fold, names_list(show) or None)
 
 
 def run_channels(lm, mode: str, fold: str, top: int, sender: str | None, receiver: str | None, draws: int):
-    from analyses.composition import channels
+    from analyses.talking_heads.composition import channels
 
     return channels(lm.hooked, mode, fold, top, sender or None, receiver or None, draws)
 
@@ -39,7 +39,7 @@ def run_channels(lm, mode: str, fold: str, top: int, sender: str | None, receive
 def run_inhibition(lm, prompt: str, sender: str, receiver: str, positions: str, vs: str | None, query: int,
                    prepend_bos: bool | None):
     from analyses.inputs import prompt_input
-    from analyses.talking_heads import inhibition
+    from analyses.talking_heads.inhibition import inhibition
 
     x = prompt_input(lm, prompt, None, None, prepend_bos)
     return inhibition(lm.hooked, x.ids, sender, receiver, int_list(positions, "--positions") or [],
@@ -47,14 +47,14 @@ def run_inhibition(lm, prompt: str, sender: str, receiver: str, positions: str, 
 
 
 def run_inhibition_task(lm, task: str, n: int, seed: int, sender: str, receiver: str):
-    from analyses.talking_heads import inhibition_task
+    from analyses.talking_heads.inhibition import inhibition_task
     from analyses.tasks import task_examples
 
     return inhibition_task(lm.hooked, lm.tokenizer, task_examples(task, n, seed, "test"), sender, receiver, task)
 
 
 def run_recall_edit(lm, task: str, n: int, seed: int, scales: str, comps: int, progress=None, should_stop=None):
-    from analyses.talking_heads import recall_edit_search
+    from analyses.talking_heads.inhibition import recall_edit_search
 
     return recall_edit_search(lm.hooked, lm.tokenizer, n, seed, float_list(scales, "--scales") or [], comps, task,
                               progress, should_stop)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from analyses.composition import (
+from analyses.talking_heads.composition import (
     component_scores,
     composition_scores,
     head_weights,
@@ -191,7 +191,7 @@ def test_write_directions_reuse_a_layers_svd_across_edits(checkpoints, monkeypat
     """An edit search applies and undoes thousands of edits on a few layers: one SVD per layer
     and weight state, recomputed when a weight edit stands (it ran one per edit before)."""
     import analyses.edits as E
-    from analyses.composition import head_weights, ov_svd
+    from analyses.talking_heads.composition import head_weights, ov_svd
 
     lm = _fresh(checkpoints, "gpt2")
     calls = []
@@ -300,7 +300,7 @@ def test_recall_edit_search_reports_its_best_edit(checkpoints):
     are eval's numbers without and with that edit on the held-out sample."""
     from analyses.evaluate import evaluate
     from analyses.tasks import task_examples
-    from analyses.talking_heads import recall_edit_search
+    from analyses.talking_heads.inhibition import recall_edit_search
     from sessions.loading import load
 
     lm = load("toy:recall", device="cpu")
@@ -318,7 +318,7 @@ def test_recall_edit_search_reports_its_best_edit(checkpoints):
 
 
 def test_models_without_heads_refuse_composition_and_edits(loaded):
-    from analyses.composition import head_weights as hw
+    from analyses.talking_heads.composition import head_weights as hw
 
     lm = loaded("mamba")
     with pytest.raises(BadInput, match="attention heads"):

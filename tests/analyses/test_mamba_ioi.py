@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import encode
 
-from analyses import mamba_ioi as M
+from analyses import mamba as M
 from analyses.errors import BadInput
 from analyses.inputs import pairs_input
 from analyses.models.hooks import Intervention

@@ -13,7 +13,7 @@ from workbench.cli import main
 
 def test_replace_projection_by_hand():
     """x = (1, 2, 3), P = e0 and e2, c = (5, 7): x' = (5, 2, 7)."""
-    from analyses.positional import replace_projection
+    from analyses.talking_heads.positional import replace_projection
 
     P = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
     out = replace_projection(torch.tensor([[1.0, 2.0, 3.0]]), P, torch.tensor([[5.0, 7.0]]))
@@ -23,7 +23,7 @@ def test_replace_projection_by_hand():
 def test_fit_subspace_by_hand():
     """Four points in D = 3 along a single sender direction e1 (+ noise along e2, outside the span):
     P = ±e1, centroids are the label means of x·e1, and the labels explain all of that variance."""
-    from analyses.positional import fit_subspace
+    from analyses.talking_heads.positional import fit_subspace
 
     x = torch.tensor([[0.0, 1.0, 9.0], [0.0, 3.0, -9.0], [0.0, 5.0, 4.0], [0.0, 7.0, 0.0]])
     sub = fit_subspace(x, torch.tensor([[0.0, 2.0, 0.0]]), [0, 0, 1, 1], dims=3, components=["L0H0.c0"])
@@ -37,7 +37,7 @@ def test_fit_subspace_by_hand():
 
 def test_fit_subspace_orthonormal_and_centroid_means():
     """P has orthonormal columns in span(directions); c_k is the mean of Pᵀx over label k."""
-    from analyses.positional import fit_subspace
+    from analyses.talking_heads.positional import fit_subspace
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(40, 8, generator=g)
@@ -69,7 +69,7 @@ def laundry_model(tmp_path_factory):
 def test_replacement_sets_the_projection_and_keeps_the_rest(laundry_model):
     """Run with the replacement: at END of the receiver's input, Pᵀx' is the prompt's centroid and
     the part of x outside span(P) is unchanged; other positions are untouched."""
-    from analyses.positional import _replacement, end_resid, fitted, list_prompts
+    from analyses.talking_heads.positional import _replacement, end_resid, fitted, list_prompts
 
     lm = laundry_model
     fit = task_examples("laundry", 40, 0, "train")
@@ -86,7 +86,7 @@ def test_replacement_sets_the_projection_and_keeps_the_rest(laundry_model):
 
 def test_traversal_clean_row_is_the_receivers_attention(laundry_model):
     """The grid's clean row is the receiver's mean attention from END to each list position."""
-    from analyses.positional import centroid_traversal, list_prompts
+    from analyses.talking_heads.positional import centroid_traversal, list_prompts
 
     lm = laundry_model
     held = task_examples("laundry", 12, 1, "test")
@@ -104,7 +104,7 @@ def test_traversal_clean_row_is_the_receivers_attention(laundry_model):
 
 def test_centroid_replace_counts_and_gain(laundry_model):
     """Rows per list length and 'all'; gain = after - before; n adds up."""
-    from analyses.positional import centroid_replace
+    from analyses.talking_heads.positional import centroid_replace
 
     lm = laundry_model
     t = centroid_replace(lm.hooked, lm.tokenizer, task_examples("laundry", 60, 2, "train"),

@@ -1,6 +1,6 @@
 """Inside a Mamba layer's mixer on the IOI task: conv-slice patching (one kernel slice at one
 position, the patching sweep at the stacked slices) and SSM-input name arithmetic (a name's
-average SSM input swapped for another's). Definitions: ``analyses.mamba_ioi``.
+average SSM input swapped for another's). Definitions: ``analyses.mamba``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from analyses.errors import BadInput, Cancelled
-from analyses.mamba_task import SSM_IN, Task, name_token_ids, require_mamba
+from analyses.mamba.task import SSM_IN, Task, name_token_ids, require_mamba
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
 from analyses.patching import activation_patching

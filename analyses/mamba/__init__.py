@@ -12,15 +12,15 @@ Definitions (docs/mamba.md has them in full):
   *cross-talk ablation* of a layer writes the corrupted prompts' ``mixer.hook_in_proj`` at every
   position (its conv and SSM then read only the corrupted tokens; the gate is untouched).
 
-Where each lives: ``analyses.mamba_task`` (the task, accuracy and NLD), ``analyses.mamba_layers``
-(layer removal, the greedy searches), ``analyses.mamba_mixer`` (conv slices, name arithmetic),
+Where each lives: ``analyses.mamba.task`` (the task, accuracy and NLD), ``analyses.mamba.layers``
+(layer removal, the greedy searches), ``analyses.mamba.mixer`` (conv slices, name arithmetic),
 ``analyses.eap`` (``eap_positions``) and ``analyses.edge_patching`` (``circuit_search``); this
 module names them all.
 """
 
 from analyses.eap import eap_positions  # noqa: F401
 from analyses.edge_patching import circuit_search  # noqa: F401
-from analyses.mamba_layers import (  # noqa: F401
+from analyses.mamba.layers import (  # noqa: F401
     REMOVE,
     RESTORE,
     crosstalk_edits,
@@ -30,7 +30,7 @@ from analyses.mamba_layers import (  # noqa: F401
     layer_removal,
     removal_edits,
 )
-from analyses.mamba_mixer import (  # noqa: F401
+from analyses.mamba.mixer import (  # noqa: F401
     MODES,
     conv_slice_patching,
     conv_width,
@@ -39,4 +39,4 @@ from analyses.mamba_mixer import (  # noqa: F401
     name_averages,
     name_slots,
 )
-from analyses.mamba_task import IN_PROJ, OUT, SLICE, SSM_IN, Task, candidates, name_token_ids, require_mamba  # noqa: F401
+from analyses.mamba.task import IN_PROJ, OUT, SLICE, SSM_IN, Task, candidates, name_token_ids, require_mamba  # noqa: F401

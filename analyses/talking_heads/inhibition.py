@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from analyses.composition import component_scores, head_weights, ov_svd, receiver_factors
+from analyses.talking_heads.composition import component_scores, head_weights, ov_svd, receiver_factors
 from analyses.edit_spec import Edit
 from analyses.edits import edited
 from analyses.errors import BadInput, Cancelled

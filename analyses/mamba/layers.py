@@ -1,6 +1,6 @@
 """Whole Mamba layers taken out of the IOI task: layer removal (a layer's write zeroed), and the
 greedy search for a minimal layer set, by removal or by cross-talk ablation (a layer's in_proj
-from the corrupted prompts). Definitions: ``analyses.mamba_ioi``.
+from the corrupted prompts). Definitions: ``analyses.mamba``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from analyses.errors import BadInput, Cancelled
-from analyses.mamba_task import IN_PROJ, OUT, Task, require_mamba
+from analyses.mamba.task import IN_PROJ, OUT, Task, require_mamba
 from analyses.models.hooks import Intervention
 from analyses.results import Series, Table
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from analyses.errors import BadInput
-from analyses.mamba_task import require_mamba
+from analyses.mamba.task import require_mamba
 from analyses.models.base import HookedModel
 from analyses.results import Grid
 

@@ -1,5 +1,5 @@
 """The Mamba IOI task (Ensign & Garriga-Alonso 2024): aligned pairs with what its accuracy and NLD
-need, computed once, and the hook names its analyses edit. Definitions: ``analyses.mamba_ioi``.
+need, computed once, and the hook names its analyses edit. Definitions: ``analyses.mamba``.
 """
 
 from __future__ import annotations

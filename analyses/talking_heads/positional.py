@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from analyses.composition import component_scores, head_weights, ov_svd, receiver_factors
+from analyses.talking_heads.composition import component_scores, head_weights, ov_svd, receiver_factors
 from analyses.errors import BadInput
 from analyses.labels import parse_head
 from analyses.models.base import HookedModel
