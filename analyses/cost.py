@@ -79,10 +79,11 @@ def dims(lm: Any, analysis: Any, params: dict[str, Any]) -> Dims:
     s = lm.hooked.shape
     dtype = str(getattr(lm, "info", {}).get("dtype", "float32"))
     n_ctx = s.n_ctx or 4096
-    seq, items = _inputs(lm, analysis.name, params, n_ctx, {"clean", "corrupt"} <= {q.name for q in analysis.params})
+    pairs = {"clean", "corrupt"} <= {q.name for q in analysis.params}
+    seq, items = _inputs(lm, analysis.name, params, n_ctx, pairs)
     return Dims(s.family, s.n_layers, s.d_model, s.d_vocab, s.n_heads or 0, s.d_head or 0, s.d_mlp or 0,
                 s.d_inner or 0, s.d_state or 0, max(1, min(seq, n_ctx)), max(1, items), 2 if "16" in dtype else 4,
-                _first_diff(lm.tokenizer, params))
+                _first_diff(lm.tokenizer, params) if pairs else 0)
 
 
 def estimate(analysis: Any, params: dict[str, Any], d: Dims) -> Cost:
@@ -176,7 +177,7 @@ def _inputs(lm: Any, name: str, p: dict[str, Any], n_ctx: int, pairs: bool = Fal
 def _first_diff(tok: Any, p: dict[str, Any]) -> int:
     """Where a typed pair, or a task's first pair, starts to differ (0 when unknown)."""
     clean, corrupt = p.get("clean"), p.get("corrupt")
-    if not (clean and corrupt) and p.get("task") and p.get("site") is not None:
+    if not (clean and corrupt) and p.get("task"):
         from analyses.tasks import PAIR_TASKS
 
         if p["task"] in PAIR_TASKS:

@@ -14,8 +14,8 @@ from typing import Any
 from analyses.cost import Cost, Dims
 from analyses.costs.terms import _components, _heads, _suffix_share
 from analyses.costs.engine import (
-    _attrib, _conv_slices, _eap, _eap_circuit, _eap_curve, _eap_pos, _eval, _greedy, _inhibition, _name_arith,
-    _patch, _path_patch, _prompt, _removal,
+    _attrib, _conv_slices, _eap, _eap_circuit, _eap_curve, _eap_pos, _eval, _greedy, _inhibition, _layer_of,
+    _name_arith, _patch, _path_patch, _prompt, _removal,
 )
 from analyses.costs.texts import (
     LIST_POSITIONS, _ablations, _congruence, _count_attention, _erasure, _examples, _input_resample, _neuron_baseline, _neurons,
@@ -58,11 +58,18 @@ COSTS: dict[str, Callable[[dict, Dims], Cost]] = {
     "erasure-input": _input_resample,
     "erasure-importance": lambda p, d: _erasure(p, d, d.items * (2 + _heads(d)), d.items * (1 + (1 + _heads(d)) * _suffix_share(d))),
     "neuron-baseline": lambda p, d: _neuron_baseline(p, d),
-    "positional-subspace": lambda p, d: _examples(d, d.items),
-    "centroid-traversal": lambda p, d: _examples(d, d.items * (1 + LIST_POSITIONS), rows=LIST_POSITIONS),
-    "centroid-replace": lambda p, d: _examples(d, 4 * d.items, rows=2),  # fit, before, after, the control
+    # The receiver's attention is read in runs that stop after its layer; the edits' scores need the logits.
+    "positional-subspace": lambda p, d: _examples(d, d.items * _upto(p.get("receiver"), d)),
+    "centroid-traversal": lambda p, d: _examples(d, d.items * (1 + LIST_POSITIONS) * _upto(p.get("receiver"), d),
+                                                 rows=LIST_POSITIONS),
+    "centroid-replace": lambda p, d: _examples(d, d.items * (_upto(p.get("receiver"), d) + 3), rows=2),  # fit + 3 scored
     "state-cosine": lambda p, d: _state_cosine(p, d),
 }
+
+def _upto(head: Any, d: Dims) -> float:
+    """The share of the layers a run that stops after ``head``'s layer runs."""
+    return (_layer_of(head, d) + 1) / d.n_layers
+
 
 def _generic(analysis: Any, p: dict, d: Dims) -> Cost:
     """An analysis without a formula, by its kind of inputs: pairs like patching at one cell per

@@ -130,12 +130,20 @@ def _greedy(p: dict, d: Dims) -> Cost:
 
 
 def _conv_slices(p: dict, d: Dims) -> Cost:
+    """4 slices (the conv kernel's width on the shipped Mambas) per layer and position; a patched row
+    runs from its layer on, and a cell whose source equals the unpatched activation is skipped: every
+    position from the pairs' first difference on past layer 0, in layer 0 those whose tokens differ
+    (unknown here: the floor counts none, the estimate all)."""
     n = d.items
-    layers = len(str(p["layers"]).split(",")) if p.get("layers") else d.n_layers
-    runs = layers * 4 * d.seq * n  # 4: the conv kernel's width on the shipped Mambas
-    rows = min(runs, d.seq * n)
-    return _cost(_mamba_base(d, rows), d, layers * 4 * d.seq,
-                 **_mine(2 * n + runs, 2 * n + runs * _suffix_share(d)), shrink="fewer pairs (--n) or layers (--layers)")
+    try:
+        chosen = [int(x) for x in str(p["layers"]).split(",")] if p.get("layers") else range(d.n_layers)
+    except ValueError:  # the analysis says what is wrong with them
+        chosen = range(d.n_layers)
+    cells = 4 * max(1, d.seq - d.diff) * n
+    runs = cells * sum((d.n_layers - layer % d.n_layers) / d.n_layers for layer in chosen)
+    floor = cells * sum((d.n_layers - layer % d.n_layers) / d.n_layers for layer in chosen if layer % d.n_layers)
+    return _cost(_mamba_base(d, min(runs, d.seq * n)), d, len(chosen) * 4 * d.seq,
+                 **_mine(2 * n + runs, 2 * n + floor), shrink="fewer pairs (--n) or layers (--layers)")
 
 
 def _eap_pos(p: dict, d: Dims) -> Cost:
