@@ -31,8 +31,8 @@ def _layer_of(head: Any, d: Dims) -> int:
 
 
 def _inhibition(p: dict, d: Dims) -> Cost:
-    # The prompt, then each sender component projected out, in rows that stop at the receiver's layer.
-    runs = 1 + d.d_head * (_layer_of(p.get("receiver"), d) + 1) / d.n_layers
+    # The prompt, then each sender component projected out, all in rows that stop at the receiver's layer.
+    runs = (1 + d.d_head) * (_layer_of(p.get("receiver"), d) + 1) / d.n_layers
     memory = _fw(d, d.d_head) * d.items + _cache(d, d.items, 2)
     return _cost(memory, d, d.d_head, **_mine(runs * d.items), shrink="a shorter prompt or fewer prompts (--n)")
 
