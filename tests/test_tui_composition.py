@@ -98,3 +98,20 @@ async def test_edits_in_force_apply_to_every_run_are_recorded_and_undo():
         again = app.ws.runs[-1].result
         assert "edits" not in again.meta and again.to_json() == plain.to_json()
         assert "edits" not in str(app.query_one("#model_status").render())
+
+
+async def test_the_edit_dialog_shows_every_syntax_it_takes_at_80_columns():
+    """Defect: the dialog's question was one line cut at the box's edge ("... or LxHy:o"), so the
+    additive head edit and the SAE feature edit it also takes were never shown."""
+    from textual.widgets import Label
+
+    app = WorkbenchApp("toy:recall", device="cpu")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot, app)
+        app.action_add_edit()
+        await pilot.pause()
+        question = app.screen.query(Label).first()
+        shown = " ".join(line.text for line in question.render_lines(question.region.reset_offset))
+        shown = " ".join(shown.split())
+        for part in ("LxHy:ov:I=SCALE", "LxHy:out:I+=DISTANCE[@POS]", "sae:FOLDER:F=VALUE[@POS]", "VALUE 0 ablates"):
+            assert part in shown, shown
