@@ -18,7 +18,7 @@ class Dialog(ModalScreen):
     Dialog { align: center middle; }
     Dialog > Vertical { width: 76; max-width: 95%; height: auto; max-height: 90%; border: thick $accent;
         padding: 0 1; background: $surface; }
-    Dialog Label { margin-top: 1; }
+    Dialog Label { margin-top: 1; width: 100%; }  /* a long question wraps inside the box */
     Dialog OptionList { height: auto; max-height: 16; }
     Dialog DataTable { height: auto; max-height: 14; }
     """
@@ -124,7 +124,6 @@ class ConfirmDialog(Dialog):
     """A yes/no question before a step that is hard to undo (writing over a folder's files, a run
     larger than the memory free): ``y`` (or the button) answers True; ``n`` or Escape answers None."""
 
-    DEFAULT_CSS = "ConfirmDialog Label { width: 100%; }"  # long messages wrap
     BINDINGS = [Binding("y", "confirm", "Yes", id="confirm_yes"), Binding("n", "cancel", "No", id="confirm_no")]
 
     def __init__(self, question: str, yes: str = "Replace") -> None:

@@ -41,7 +41,10 @@ class EditActions:
             yield SystemCommand("Edits: clear", f"drop all {len(self.edits)} edits", self.action_clear_edits)
 
     def action_add_edit(self) -> None:
-        self.push_screen(AskDialog(f"An edit for every run: {SYNTAX}", "edit_text", "L1H2:ov:0=0"), self.add_edit)
+        from analyses.sae.edit_spec import SYNTAX as FEATURE_SYNTAX
+
+        self.push_screen(AskDialog(f"An edit for every run: {SYNTAX}; or an SAE feature's: {FEATURE_SYNTAX}",
+                                   "edit_text", "L1H2:ov:0=0"), self.add_edit)
 
     def add_edit(self, text: str | None) -> None:
         if text is None:
