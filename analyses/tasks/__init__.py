@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from analyses.errors import BadInput
 from analyses.preparation import step
-from analyses.tasks import count01, count01_eos, ioi, ioi_patterns, laundry, lookup, lookup_multi, recall, repeat
+from analyses.tasks import count01, count01_eos, ioi, ioi_patterns, laundry, lookup, lookup_lm, lookup_multi, recall, repeat
 from analyses.tasks.base import Example, Pair
 
 # task name -> generator(n, seed) of Examples
@@ -23,6 +23,7 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
     # the Mamba IOI paper's five corruption patterns, one task each (tasks/ioi_patterns.py)
     **{name: (lambda n, seed=0, _p=name: ioi_patterns.examples(_p, n, seed)) for name in ioi_patterns.PATTERNS},
     "repeat": repeat.examples,
+    "lookup-lm": lookup_lm.examples,
 }
 
 # task name -> generator(n, seed) of clean/corrupted Pairs, for the tasks that have a corruption

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from analyses.tasks.lookup_lm import WORDS as LOOKUP_LM_WORDS
 from analyses.tasks.repeat import WORDS as REPEAT_WORDS
 
 
@@ -81,6 +82,18 @@ STUDY_RECIPES: dict[str, Recipe] = {
                              warmup=50, embed_std=0.3,
                              about="paper 1 attempt: GPT-2, 2 attention-only layers, repeated segments; learns to "
                                    "copy, not to erase (docs/erasure-toy.md)"),
+    # Paper 2, trained among many features (issue 24): a language model's loss at every position over
+    # topic-coloured filler, eight markers each raising its own name at the query; nothing planted. The
+    # fourth of four designs; none shows next-token neurons explained better than random ones, since the
+    # name neurons fire most on filler and no head is active on 25-75 % of their texts. Not shipped;
+    # docs/neurons.md, "A language model's many features: toy lookup-lm (not shipped)".
+    "lookup-lm": Recipe("lookup-lm", "gpt2", {"d_model": 32, "n_layers": 2, "n_heads": 8, "n_ctx": 24,
+                                              "n_inner": 256, "resid_pdrop": 0.0, "attn_pdrop": 0.0,
+                                              "embd_pdrop": 0.0},
+                        steps=2000, words=LOOKUP_LM_WORDS, every_position=True,
+                        about="paper 2 attempt: GPT-2, 2 layers, 8 heads, 256 MLP neurons, a language model's "
+                              "loss over topic filler with eight markers each raising its own name; next-token "
+                              "neurons not explained better than random ones (docs/neurons.md)"),
 }
 
 # Test fixtures: shipped (``toy:NAME`` loads them) but not listed by ``workbench models``, because what
