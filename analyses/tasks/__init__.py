@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from analyses.errors import BadInput
 from analyses.preparation import step
-from analyses.tasks import count01, count01_eos, ioi, ioi_patterns, laundry, lookup, lookup_multi, recall, repeat
+from analyses.tasks import count01, count01_eos, ioi, ioi_marked, ioi_patterns, laundry, lookup, lookup_multi, recall, repeat
 from analyses.tasks.base import Example, Pair
 
 # task name -> generator(n, seed) of Examples
@@ -23,6 +23,7 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
     # the Mamba IOI paper's five corruption patterns, one task each (tasks/ioi_patterns.py)
     **{name: (lambda n, seed=0, _p=name: ioi_patterns.examples(_p, n, seed)) for name in ioi_patterns.PATTERNS},
     "repeat": repeat.examples,
+    "ioi-marked": ioi_marked.examples,
 }
 
 # task name -> generator(n, seed) of clean/corrupted Pairs, for the tasks that have a corruption
@@ -30,6 +31,14 @@ PAIR_TASKS: dict[str, Callable[..., list[Pair]]] = {
     "ioi": lambda n, seed=0: ioi.pairs(n, seed, kind="two"),
     "ioi-abc": lambda n, seed=0: ioi.pairs(n, seed, kind="three"),
     **{name: (lambda n, seed=0, _p=name: ioi_patterns.pairs(_p, n, seed)) for name in ioi_patterns.PATTERNS},
+    "ioi-marked": ioi_marked.pairs,
+}
+
+# tasks whose prompts name-arith edits (three-name IOI, five name slots), with the words that make
+# the name before them no slot (ioi-marked: "X left" does not count)
+NAME_SLOT_TASKS: dict[str, tuple[str, ...]] = {
+    "ioi-abc": (),
+    "ioi-marked": ioi_marked.SLOT_MARKERS,
 }
 
 SPLITS = ("train", "test", "all")
@@ -115,4 +124,4 @@ def vocabulary() -> list[str]:
     return list(dict.fromkeys(ioi.NAMES + ioi.PLACES + ioi.OBJECTS + ioi.WORDS + count01.WORDS + recall.ITEMS + recall.WORDS))
 
 
-__all__ = ["PAIR_TASKS", "SPLITS", "TASKS", "default_inputs", "task_pairs", "Example", "Pair", "in_split", "task_examples", "vocabulary"]
+__all__ = ["NAME_SLOT_TASKS", "PAIR_TASKS", "SPLITS", "TASKS", "default_inputs", "task_pairs", "Example", "Pair", "in_split", "task_examples", "vocabulary"]
