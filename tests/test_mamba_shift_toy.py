@@ -29,3 +29,23 @@ def test_the_toy_is_listed_with_its_paper(capsys):
     assert main(["models"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "ioi-mamba-shift" in x)
     assert "Garriga-Alonso" in line
+
+
+async def test_the_model_tab_opens_on_name_arithmetic_over_the_toys_own_task():
+    """docs/mamba-shift.md's walk: F7 shows name-arith with the toy's task, focus on it, mode one tab on."""
+    from pilot import wait_for
+    from textual.widgets import Select
+
+    from workbench.app import WorkbenchApp
+
+    app = WorkbenchApp("toy:ioi-mamba-shift", device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.loaded is not None and app.ws.runs, steps=1200)  # its first run ended
+        await wait_for(pilot, lambda: app._active_job is None, steps=1200)
+        await pilot.press("f7")
+        await pilot.pause()
+        assert app.query_one("#model-analysis", Select).value == "name-arith"
+        assert app.query_one("#model-task", Select).value == "ioi-marked"
+        assert app.focused.id == "model-task"
+        await pilot.press("tab")
+        assert app.focused.id == "model-mode"
