@@ -67,9 +67,21 @@ def conv_slice_patching(
 MODES = ("replace", "subtract-add")
 
 
-def name_slots(ids: Sequence[int], names: set[int]) -> list[int]:
-    """Positions of the name tokens of a prompt, in order (the name slots)."""
-    return [p for p, t in enumerate(ids) if t in names]
+def name_slots(ids: Sequence[int], names: set[int], markers: set[int] = frozenset()) -> list[int]:
+    """Positions of the name tokens of a prompt, in order (the name slots), leaving out a name
+    that a marker token follows (``ioi-marked``'s "X left": a mention that does not count)."""
+    return [p for p, t in enumerate(ids) if t in names and (p + 1 >= len(ids) or ids[p + 1] not in markers)]
+
+
+def slot_markers(tokenizer, task: str) -> set[int]:
+    """The token ids of ``task``'s slot markers (``tasks.NAME_SLOT_TASKS``); BadInput for a task
+    name-arith cannot take or a marker this tokenizer does not spell as one token."""
+    from analyses.tasks import NAME_SLOT_TASKS
+    from analyses.tokens import resolve_token
+
+    if task not in NAME_SLOT_TASKS:
+        raise BadInput(f"name-arith takes three-name IOI tasks only: {', '.join(NAME_SLOT_TASKS)}; got {task!r}")
+    return {resolve_token(tokenizer, " " + word) for word in NAME_SLOT_TASKS[task]}
 
 
 def intervene(model: HookedModel, tokens: Tensor, layer: int, pos: Tensor, old: Tensor, new: Tensor,
@@ -98,7 +110,7 @@ def _by_length(rows: list[tuple[list[int], ...]]) -> dict[int, list[int]]:
 
 
 def name_averages(model: HookedModel, prompts: list[list[int]], names: set[int], layer: int, n_slots: int,
-                  offset: int = 1, batch: int = 64) -> dict[tuple[int, int], Tensor]:
+                  offset: int = 1, batch: int = 64, markers: set[int] = frozenset()) -> dict[tuple[int, int], Tensor]:
     """avg[(slot, name id)] = mean ``hook_ssm_in`` of ``layer`` at (that slot's position +
     ``offset``) over the prompts whose slot holds that name."""
     sums: dict[tuple[int, int], Tensor] = {}
@@ -110,7 +122,7 @@ def name_averages(model: HookedModel, prompts: list[list[int]], names: set[int],
             part = idx[start:start + batch]
             acts = model.run(torch.tensor([prompts[i] for i in part]), capture=[name]).cache[name].float()
             for row, i in enumerate(part):
-                slots = name_slots(prompts[i], names)
+                slots = name_slots(prompts[i], names, markers)
                 for k, p in enumerate(slots[:n_slots]):
                     if p + offset < acts.shape[1]:
                         key = (k, prompts[i][p])
@@ -129,8 +141,10 @@ def name_arithmetic(
     seed: int = 0,
     offset: int = 1,
     should_stop: Callable[[], bool] | None = None,
+    task: str = "ioi-abc",
 ) -> Grid:
-    """Flip rate per (intervened slot p1, averages' slot p2) on three-name IOI prompts.
+    """Flip rate per (intervened slot p1, averages' slot p2) on three-name IOI prompts of
+    ``task`` (``ioi-abc``, or ``ioi-marked``, whose marked names are no slots).
 
     p1 in the first clause (slots 0-2, holding the answer): old = the answer, new = another name
     not in the prompt; the expected new answer is new. p1 in the second clause (3, 4: a repeated
@@ -149,20 +163,21 @@ def name_arithmetic(
     names = name_token_ids(tokenizer)
     if len(names) < 5:
         raise BadInput("this tokenizer spells too few IOI names as single tokens")
+    markers = slot_markers(tokenizer, task)
 
     def encode(examples):
         out = []
         for e in examples:
             ids = encode_prompt(tokenizer, e.prompt, None, None)
-            if len(name_slots(ids, names)) == 5:
+            if len(name_slots(ids, names, markers)) == 5:
                 out.append((ids, resolve_token(tokenizer, e.answer)))
         return out
 
-    avg_set = encode(task_examples("ioi-abc", n_avg, seed + 1))
-    test = encode(task_examples("ioi-abc", n, seed))
+    avg_set = encode(task_examples(task, n_avg, seed + 1))
+    test = encode(task_examples(task, n, seed))
     if not 0 <= offset <= 3:
         raise BadInput("--offset must be between 0 and 3 (positions after the name)")
-    avg = name_averages(model, [ids for ids, _ in avg_set], names, layer, 5, offset)
+    avg = name_averages(model, [ids for ids, _ in avg_set], names, layer, 5, offset, markers=markers)
     gen = torch.Generator().manual_seed(seed)
     flips = torch.zeros(5, 5)
     counts = torch.zeros(5, 5)
@@ -173,7 +188,7 @@ def name_arithmetic(
                 raise Cancelled("name arithmetic cancelled")
             rows = []  # (ids, pos, old, new, expected, original)
             for ids, answer in test:
-                slots = name_slots(ids, names)
+                slots = name_slots(ids, names, markers)
                 here = ids[slots[p1]]
                 if p1 < 3:
                     if here != answer:
@@ -199,6 +214,6 @@ def name_arithmetic(
                 counts[p1, p2] += len(group)
     rate = torch.where(counts > 0, flips / counts.clamp(min=1), torch.full_like(flips, float("nan")))
     labels = [f"slot {k}" for k in range(5)]
-    meta = {"metric": "flip rate", "mode": mode, "layer": layer, "offset": offset, "n_test": len(test), "n_avg": len(avg_set), "prompts_per_cell": counts.tolist(),
+    meta = {"metric": "flip rate", "mode": mode, "layer": layer, "offset": offset, "task": task, "n_test": len(test), "n_avg": len(avg_set), "prompts_per_cell": counts.tolist(),
             "mean_flip_rate": float(rate.nanmean()), "averages": len(avg)}
     return Grid("name_arith", ["slot", "avg slot"], {"slot": labels, "avg slot": labels}, rate.tolist(), meta)

@@ -94,15 +94,15 @@ def run_eap_circuit(lm, ig: int | None, target: float, progress=None, should_sto
     return series
 
 
-def run_name_arith(lm, layer: int | None, mode: str, n_avg: int, n: int, seed: int, offset: int, should_stop=None,
-                   progress=None):
+def run_name_arith(lm, layer: int | None, mode: str, n_avg: int, n: int, seed: int, offset: int, task: str = "ioi-abc",
+                   should_stop=None, progress=None):
     from analyses.mamba.mixer import name_arithmetic
     from analyses.mamba.task import require_mamba
 
     require_mamba(lm.hooked)
     chosen = lm.hooked.shape.n_layers - 1 if layer is None else layer
     return name_arithmetic(lm.hooked, lm.tokenizer, chosen, mode, n_avg=n_avg, n=n, seed=seed, offset=offset,
-                           should_stop=should_stop)
+                           should_stop=should_stop, task=task)
 
 
 def run_state_cosine(lm, layers: str | None, **pair_args: Any):
@@ -226,12 +226,16 @@ declare(Analysis(
               model_default=last_layer),
         Param("mode", "choice", "replace: x <- avg[slot][new]; subtract-add: x <- x - avg[slot][old] + avg[slot][new]",
               default="subtract-add", choices=("replace", "subtract-add")),
-        Param("n_avg", "int", "ioi-abc prompts the averages are taken over (default 2000)", default=2000, minimum=10,
+        Param("n_avg", "int", "prompts the averages are taken over (default 2000)", default=2000, minimum=10,
               label="avg prompts"),
-        Param("n", "int", "ioi-abc test prompts (default 200)", default=200, minimum=1),
+        Param("n", "int", "test prompts (default 200)", default=200, minimum=1),
         Param("seed", "int", "the prompts' seed", default=0),
         Param("offset", "int", "edit at name position + this (1 in the paper)", default=1, minimum=0),
-    ), run_name_arith, "grid", "model", cancellable=True, tasks=("ioi-abc",), key=("layer", "mode", "offset"),
+        Param("task", "task", "three-name IOI prompts: ioi-abc, or ioi-marked, whose names followed by 'left' are no "
+              "slots (default: the model's own, else ioi-abc)", default="ioi-abc", metavar="NAME",
+              choices=("ioi-abc", "ioi-marked")),
+    ), run_name_arith, "grid", "model", cancellable=True, tasks=("ioi-abc", "ioi-marked"),
+    key=("layer", "mode", "offset"),
     excludes=NOT_MAMBA,
     headline=arith_facts,
     doc="Cell (slot, avg slot): the fraction of prompts whose expected new answer beats the old answer.",

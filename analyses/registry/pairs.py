@@ -19,7 +19,7 @@ PAIRS = shared(
     Param("pairs", "path", "JSONL file of {clean, corrupt, answer, distractor} (aligned prompts)", metavar="FILE",
           label="pairs file"),
     Param("task", "task", "or N pairs of a built-in task, all of one token length (default: the model's own, when "
-          "no pair or file is given)", metavar="NAME", choices=("ioi", "ioi-abc", *PATTERNS)),
+          "no pair or file is given)", metavar="NAME", choices=("ioi", "ioi-abc", *PATTERNS, "ioi-marked")),
     Param("n", "int", "with --task: how many pairs (default 16)", default=16, minimum=1),
     Param("seed", "int", "with --task: the sample's seed", default=0),
     Param("metric", "choice", "nld: normalized logit difference; tokens: total probability of --tokens",

@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 from analyses.errors import BadInput
 from analyses.preparation import step
-from analyses.tasks import count01, count01_eos, ioi, ioi_patterns, laundry, lookup, lookup_lm, lookup_multi, recall, repeat
+from analyses.tasks import (
+    count01, count01_eos, ioi, ioi_marked, ioi_patterns, laundry, lookup, lookup_lm, lookup_multi, recall, repeat,
+)
 from analyses.tasks.base import Example, Pair
 
 # task name -> generator(n, seed) of Examples
@@ -24,6 +26,7 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
     **{name: (lambda n, seed=0, _p=name: ioi_patterns.examples(_p, n, seed)) for name in ioi_patterns.PATTERNS},
     "repeat": repeat.examples,
     "lookup-lm": lookup_lm.examples,
+    "ioi-marked": ioi_marked.examples,
 }
 
 # task name -> generator(n, seed) of clean/corrupted Pairs, for the tasks that have a corruption
@@ -31,6 +34,14 @@ PAIR_TASKS: dict[str, Callable[..., list[Pair]]] = {
     "ioi": lambda n, seed=0: ioi.pairs(n, seed, kind="two"),
     "ioi-abc": lambda n, seed=0: ioi.pairs(n, seed, kind="three"),
     **{name: (lambda n, seed=0, _p=name: ioi_patterns.pairs(_p, n, seed)) for name in ioi_patterns.PATTERNS},
+    "ioi-marked": ioi_marked.pairs,
+}
+
+# tasks whose prompts name-arith edits (three-name IOI, five name slots), with the words that make
+# the name before them no slot (ioi-marked: "X left" does not count)
+NAME_SLOT_TASKS: dict[str, tuple[str, ...]] = {
+    "ioi-abc": (),
+    "ioi-marked": ioi_marked.SLOT_MARKERS,
 }
 
 SPLITS = ("train", "test", "all")
@@ -116,4 +127,4 @@ def vocabulary() -> list[str]:
     return list(dict.fromkeys(ioi.NAMES + ioi.PLACES + ioi.OBJECTS + ioi.WORDS + count01.WORDS + recall.ITEMS + recall.WORDS))
 
 
-__all__ = ["PAIR_TASKS", "SPLITS", "TASKS", "default_inputs", "task_pairs", "Example", "Pair", "in_split", "task_examples", "vocabulary"]
+__all__ = ["NAME_SLOT_TASKS", "PAIR_TASKS", "SPLITS", "TASKS", "default_inputs", "task_pairs", "Example", "Pair", "in_split", "task_examples", "vocabulary"]

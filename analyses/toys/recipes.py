@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from analyses.tasks.lookup_lm import WORDS as LOOKUP_LM_WORDS
+from analyses.tasks import ioi as _ioi, ioi_marked as _ioi_marked
 from analyses.tasks.repeat import WORDS as REPEAT_WORDS
 
 
@@ -61,6 +62,14 @@ RECIPES: dict[str, Recipe] = {
                                                     "embd_pdrop": 0.0},
                            steps=1500, about="paper 2 (context look-ups): GPT-2, 2 layers, 8 heads, 256 MLP neurons, "
                            "eight marker words each raising its own name; random neurons explain as well (docs/neurons.md)"),
+    # Paper 4, the shift (docs/mamba-shift.md): ioi-mamba-k2's model on IOI where a name followed by
+    # "left" does not count, so only the conv at name + 1 can tell whether to keep it.
+    "ioi-mamba-shift": Recipe("ioi-marked", "mamba", {"d_model": 64, "n_layers": 2, "conv_kernel": 2}, steps=1500,
+                              bar=0.90, words=tuple(dict.fromkeys(_ioi.NAMES + _ioi.PLACES + _ioi.OBJECTS + _ioi.WORDS
+                                                                  + _ioi_marked.WORDS)),
+                              about="paper 4 (Ensign & Garriga-Alonso 2024, Mamba IOI): Mamba, 2 layers, conv kernel "
+                                    "2, three-name IOI where a name followed by 'left' does not count; names linear "
+                                    "one position on (name-arith at its defaults)"),
 }
 
 # Recipes ``workbench train`` knows but that are not shipped as ``toy:NAME`` (studies train them
