@@ -1,8 +1,9 @@
 """Repeated segments: the task the trained erasure toy (paper 1, docs/erasure-toy.md) learns.
 
-Each text is ``LENGTH`` tokens over ``WORDS`` (28 symbols ``t0`` .. ``t27``): a segment of
-``MIN_SEG`` to ``MAX_SEG`` distinct symbols, the same segment again, then uniformly random symbols
-up to ``LENGTH``. A model is trained on the next token at every position (the second copy is
+Each text is ``LENGTH`` tokens over ``WORDS`` (32 symbols ``t0`` .. ``t31``, the toy's whole
+vocabulary: it has no special tokens, because four ids that never occur kept it on the loss
+plateau, docs/erasure-toy.md): a segment of ``MIN_SEG`` to ``MAX_SEG`` distinct symbols, the
+same segment again, then uniformly random symbols up to ``LENGTH``. A model is trained on the next token at every position (the second copy is
 predictable, the rest is not); the example's answer is the text's last token, so a task prompt
 plus its answer is the whole text (``analyses.corpus`` measures every position of it). The
 variant ``seg{k}`` names the segment length, so the second copy's positions are known.
@@ -15,7 +16,7 @@ import random
 from analyses.preparation import step
 from analyses.tasks.base import Example
 
-WORDS = [f"t{i}" for i in range(28)]  # with the 4 specials: a vocabulary of 32
+WORDS = [f"t{i}" for i in range(32)]  # the whole vocabulary (the toy's tokenizer has no specials)
 LENGTH = 22
 MIN_SEG, MAX_SEG = 4, 10
 

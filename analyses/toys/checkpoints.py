@@ -30,9 +30,11 @@ WORDS = (
 ).split()
 
 
-def word_tokenizer(words: list[str], bos: bool = False) -> Tokenizer:
-    """A word-level tokenizer over SPECIALS + words; ``bos`` prepends [BOS] like Llama's does."""
-    vocab = {w: i for i, w in enumerate(dict.fromkeys(SPECIALS + words))}
+def word_tokenizer(words: list[str], bos: bool = False, specials: bool = True) -> Tokenizer:
+    """A word-level tokenizer over SPECIALS + words; ``bos`` prepends [BOS] like Llama's does.
+    Without ``specials`` every id is a word (an unknown word is an error): a toy whose task uses
+    the whole vocabulary, as the erasure toy's does (unused ids slow its training, docs/erasure-toy.md)."""
+    vocab = {w: i for i, w in enumerate(dict.fromkeys((SPECIALS if specials else []) + words))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     if bos:
@@ -68,6 +70,8 @@ def _config(family: str, vocab: int, **kw):
     from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig, MambaConfig, MistralConfig, Qwen2Config
 
     ids = dict(bos_token_id=2, eos_token_id=3, pad_token_id=1)
+    if not kw.pop("specials", True):  # every id a word: no token is BOS, EOS or padding
+        ids = dict(bos_token_id=None, eos_token_id=None, pad_token_id=None)
     d, layers, heads, ctx = kw.pop("d_model", 32), kw.pop("n_layers", 2), kw.pop("n_heads", 4), kw.pop("n_ctx", 64)
     if family == "gpt2":
         base = dict(n_embd=d, n_layer=layers, n_head=heads, n_positions=ctx, activation_function="gelu_new")
@@ -97,12 +101,14 @@ def build_checkpoint(
     bos: bool | None = None,
     jitter: float = 0.0,
     tokenizer: str = "word",
+    specials: bool = True,
     **shape,
 ) -> Path:
     """Write a randomly initialised checkpoint of ``family`` to ``out_dir`` and return the path.
 
     ``shape`` overrides sizes (d_model, n_layers, n_heads, n_ctx) or passes config fields.
-    ``tokenizer="sentencepiece"`` gives it ``sentencepiece_tokenizer`` instead of the word-level one.
+    ``tokenizer="sentencepiece"`` gives it ``sentencepiece_tokenizer`` instead of the word-level one;
+    ``specials=False`` a word-level one without special tokens (every id a word).
     ``jitter`` adds N(0, jitter^2) noise to every parameter, so biases and norm weights are not
     the zeros and ones of a fresh init (tests need them non-trivial). The same arguments always
     give the same weights.
@@ -113,8 +119,8 @@ def build_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     words = words if words is not None else NAMES + WORDS
     bos = family in ("llama", "mistral", "qwen2") if bos is None else bos
-    fast = fast_tokenizer(words, bos) if tokenizer == "word" else sentencepiece_fast_tokenizer(words)
-    config = _config(family, fast.backend_tokenizer.get_vocab_size(), **shape)
+    fast = fast_tokenizer(words, bos, specials) if tokenizer == "word" else sentencepiece_fast_tokenizer(words)
+    config = _config(family, fast.backend_tokenizer.get_vocab_size(), specials=specials, **shape)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     if jitter:
@@ -126,10 +132,12 @@ def build_checkpoint(
     return out
 
 
-def fast_tokenizer(words: list[str], bos: bool = False):
+def fast_tokenizer(words: list[str], bos: bool = False, specials: bool = True):
     """The HF tokenizer object around ``word_tokenizer`` (what a checkpoint saves and loads)."""
     from transformers import PreTrainedTokenizerFast
 
+    if not specials:
+        return PreTrainedTokenizerFast(tokenizer_object=word_tokenizer(words, specials=False))
     return PreTrainedTokenizerFast(
         tokenizer_object=word_tokenizer(words, bos=bos),
         unk_token="[UNK]",

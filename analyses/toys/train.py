@@ -41,9 +41,10 @@ def _freeze_mlps(model: torch.nn.Module) -> None:
 
 
 def _init_embeddings(model: torch.nn.Module, std: float, seed: int) -> None:
-    """Token and position embeddings drawn from N(0, std^2) (a scale, nothing planted): at GPT-2's
-    0.02 the repeated-segment model never left its loss plateau in 6,000 steps, at 0.3 it learns
-    to copy (docs/erasure-toy.md)."""
+    """Token and position embeddings drawn from N(0, std^2) (a scale, nothing planted). No shipped
+    recipe uses it; the erasure study varies it (bench/erasure_toy_attempt.py --embed-std): with
+    four unused token ids, scale 0.3 got the repeated-segment model off its plateau
+    (docs/erasure-toy.md)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for w in (model.transformer.wte.weight, model.transformer.wpe.weight):
@@ -69,6 +70,12 @@ def _encode(tokenizer, examples) -> tuple[list[list[int]], list[list[int]]]:
     return [list(p) for p in prompts], follows
 
 
+def _pad_id(tokenizer) -> int:
+    """The id padding is written with (masked out): the pad token's, or 0 for a tokenizer without
+    special tokens (``Recipe.specials``)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
 def _batch(tokenizer, recipe: Recipe, step: int):
     """Token ids, attention mask, and (row, position, token) triples the loss is taken on."""
     if recipe.task == "count01-eos":  # whole strings, every next token (tasks/count01_eos.py)
@@ -85,7 +92,7 @@ def _batch(tokenizer, recipe: Recipe, step: int):
             targets += [(row, pos, seq[pos + 1]) for pos in range(len(seq) - 1)]
         else:
             targets += [(row, len(prompt) - 1 + k, tok) for k, tok in enumerate(follow)]
-    ids, mask = pad_batch(seqs, tokenizer.pad_token_id)
+    ids, mask = pad_batch(seqs, _pad_id(tokenizer))
     rows, cols, toks = (torch.tensor(x) for x in zip(*targets))
     return ids, mask, rows, cols, toks
 
@@ -99,7 +106,7 @@ class _HeldOut:
         examples = task_examples(task, n, seed=seed, split="test")
         prompts, follows = _encode(tokenizer, examples)
         distractors = _encode(tokenizer, [dataclasses.replace(e, answer=e.distractor, target=None) for e in examples])[1]
-        self.ids, self.mask = pad_batch([p + f[:1] for p, f in zip(prompts, follows)], tokenizer.pad_token_id)
+        self.ids, self.mask = pad_batch([p + f[:1] for p, f in zip(prompts, follows)], _pad_id(tokenizer))
         self.rows = torch.arange(len(examples))
         self.last = torch.tensor([len(p) - 1 for p in prompts])
         self.answer = torch.tensor([f[0] for f in follows])
@@ -213,8 +220,9 @@ def train_with_curve(
     out = _writable_folder(Path(out_dir))
     start = time.monotonic()
     words = list(recipe.words) or vocabulary()
-    build_checkpoint(out, recipe.family, words=words, seed=recipe.seed, bos=recipe.bos, **recipe.shape)
-    tokenizer = fast_tokenizer(words, recipe.bos)
+    build_checkpoint(out, recipe.family, words=words, seed=recipe.seed, bos=recipe.bos, specials=recipe.specials,
+                     **recipe.shape)
+    tokenizer = fast_tokenizer(words, recipe.bos, recipe.specials)
     model = AutoModelForCausalLM.from_pretrained(out).train()
     if recipe.attn_only:
         _freeze_mlps(model)

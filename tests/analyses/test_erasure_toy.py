@@ -46,4 +46,6 @@ def test_an_every_position_recipe_trains_on_every_next_token_with_its_own_words(
     out = train("erasure-repeat", tmp_path / "m", steps=3)
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.vocab_size == 32 and model.config.n_positions == 24
-    assert AutoTokenizer.from_pretrained(out)("t0 t27")["input_ids"] == [4, 31]
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer("t0 t31")["input_ids"] == [0, 31]  # every id a word: no special tokens
+    assert tokenizer.pad_token_id is None and model.config.bos_token_id is None
