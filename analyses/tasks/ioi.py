@@ -46,13 +46,20 @@ def _two_name(rng: random.Random, variant: str) -> tuple[str, str, str, dict]:
     return rng.choice(TWO_NAME), io, s, fields
 
 
-def _three_name(rng: random.Random, variant: str) -> tuple[str, str, str, dict]:
+def three_names(rng: random.Random, variant: str) -> tuple[list[str], str, list[str]]:
+    """A three-name variant's names (``slotK-fwd|rev``): all three in order, the answer (slot K) and
+    the two repeated in the second clause, in that order."""
     slot, order = int(variant[4]), variant.split("-")[1]
     names = rng.sample(NAMES, 3)
     answer = names[slot - 1]
     repeated = [n for n in names if n != answer]
     if order == "rev":
         repeated.reverse()
+    return names, answer, repeated
+
+
+def _three_name(rng: random.Random, variant: str) -> tuple[str, str, str, dict]:
+    names, answer, repeated = three_names(rng, variant)
     fields = dict(A=names[0], B=names[1], C=names[2], X=repeated[0], Y=repeated[1], P=rng.choice(PLACES), O=rng.choice(OBJECTS))
     return rng.choice(THREE_NAME), answer, repeated[1], fields
 

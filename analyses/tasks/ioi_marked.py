@@ -20,7 +20,7 @@ import re
 
 from analyses.preparation import step
 from analyses.tasks.base import Example, Pair, words_of
-from analyses.tasks.ioi import NAMES, OBJECTS, PLACES
+from analyses.tasks.ioi import NAMES, OBJECTS, PLACES, three_names
 
 MARKER = "left"
 TEMPLATES = [
@@ -45,12 +45,7 @@ def _listing(rng: random.Random, kept: list[str], marked: list[str]) -> str:
 
 def _sample(rng: random.Random, variant: str) -> tuple[str, dict, str, str]:
     """(template, fields without the lists, answer, distractor) plus the lists in fields L1, L2."""
-    slot, order = int(variant[4]), variant.split("-")[1]
-    names = rng.sample(NAMES, 3)
-    answer = names[slot - 1]
-    repeated = [n for n in names if n != answer]
-    if order == "rev":
-        repeated.reverse()
+    names, answer, repeated = three_names(rng, variant)
     fresh = [n for n in NAMES if n not in names]
     first_marked = rng.sample(fresh, rng.choice((0, 1, 2)))
     second_marked = [rng.choice(names)] if rng.random() < 0.5 else []
