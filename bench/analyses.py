@@ -1,7 +1,8 @@
 """Every registered analysis on a toy and on a GPT-2-small shape (random weights, 50k vocabulary):
 wall time, forwards (and backwards) used against the analysis's floor (analyses.costs), peak
 memory grown during the run, and the estimator's memory for it. Forwards are counted by the hooked
-model (whole-model passes of one sequence; a run from layer l counts its share of the layers).
+model (whole-model passes of one sequence; a run from layer l counts its share of the layers). A
+neuron's trimming search depends on its texts: the floor adds what a one-by-one search scored.
 
 Each analysis runs on the toy made for it (its task's toy; toy:ioi-mamba for Mamba-only ones,
 toy:ioi otherwise) and on the GPT-2 shape where it applies, with small inputs; a cancellable one
@@ -40,7 +41,8 @@ PARAMS: dict[str, dict[str, Any]] = {
     "erasure-effect": TEXTS, "erasure-prompts": TEXTS,
     "neuron-max-acts": {**TEXTS, "neuron": 0}, "neuron-heads": {**TEXTS, "neuron": 0},
     "neuron-explain": {**TEXTS, "neuron": 0}, "neuron-ablation": {**TEXTS, "neuron": 0},
-    "neuron-baseline": {**TEXTS, "k": 2}, "neuron-congruence": {}, "count-heads": {"n": 40}, "count-attention": {"n": 40}, "count-swap": {"n": 40},
+    "neuron-baseline": {**TEXTS, "k": 2}, "neuron-congruence": {}, "count-heads": {"n": 40},
+    "count-attention": {"n": 40}, "count-swap": {"n": 40},
     "count-combine": {"n": 40}, "recall-edit": {"n": 10, "comps": 1, "scales": "0"},
     "train-toy": {"steps": 5, "eval_every": 5},
     "erasure-verdict": TEXTS, "erasure-modified": TEXTS, "erasure-input": TEXTS, "erasure-importance": TEXTS,

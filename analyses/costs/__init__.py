@@ -18,8 +18,8 @@ from analyses.costs.engine import (
     _name_arith, _patch, _path_patch, _prompt, _removal,
 )
 from analyses.costs.texts import (
-    LIST_POSITIONS, _ablations, _congruence, _count_attention, _erasure, _examples, _input_resample, _neuron_baseline, _neurons,
-    _recall_edit, _state_cosine, _weights,
+    LIST_POSITIONS, _ablations, _congruence, _count_attention, _erasure, _examples, _input_resample, _neuron_baseline,
+    _neurons, _recall_edit, _state_cosine, _weights,
 )
 from analyses.costs.beyond import _generate, _probe, _sae, _steering_sweep, _steering_vector
 
@@ -62,7 +62,7 @@ COSTS: dict[str, Callable[[dict, Dims], Cost]] = {
     "positional-subspace": lambda p, d: _examples(d, d.items * _upto(p.get("receiver"), d)),
     "centroid-traversal": lambda p, d: _examples(d, d.items * (1 + LIST_POSITIONS) * _upto(p.get("receiver"), d),
                                                  rows=LIST_POSITIONS),
-    "centroid-replace": lambda p, d: _examples(d, d.items * (_upto(p.get("receiver"), d) + 3), rows=2),  # fit + 3 scored
+    "centroid-replace": lambda p, d: _examples(d, d.items * (_upto(p.get("receiver"), d) + 3), rows=2),  # fit, 3 scored
     "state-cosine": lambda p, d: _state_cosine(p, d),
 }
 

@@ -48,7 +48,8 @@ def _neurons(p: dict, d: Dims, extra: float = 0, extra_floor: float | None = Non
     # (bench.analyses adds what a one-by-one search would have scored).
     floor = d.items * share + neurons * (top * share + per_text + (extra if extra_floor is None else extra_floor))
     memory = _corpus(d, p, 1) + _cache(d, top, _heads(d))
-    return _cost(memory, d, _components(d), **_mine(forwards, floor), shrink=SHRINK_TEXTS + " or fewer top texts (--top)")
+    return _cost(memory, d, _components(d), **_mine(forwards, floor),
+                 shrink=SHRINK_TEXTS + " or fewer top texts (--top)")
 
 
 def _trim_depth(d: Dims) -> float:
