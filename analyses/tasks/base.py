@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+from analyses.preparation import step
+
+T = TypeVar("T")
 
 # The word-level toy tokenizers split like `tokenizers`' Whitespace pre-tokenizer.
 _WORD = re.compile(r"\w+|[^\w\s]+")
@@ -41,3 +48,17 @@ class Pair:
     distractor: str
     variant: str = ""
     line: int | None = field(default=None, compare=False)  # its line in a pairs file, for error messages
+
+
+def drawn(n: int, seed: int, make: Callable[[random.Random, int], T], what: str = "prompts") -> list[T]:
+    """``make(rng, i)`` for i = 0..n-1 from one generator seeded with ``seed``, in shuffled order,
+    reporting progress as "sampling {what}": a generator whose variants cycle with i has each
+    n / len(variants) times."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        step(i, n, f"sampling {what}")
+        out.append(make(rng, i))
+    rng.shuffle(out)
+    return out
+

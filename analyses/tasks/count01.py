@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import random
 
-from analyses.preparation import step
-from analyses.tasks.base import Example
+from analyses.tasks.base import Example, drawn
 
 MIN_LEN, MAX_LEN = 4, 16
 WORDS = ["0", "1", "2", "=", "yes", "no"]
@@ -42,17 +41,15 @@ def _string(rng: random.Random, n: int, positive: bool) -> list[str]:
 
 
 def examples(n: int, seed: int = 0, min_len: int = MIN_LEN, max_len: int = MAX_LEN) -> list[Example]:
-    rng = random.Random(seed)
     lengths = list(range(min_len, max_len + 1))
-    out = []
-    for i in range(n):
-        step(i, n, "sampling prompts")
+
+    def make(rng: random.Random, i: int) -> Example:
         length = lengths[(i // 2) % len(lengths)]
         positive = i % 2 == 0
         symbols = _string(rng, length, positive)
         label = "yes" if symbols.count("1") > symbols.count("0") else "no"
         assert (label == "yes") == positive
         other = "no" if label == "yes" else "yes"
-        out.append(Example(" ".join(symbols) + " =", " " + label, " " + other, f"len{length}", target=EOS))
-    rng.shuffle(out)
-    return out
+        return Example(" ".join(symbols) + " =", " " + label, " " + other, f"len{length}", target=EOS)
+
+    return drawn(n, seed, make)

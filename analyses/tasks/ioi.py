@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import random
 
-from analyses.preparation import step
-from analyses.tasks.base import Example, Pair, words_of
+from analyses.tasks.base import Example, Pair, words_of, drawn
 
 NAMES = (
     "Mary John Alice Bob Tom Anna James Sarah Paul Lisa Mark Emma David Kate Peter Laura "
@@ -67,17 +66,15 @@ def _three_name(rng: random.Random, variant: str) -> tuple[str, str, str, dict]:
 def examples(n: int, seed: int = 0, kind: str = "two") -> list[Example]:
     """``n`` IOI prompts; ``kind`` is ``two`` (BABA/ABBA) or ``three`` (ABC). Variants cycle, so
     each appears n / len(variants) times (in shuffled order)."""
-    rng = random.Random(seed)
     variants = TWO_NAME_VARIANTS if kind == "two" else THREE_NAME_VARIANTS
-    make = _two_name if kind == "two" else _three_name
-    out = []
-    for i in range(n):
-        step(i, n, "sampling prompts")
+    sample = _two_name if kind == "two" else _three_name
+
+    def make(rng: random.Random, i: int) -> Example:
         variant = variants[i % len(variants)]
-        template, answer, distractor, fields = make(rng, variant)
-        out.append(Example(template.format(**fields), " " + answer, " " + distractor, variant))
-    rng.shuffle(out)
-    return out
+        template, answer, distractor, fields = sample(rng, variant)
+        return Example(template.format(**fields), " " + answer, " " + distractor, variant)
+
+    return drawn(n, seed, make)
 
 
 def pairs(n: int, seed: int = 0, kind: str = "two") -> list[Pair]:
@@ -87,21 +84,18 @@ def pairs(n: int, seed: int = 0, kind: str = "two") -> list[Pair]:
     so its answer becomes the old subject. Three-name: the answer's name is replaced everywhere by
     a fresh name D (the pattern "CAB AB C -> DAB AB D"), whose answer is D.
     """
-    rng = random.Random(seed + 1_000_003)
     variants = TWO_NAME_VARIANTS if kind == "two" else THREE_NAME_VARIANTS
-    out = []
-    for i in range(n):
-        step(i, n, "sampling pairs")
+
+    def make(rng: random.Random, i: int) -> Pair:
         variant = variants[i % len(variants)]
         if kind == "two":
             template, io, s, fields = _two_name(rng, variant)
             clean = template.format(**fields)
             corrupt = template.format(**{**fields, "S": io})
-            out.append(Pair(clean, corrupt, " " + io, " " + s, variant))
-        else:
-            template, answer, _, fields = _three_name(rng, variant)
-            fresh = rng.choice([m for m in NAMES if m not in fields.values()])
-            swapped = {k: (fresh if v == answer else v) for k, v in fields.items()}
-            out.append(Pair(template.format(**fields), template.format(**swapped), " " + answer, " " + fresh, variant))
-    rng.shuffle(out)
-    return out
+            return Pair(clean, corrupt, " " + io, " " + s, variant)
+        template, answer, _, fields = _three_name(rng, variant)
+        fresh = rng.choice([m for m in NAMES if m not in fields.values()])
+        swapped = {k: (fresh if v == answer else v) for k, v in fields.items()}
+        return Pair(template.format(**fields), template.format(**swapped), " " + answer, " " + fresh, variant)
+
+    return drawn(n, seed + 1_000_003, make, "pairs")

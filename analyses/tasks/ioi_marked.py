@@ -18,8 +18,7 @@ from __future__ import annotations
 import random
 import re
 
-from analyses.preparation import step
-from analyses.tasks.base import Example, Pair, words_of
+from analyses.tasks.base import Example, Pair, words_of, drawn
 from analyses.tasks.ioi import NAMES, OBJECTS, PLACES, three_names
 
 MARKER = "left"
@@ -56,30 +55,24 @@ def _sample(rng: random.Random, variant: str) -> tuple[str, dict, str, str]:
 
 def examples(n: int, seed: int = 0) -> list[Example]:
     """``n`` prompts, each variant (answer slot x order) equally often, in shuffled order."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        step(i, n, "sampling prompts")
+    def make(rng: random.Random, i: int) -> Example:
         variant = VARIANTS[i % len(VARIANTS)]
         template, fields, answer, distractor = _sample(rng, variant)
-        out.append(Example(template.format(**fields), " " + answer, " " + distractor, variant))
-    rng.shuffle(out)
-    return out
+        return Example(template.format(**fields), " " + answer, " " + distractor, variant)
+
+    return drawn(n, seed, make)
 
 
 def pairs(n: int, seed: int = 0) -> list[Pair]:
     """Clean/corrupted pairs of equal length: the answer's name is replaced everywhere (marked
     mentions included) by a name the prompt does not hold, which becomes the corrupted answer."""
-    rng = random.Random(seed + 1_000_003)
-    out = []
-    for i in range(n):
-        step(i, n, "sampling pairs")
+    def make(rng: random.Random, i: int) -> Pair:
         variant = VARIANTS[i % len(VARIANTS)]
         template, fields, answer, _ = _sample(rng, variant)
         clean = template.format(**fields)
         words = clean.replace(",", " ").replace(".", " ").split()
         fresh = rng.choice([m for m in NAMES if m not in words])
         corrupt = template.format(**{k: re.sub(rf"\b{answer}\b", fresh, v) for k, v in fields.items()})
-        out.append(Pair(clean, corrupt, " " + answer, " " + fresh, variant))
-    rng.shuffle(out)
-    return out
+        return Pair(clean, corrupt, " " + answer, " " + fresh, variant)
+
+    return drawn(n, seed + 1_000_003, make, "pairs")

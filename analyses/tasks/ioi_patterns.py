@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import random
 
-from analyses.preparation import step
-from analyses.tasks.base import Example, Pair
+from analyses.tasks.base import Example, Pair, drawn
 from analyses.tasks.ioi import NAMES, OBJECTS, PLACES, THREE_NAME
 
 # name -> (clean first clause, second clause, answer), (corrupted ...)
@@ -40,18 +39,16 @@ def _prompt(template: str, letters: dict[str, str], first: str, second: str, pla
 def pairs(pattern: str, n: int, seed: int = 0) -> list[Pair]:
     """``n`` clean/corrupted pairs of ``pattern`` (a key of PATTERNS); the variant is the template index."""
     clean, corrupt = PATTERNS[pattern]
-    rng = random.Random(seed + 2_000_029)
-    out = []
-    for i in range(n):
-        step(i, n, "sampling pairs")
+
+    def make(rng: random.Random, i: int) -> Pair:
         letters = dict(zip("ABCD", rng.sample(NAMES, 4)))
         t = i % len(THREE_NAME)
         place, obj = rng.choice(PLACES), rng.choice(OBJECTS)
-        out.append(Pair(_prompt(THREE_NAME[t], letters, clean[0], clean[1], place, obj),
-                        _prompt(THREE_NAME[t], letters, corrupt[0], corrupt[1], place, obj),
-                        " " + letters[clean[2]], " " + letters[corrupt[2]], f"template{t}"))
-    rng.shuffle(out)
-    return out
+        return Pair(_prompt(THREE_NAME[t], letters, clean[0], clean[1], place, obj),
+                    _prompt(THREE_NAME[t], letters, corrupt[0], corrupt[1], place, obj),
+                    " " + letters[clean[2]], " " + letters[corrupt[2]], f"template{t}")
+
+    return drawn(n, seed + 2_000_029, make, "pairs")
 
 
 def examples(pattern: str, n: int, seed: int = 0) -> list[Example]:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import random
 
-from analyses.preparation import step
-from analyses.tasks.base import Example
+from analyses.tasks.base import Example, drawn
 from analyses.tasks.recall import ITEMS
 
 MIN_LEN, MAX_LEN = 2, 10
@@ -27,17 +26,15 @@ def _listed(items: list[str]) -> str:
 
 
 def examples(n: int, seed: int = 0, min_len: int = MIN_LEN, max_len: int = MAX_LEN) -> list[Example]:
-    rng = random.Random(seed)
     lengths = list(range(min_len, max_len + 1))
-    out = []
-    for i in range(n):
-        step(i, n, "sampling prompts")
+
+    def make(rng: random.Random, i: int) -> Example:
         length = lengths[i % len(lengths)]
         items = rng.sample(ITEMS, length)
         missing = rng.randrange(length)
         bought = [x for j, x in enumerate(items) if j != missing]
         rng.shuffle(bought)
         prompt = f"I need to buy {_listed(items)}. I already bought {_listed(bought)}, so I still need the"
-        out.append(Example(prompt, " " + items[missing], " " + rng.choice(bought), f"len{length}"))
-    rng.shuffle(out)
-    return out
+        return Example(prompt, " " + items[missing], " " + rng.choice(bought), f"len{length}")
+
+    return drawn(n, seed, make)

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import random
 
-from analyses.preparation import step
-from analyses.tasks.base import Example
+from analyses.tasks.base import Example, drawn
 from analyses.tasks.recall import ITEMS
 
 MARKER = "school"
@@ -23,16 +22,13 @@ VARIANTS = ("marker", "plain")
 
 
 def examples(n: int, seed: int = 0) -> list[Example]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        step(i, n, "sampling prompts")
+    def make(rng: random.Random, i: int) -> Example:
         variant = VARIANTS[i % len(VARIANTS)]
         words = [rng.choice(ITEMS) for _ in range(rng.randint(MIN_LEN, MAX_LEN))]
         if variant == "marker":
             words.insert(rng.randrange(len(words)), MARKER)  # never after the last filler word
         words.append(rng.choice(ITEMS))
         yes = variant == "marker"
-        out.append(Example(" ".join(words), " yes" if yes else " no", " no" if yes else " yes", variant))
-    rng.shuffle(out)
-    return out
+        return Example(" ".join(words), " yes" if yes else " no", " no" if yes else " yes", variant)
+
+    return drawn(n, seed, make)

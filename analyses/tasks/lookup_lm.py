@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import random
 
-from analyses.preparation import step
-from analyses.tasks.base import Example
+from analyses.tasks.base import Example, drawn
 from analyses.tasks.ioi import NAMES, PLACES
 
 FILLERS = tuple(f"w{i}" for i in range(96))
@@ -36,10 +35,7 @@ WORDS = (*FILLERS, *MARKERS, *ANSWERS, NONE, QUERY)
 
 
 def examples(n: int, seed: int = 0) -> list[Example]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        step(i, n, "sampling prompts")
+    def make(rng: random.Random, i: int) -> Example:
         topic = FAVOURED[rng.randrange(TOPICS)]
         words = [rng.choice(topic if rng.random() < FAVOURED_SHARE else FILLERS)
                  for _ in range(rng.randint(MIN_LEN, MAX_LEN))]
@@ -51,6 +47,6 @@ def examples(n: int, seed: int = 0) -> list[Example]:
             variant = "marker"
         else:
             answer, distractor, variant = NONE, rng.choice(ANSWERS), "plain"
-        out.append(Example(" ".join(words + [QUERY]), " " + answer, " " + distractor, variant))
-    rng.shuffle(out)
-    return out
+        return Example(" ".join(words + [QUERY]), " " + answer, " " + distractor, variant)
+
+    return drawn(n, seed, make)

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import random
 
-from analyses.preparation import step
-from analyses.tasks.base import Example
+from analyses.tasks.base import Example, drawn
 from analyses.tasks.ioi import NAMES, PLACES
 from analyses.tasks.recall import ITEMS
 
@@ -28,10 +27,7 @@ VARIANTS = ("marker", "plain")
 
 
 def examples(n: int, seed: int = 0) -> list[Example]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        step(i, n, "sampling prompts")
+    def make(rng: random.Random, i: int) -> Example:
         variant = VARIANTS[i % len(VARIANTS)]
         words = [rng.choice(ITEMS) for _ in range(rng.randint(MIN_LEN, MAX_LEN))]
         if variant == "marker":
@@ -42,6 +38,6 @@ def examples(n: int, seed: int = 0) -> list[Example]:
         else:
             answer, distractor = NONE, rng.choice(ANSWERS)
         words.append(rng.choice(ITEMS))
-        out.append(Example(" ".join(words), " " + answer, " " + distractor, variant))
-    rng.shuffle(out)
-    return out
+        return Example(" ".join(words), " " + answer, " " + distractor, variant)
+
+    return drawn(n, seed, make)

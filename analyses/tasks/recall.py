@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import random
 
-from analyses.preparation import step
-from analyses.tasks.base import Example
+from analyses.tasks.base import Example, drawn
 
 ITEMS = (
     "cake ring book kiss drink bone necklace snack basket computer shirt sock towel shoe hat "
@@ -23,17 +22,15 @@ WORDS = ["list", ":", ".", "after", "comes"]
 
 
 def examples(n: int, seed: int = 0, min_len: int = MIN_LEN, max_len: int = MAX_LEN) -> list[Example]:
-    rng = random.Random(seed)
     lengths = list(range(min_len, max_len + 1))
-    out = []
-    for i in range(n):
-        step(i, n, "sampling prompts")
+
+    def make(rng: random.Random, i: int) -> Example:
         length = lengths[i % len(lengths)]
         items = rng.sample(ITEMS, length)
         k = rng.randrange(length - 1)
         answer = items[k + 1]
         distractor = rng.choice([x for x in items if x != answer])
         prompt = f"list : {' '.join(items)} . after {items[k]} comes"
-        out.append(Example(prompt, " " + answer, " " + distractor, f"len{length}"))
-    rng.shuffle(out)
-    return out
+        return Example(prompt, " " + answer, " " + distractor, f"len{length}")
+
+    return drawn(n, seed, make)
