@@ -279,23 +279,17 @@ def resolved_params(analysis, args: argparse.Namespace, hooked: Any = None) -> d
 def _train(args: argparse.Namespace) -> int:
     import signal
     import threading
-    import time
 
     from sessions.loading import quiet_hf
+    from workbench.support import training_bar
 
     quiet_hf()
     from analyses.toys.train import resolve_recipe, train_with_curve
 
     resolve_recipe(args.name, args.heads, args.seed)  # a bad name, head count or seed: exit 2 before anything
     out = args.out or f"toy-{args.name}"
-    start = time.monotonic()
     stop = threading.Event()
-
-    def bar(step: int, total: int, loss: float) -> None:
-        filled = int(30 * step / total)
-        sys.stderr.write(f"\rtraining {args.name} [{'#' * filled}{'.' * (30 - filled)}] {step}/{total} "
-                         f"loss {loss:.3f} {time.monotonic() - start:.0f}s")
-        sys.stderr.flush()
+    bar = training_bar(args.name, "loss {:.3f}")
 
     def point(p: dict) -> None:
         eos = "" if p["eos_accuracy"] != p["eos_accuracy"] else f" eos_accuracy {p['eos_accuracy']:.3f}"  # NaN: no EOS

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,24 @@ def memory_text(device: str) -> str:
 
         text += f"  CUDA {torch.cuda.memory_allocated() / 2**20:.0f} MiB"
     return text
+
+
+def training_bar(title: str, measure: str) -> Callable[[int, int, float], None]:
+    """A training loop's ``progress(step, total, value)`` drawn on one stderr line:
+    ``training TITLE [####....] step/total MEASURE seconds``; ``measure`` formats the value
+    (e.g. ``"loss {:.3f}"``)."""
+    import sys
+    import time
+
+    start = time.monotonic()
+
+    def bar(step: int, total: int, value: float) -> None:
+        filled = int(30 * step / total)
+        sys.stderr.write(f"\rtraining {title} [{'#' * filled}{'.' * (30 - filled)}] {step}/{total} "
+                         f"{measure.format(value)} {time.monotonic() - start:.0f}s")
+        sys.stderr.flush()
+
+    return bar
 
 
 class StderrProgress:

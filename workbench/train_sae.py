@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import traceback
 
 from analyses.errors import BadInput
@@ -74,6 +73,7 @@ def _train(args: argparse.Namespace) -> int:
     from analyses.sae.train import train_and_report
     from analyses.toys import check_out_folder, toy_task
     from sessions.loading import load, quiet_hf
+    from workbench.support import training_bar
 
     recipe = _recipe(args)
     task = args.task or (None if args.corpus else toy_task(args.model))
@@ -83,14 +83,7 @@ def _train(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     quiet_hf()
     lm = load(args.model, device="cpu")
-    start = time.monotonic()
-
-    def bar(step: int, total: int, mse: float) -> None:
-        filled = int(30 * step / total)
-        sys.stderr.write(f"\rtraining SAE [{'#' * filled}{'.' * (30 - filled)}] {step}/{total} "
-                         f"relative mse {mse:.4f} {time.monotonic() - start:.0f}s")
-        sys.stderr.flush()
-
+    bar = training_bar("SAE", "relative mse {:.4f}")
     sae, report = train_and_report(lm.hooked, lm.tokenizer, args.hook, recipe, task, args.corpus, progress=bar)
     sys.stderr.write("\n")
     training = {"model": args.model, "task": task, "corpus": args.corpus, **vars(recipe), **report}
