@@ -14,8 +14,8 @@ from typing import Any
 from analyses.cost import Cost, Dims
 from analyses.costs.terms import _components, _heads, _suffix_share
 from analyses.costs.engine import (
-    _attrib, _conv_slices, _eap, _eap_circuit, _eap_curve, _eap_pos, _eval, _greedy, _inhibition, _layer_of,
-    _name_arith, _patch, _path_patch, _prompt, _removal,
+    _attrib, _conv_slices, _eap, _eap_circuit, _eap_curve, _eap_pos, _eval, _greedy, _inhibition,
+    _name_arith, _patch, _path_patch, _prompt, _removal, _upto,
 )
 from analyses.costs.texts import (
     LIST_POSITIONS, _ablations, _congruence, _count_attention, _erasure, _examples, _input_resample, _neuron_baseline,
@@ -65,11 +65,6 @@ COSTS: dict[str, Callable[[dict, Dims], Cost]] = {
     "centroid-replace": lambda p, d: _examples(d, d.items * (_upto(p.get("receiver"), d) + 3), rows=2),  # fit, 3 scored
     "state-cosine": lambda p, d: _state_cosine(p, d),
 }
-
-def _upto(head: Any, d: Dims) -> float:
-    """The share of the layers a run that stops after ``head``'s layer runs."""
-    return (_layer_of(head, d) + 1) / d.n_layers
-
 
 def _generic(analysis: Any, p: dict, d: Dims) -> Cost:
     """An analysis without a formula, by its kind of inputs: pairs like patching at one cell per

@@ -30,9 +30,14 @@ def _layer_of(head: Any, d: Dims) -> int:
         return d.n_layers - 1
 
 
+def _upto(head: Any, d: Dims) -> float:
+    """The share of the layers a run that stops after ``head``'s layer runs."""
+    return (_layer_of(head, d) + 1) / d.n_layers
+
+
 def _inhibition(p: dict, d: Dims) -> Cost:
     # The prompt, then each sender component projected out, all in rows that stop at the receiver's layer.
-    runs = (1 + d.d_head) * (_layer_of(p.get("receiver"), d) + 1) / d.n_layers
+    runs = (1 + d.d_head) * _upto(p.get("receiver"), d)
     memory = _fw(d, d.d_head) * d.items + _cache(d, d.items, 2)
     return _cost(memory, d, d.d_head, **_mine(runs * d.items), shrink="a shorter prompt or fewer prompts (--n)")
 
