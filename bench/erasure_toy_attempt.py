@@ -50,12 +50,37 @@ def verdicts(out: str, writers: list[str], n: int = 128) -> dict:
     lm = load(out, device="cpu")
     found = {}
     for w in writers:
-        m = eraser_verdict(lm.hooked, lm.tokenizer, PromptSet(task="repeat", n=n), w).meta
+        table = eraser_verdict(lm.hooked, lm.tokenizer, PromptSet(task="repeat", n=n), w)
+        m = table.meta
         found[w] = {"verdict": m["set_verdict"], "set": m["set"], "set_pr": round(m["set_pr"], 3),
                     "r": round(m["set_r"], 3), "slope": round(m["set_slope"], 3),
                     "stream": [round(m["stream_before"], 3), round(m["stream_after"], 3)],
-                    "restored": round(m["restored"], 3)}
+                    "restored": round(m["restored"], 3),
+                    "heads": {lab: [round(p, 3), round(r, 3)] for lab, p, r in
+                              zip(table.labels[:-1], table.columns["pr"], table.columns["r"])}}
+        found[w].update(other_sets(lm, table, w, n))
     return found
+
+
+def other_sets(lm, table, writer: str, n: int) -> dict:
+    """The set r of every head after the writer (issue 24 judged the four layer-1 heads together)
+    and of the heads below the paper's own threshold (median PR < -0.05, wave2-specs E1.1)."""
+    from analyses.corpus import PromptSet
+    from analyses.erasure.ratios import writer_eraser_scatter
+
+    heads = table.labels[:-1]
+    pr = dict(zip(heads, table.columns["pr"]))
+    sets = {"all": heads, "p05": [h for h in heads if pr[h] < -0.05]}
+    out = {}
+    for name, members in sets.items():
+        if not members:
+            out[name] = None
+            continue
+        fit = writer_eraser_scatter(lm.hooked, lm.tokenizer, PromptSet(task="repeat", n=n), writer,
+                                    erasers=members, points=100000).fit()
+        out[name] = {"set": members, "pr": round(sum(pr[h] for h in members), 3), "r": round(fit["r"], 3),
+                     "slope": round(fit["slope"], 3)}
+    return out
 
 
 def main() -> None:

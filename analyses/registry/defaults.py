@@ -22,6 +22,7 @@ class ModelFacts:
     family: str | None = None
     n_layers: int | None = None
     task: str | None = None
+    writer: str | None = None  # the head a trained toy's erasure finding is about (``Recipe.writer``)
 
     @classmethod
     def of(cls, spec: str | None, hooked: Any = None) -> ModelFacts:
@@ -30,13 +31,14 @@ class ModelFacts:
         from analyses.toys import RANDOM_TOYS, toy_task
         from analyses.toys.recipes import RECIPES
 
-        if hooked is not None:
-            return cls(hooked.shape.family, hooked.shape.n_layers, toy_task(spec))
         name = (spec or "").removeprefix("toy:") if (spec or "").startswith("toy:") else None
+        writer = getattr(RECIPES.get(name), "writer", "") or None
+        if hooked is not None:
+            return cls(hooked.shape.family, hooked.shape.n_layers, toy_task(spec), writer)
         toy = RECIPES.get(name) or RANDOM_TOYS.get(name)
         if toy is None:
             return cls()
-        return cls(toy.family, toy.shape.get("n_layers"), toy_task(spec))
+        return cls(toy.family, toy.shape.get("n_layers"), toy_task(spec), writer)
 
 
 def last_layer(model: ModelFacts) -> int | None:
@@ -47,6 +49,11 @@ def last_layer(model: ModelFacts) -> int | None:
 def preferred_site(model: ModelFacts) -> str | None:
     """A ``model_default``: the site a patching sweep opens on, per head, or per layer on Mamba."""
     return None if model.family is None else "out_proj" if model.family == "mamba" else "head_out"
+
+
+def toy_writer(model: ModelFacts) -> str | None:
+    """A ``model_default``: the writer head a trained erasure toy is about (None: the declared one)."""
+    return model.writer
 
 
 def given(value: Any) -> bool:

@@ -11,9 +11,10 @@ from typing import Any
 from analyses.registry import Analysis, Param, declare, names_list
 from analyses.registry._facts import names, num
 from analyses.registry.corpus import CORPUS, check_corpus
+from analyses.registry.defaults import toy_writer
 
-WRITER = Param("writer", "text", "the writer whose output is tracked: a head L{l}H{h} or an MLP L{l}MLP",
-               default="L0H0", metavar="NODE")
+WRITER = Param("writer", "text", "the writer whose output is tracked: a head L{l}H{h} or an MLP L{l}MLP (a "
+               "trained erasure toy's own writer by default)", default="L0H0", metavar="NODE", model_default=toy_writer)
 START = Param("start", "int", "skip the first positions of every text", default=0, minimum=0)
 LAST = Param("last", "flag", "measure only the position before each text's last token (a task's answer position)")
 FOLD = Param("fold", "choice", "which outputs: raw = as the model computes them (the default: the numbers the other "

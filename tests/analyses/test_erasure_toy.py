@@ -1,9 +1,12 @@
 """Paper 1's toys: the planted model is a test fixture that is never offered as showing the
-finding; the repeated-segment task and the every-position recipe that tried to make erasure emerge
-by training alone (docs/erasure-toy.md)."""
+finding; the repeated-segment task and its every-position recipe; and the finding on the shipped
+toy:erasure-repeat, learned by training alone (docs/erasure-toy.md): layer 1 erases writer L0H2 as
+a set, by all three checks of erasure-verdict at its defaults."""
 
 from __future__ import annotations
 
+from analyses.registry import get, run_analysis
+from analyses.registry.defaults import ModelFacts, resolve_defaults
 from analyses.tasks import task_examples
 from analyses.tasks.repeat import LENGTH, WORDS, second_copy
 from analyses.toys.recipes import FIXTURE_RECIPES, RECIPES, TRAIN_RECIPES
@@ -16,7 +19,7 @@ def test_the_planted_model_is_a_fixture_that_loads_but_is_not_listed():
     specs = [m["spec"] for m in list_models()]
     assert "toy:erasure-planted" not in specs and "toy:erasure" not in specs
     assert "erasure-planted" in FIXTURE_RECIPES and "erasure-planted" in TRAIN_RECIPES
-    assert not any("erasure" in name for name in RECIPES)  # nothing planted is offered as a finding
+    assert "erasure-planted" not in RECIPES  # nothing planted is offered as a finding
     assert "TEST FIXTURE" in FIXTURE_RECIPES["erasure-planted"].about
     lm = load("toy:erasure-planted", device="cpu")
     assert lm.hooked.shape.n_layers == 3
@@ -49,3 +52,26 @@ def test_an_every_position_recipe_trains_on_every_next_token_with_its_own_words(
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert tokenizer("t0 t31")["input_ids"] == [0, 31]  # every id a word: no special tokens
     assert tokenizer.pad_token_id is None and model.config.bos_token_id is None
+
+
+def test_the_trained_toy_is_listed_as_paper_1_with_its_own_writer():
+    models = {m["spec"]: m for m in list_models()}
+    assert "paper 1" in models["toy:erasure-repeat"]["about"]
+    facts = ModelFacts.of("toy:erasure-repeat")
+    assert facts.task == "repeat" and facts.writer == "L0H2"
+    assert ModelFacts.of("toy:ioi").writer is None  # other models keep the declared writer, L0H0
+    assert resolve_defaults(get("erasure-scatter"), facts)["writer"] == "L0H2"
+
+
+def test_layer_1_erases_the_writer_as_a_set_on_the_shipped_toy_at_default_settings():
+    from sessions.loading import load
+
+    toy = load("toy:erasure-repeat", device="cpu")
+    params = resolve_defaults(get("erasure-verdict"), ModelFacts.of("toy:erasure-repeat", toy.hooked))
+    assert params["task"] == "repeat" and params["writer"] == "L0H2"
+    m = run_analysis(toy, "erasure-verdict", **params).meta
+    assert m["set_verdict"] == "erasure", m["set_verdict"]
+    # Measured on 256 texts: set L1H1-L1H3, summed PR -0.31, r -0.93, stream PR 0.41 -> 0.90.
+    assert m["set_r"] <= -0.8 and m["set_pr"] <= -0.2, (m["set_r"], m["set_pr"])
+    assert m["stream_before"] <= 0.6 and m["stream_after"] >= 0.8, (m["stream_before"], m["stream_after"])
+    assert m["restored"] >= 0.6, m["restored"]
