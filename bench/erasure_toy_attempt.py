@@ -6,7 +6,10 @@ data stream, init and optimiser as ``workbench train``), with the recipe's field
 the command line; then it measures on the held-out ``repeat`` texts: second-copy accuracy (argmax
 at the predictable positions), each layer-0 head's previous-token attention, and
 ``erasure-verdict`` (the workbench's own analysis, default settings) with every layer-0 head as
-the writer. One JSON line per run goes to stdout.
+the writer, and the scatter of two other sets: every head after the writer (issue 24 judged the
+four layer-1 heads together) and the heads below the paper's -0.05. One JSON line per run goes to
+stdout. The seed sweep behind toy:erasure-repeat (seed 5) ran ``--seed 0`` .. ``--seed 9``
+(docs/erasure-toy.md).
 
     PYTHONPATH=. .venv/bin/python -m bench.erasure_toy_attempt --out /tmp/te/a --steps 6000 --embed-std 0.1
 """
