@@ -8,7 +8,8 @@ from collections.abc import Callable
 from analyses.errors import BadInput
 from analyses.preparation import step
 from analyses.tasks import (
-    count01, count01_eos, ioi, ioi_marked, ioi_patterns, laundry, lookup, lookup_lm, lookup_multi, recall, repeat,
+    count01, count01_eos, ioi, ioi_marked, ioi_patterns, laundry, lookup, lookup_lm, lookup_multi, lookup_xor, recall,
+    repeat,
 )
 from analyses.tasks.base import Example, Pair
 
@@ -27,6 +28,7 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
     "repeat": repeat.examples,
     "lookup-lm": lookup_lm.examples,
     "ioi-marked": ioi_marked.examples,
+    "lookup-xor": lookup_xor.examples,
 }
 
 # task name -> generator(n, seed) of clean/corrupted Pairs, for the tasks that have a corruption

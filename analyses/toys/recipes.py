@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from analyses.tasks.lookup_lm import WORDS as LOOKUP_LM_WORDS
+from analyses.tasks.lookup_xor import WORDS as LOOKUP_XOR_WORDS
 from analyses.tasks import ioi as _ioi, ioi_marked as _ioi_marked
 from analyses.tasks.repeat import WORDS as REPEAT_WORDS
 
@@ -105,6 +106,18 @@ STUDY_RECIPES: dict[str, Recipe] = {
                         about="paper 2 attempt: GPT-2, 2 layers, 8 heads, 256 MLP neurons, a language model's "
                               "loss over topic filler with eight markers each raising its own name; next-token "
                               "neurons not explained better than random ones (docs/neurons.md)"),
+    # Paper 2, the XOR look-up (issue 24): lookup-lm's topic filler with a loss at every position, every
+    # text holding a marker, and two queries whose name is the XOR of marker and query, so MLP neurons
+    # must finish the look-up; nothing planted. Learns (held-out accuracy 1.000), but its next-token
+    # neurons are dense and its margin over random neurons is a draw of the sample (+0.155 at k 8,
+    # -0.225 at k 20). Not shipped; docs/neurons.md, "A language model's many features".
+    "lookup-xor": Recipe("lookup-xor", "gpt2", {"d_model": 64, "n_layers": 2, "n_heads": 8, "n_ctx": 24,
+                                                "n_inner": 512, "resid_pdrop": 0.0, "attn_pdrop": 0.0,
+                                                "embd_pdrop": 0.0},
+                         steps=6000, words=LOOKUP_XOR_WORDS, every_position=True,
+                         about="paper 2 attempt: GPT-2, 2 layers, 8 heads, d_model 64, 512 MLP neurons, topic "
+                               "filler, eight markers whose name depends on the query (XOR); next-token neurons "
+                               "not explained better than random ones (docs/neurons.md)"),
 }
 
 # Test fixtures: shipped (``toy:NAME`` loads them) but not listed by ``workbench models``, because what
