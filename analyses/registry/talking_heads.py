@@ -185,7 +185,8 @@ declare(Analysis(
         Param("seed", "int", "the samples' seed", default=0),
         Param("scales", "floats", "scales tried for each component (0 removes it)", default="0,2", metavar="LIST"),
         Param("comps", "int", "leading components per head to try (0: all)", default=0, minimum=0),
-    ), run_recall_edit, "table", "model", cancellable=True, tasks=("recall",), key=("task", "scales", "comps"),
+    ), run_recall_edit, "table", "model", cancellable=True, tasks=("recall", "laundry-toy"),
+    key=("task", "scales", "comps"),
     excludes=("mamba",),
     headline=recall_edit_facts,
     doc="Every LxHy:ov:i=scale is scored on a search sample (train split); the best is measured on held-out "

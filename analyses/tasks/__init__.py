@@ -8,7 +8,8 @@ from collections.abc import Callable
 from analyses.errors import BadInput
 from analyses.preparation import step
 from analyses.tasks import (
-    count01, count01_eos, ioi, ioi_marked, ioi_patterns, laundry, lookup, lookup_lm, lookup_multi, lookup_xor, recall,
+    count01, count01_eos, ioi, ioi_marked, ioi_patterns, laundry, laundry_toy, lookup, lookup_lm, lookup_multi,
+    lookup_xor, recall,
     repeat,
 )
 from analyses.tasks.base import Example, Pair
@@ -29,6 +30,9 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
     "lookup-lm": lookup_lm.examples,
     "ioi-marked": ioi_marked.examples,
     "lookup-xor": lookup_xor.examples,
+    # paper 3's trained toy: test prompts, and the short-list curriculum it is trained on
+    "laundry-toy": laundry_toy.examples,
+    "laundry-toy-train": laundry_toy.training_examples,
 }
 
 # task name -> generator(n, seed) of clean/corrupted Pairs, for the tasks that have a corruption

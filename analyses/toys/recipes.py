@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from analyses.tasks import laundry_toy as _laundry_toy
 from analyses.tasks.lookup_lm import WORDS as LOOKUP_LM_WORDS
 from analyses.tasks.lookup_xor import WORDS as LOOKUP_XOR_WORDS
 from analyses.tasks import ioi as _ioi, ioi_marked as _ioi_marked
@@ -30,6 +31,7 @@ class Recipe:
     embed_std: float = 0.0  # token and position embeddings drawn at this scale (default: the model's own init)
     specials: bool = True  # False: the tokenizer has no special tokens, every id is one of ``words``
     writer: str = ""  # the head the erasure analyses track by default on this toy (default: their own, L0H0)
+    train_task: str = ""  # the task training prompts come from (default: ``task``, which held-out scores use)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -83,6 +85,17 @@ RECIPES: dict[str, Recipe] = {
                              every_position=True, warmup=50, specials=False, writer="L0H2",
                              about="paper 1 (Janiak et al. 2023, erasure): GPT-2, 2 attention-only layers, 4 heads, "
                                    "d_model 32, repeated segments; writer L0H2 erased by layer-1 heads as a set"),
+    # Paper 3 (Talking Heads, docs/composition.md "toy:laundry"): the got items before the list, trained on
+    # short lists only (N 2-4, filler before them so every position is trained), tested on N 2-10. Its layer-1
+    # heads are movers whose attention to the missing item falls with length; recall-edit at its defaults
+    # finds one layer-0 component whose removal restores long lists. Nothing planted. Seed 1: seed 0's run
+    # solves long lists without movers (docs).
+    "laundry": Recipe("laundry-toy", "gpt2", {"d_model": 64, "n_layers": 2, "n_heads": 8, "n_ctx": 32, "n_inner": 16,
+                                              "resid_pdrop": 0.0, "attn_pdrop": 0.0, "embd_pdrop": 0.0},
+                      steps=4000, batch=64, lr=3e-3, seed=1, attn_only=True, bar=0.85, train_task="laundry-toy-train",
+                      words=tuple(_laundry_toy.ITEMS + _laundry_toy.WORDS),
+                      about="paper 3 (Merullo et al., Talking Heads): GPT-2, 2 attention-only layers, 8 heads, trained "
+                            "on lists of 2-4 items; movers crowd on longer lists and one component's edit restores them"),
 }
 
 # Recipes ``workbench train`` knows but that are not shipped as ``toy:NAME`` (studies train them

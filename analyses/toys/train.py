@@ -82,7 +82,8 @@ def _batch(tokenizer, recipe: Recipe, step: int):
         from analyses.tasks.count01_eos import sequence_batch
 
         return sequence_batch(tokenizer, recipe.batch, recipe.seed * 100_003 + step)
-    examples = task_examples(recipe.task, recipe.batch, seed=recipe.seed * 100_003 + step, split="train")
+    examples = task_examples(recipe.train_task or recipe.task, recipe.batch, seed=recipe.seed * 100_003 + step,
+                             split="train")
     prompts, follows = _encode(tokenizer, examples)
     seqs, targets = [], []
     for row, (prompt, follow) in enumerate(zip(prompts, follows)):

@@ -27,7 +27,7 @@ def test_shipped_checkpoint_meets_its_bar(name):
     table = run_analysis(lm, "eval", task=RECIPES[name].task, n=300, seed=7, split="test")
     assert table.meta["accuracy"] >= RECIPES[name].bar, table.meta
     by = table.meta["by_variant"]
-    if name == "recall":  # accuracy must visibly fall with list length
+    if name in ("recall", "laundry"):  # accuracy must visibly fall with list length
         assert by["len2"]["accuracy"] - by["len10"]["accuracy"] >= 0.2
     else:  # no variant may be solved by a shortcut that fails another
         assert min(v["accuracy"] for v in by.values()) >= RECIPES[name].bar - 0.05
