@@ -35,7 +35,7 @@ MAX_FILL = (2 * MAX_LEN + 4) - (2 * TRAIN_MAX_LEN + 4)
 
 
 def prompt(items: list[str], got: list[str]) -> str:
-    return f"got {' '.join(got)} . need {' '.join(items)} . still".replace("got  .", "got .")
+    return " ".join(["got", *got, ".", "need", *items, ".", "still"])
 
 
 def examples(n: int, seed: int = 0, min_len: int = MIN_LEN, max_len: int = MAX_LEN) -> list[Example]:
