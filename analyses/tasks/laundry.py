@@ -11,6 +11,7 @@ list-position analyses (``centroid-replace``) score the argmax over all N items,
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from analyses.tasks.base import Example, drawn
 from analyses.tasks.recall import ITEMS
@@ -25,16 +26,23 @@ def _listed(items: list[str]) -> str:
     return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
 
 
-def examples(n: int, seed: int = 0, min_len: int = MIN_LEN, max_len: int = MAX_LEN) -> list[Example]:
-    lengths = list(range(min_len, max_len + 1))
+def one_missing(n: int, seed: int, lengths: list[int], items: list[str] | tuple[str, ...],
+                render: Callable[[list[str], list[str]], str]) -> list[Example]:
+    """The missing-item form over any vocabulary and template: N distinct items, N-1 of them again
+    in a random order (``render(items, repeated)`` writes the prompt); the answer is the item not
+    repeated, the distractor a random repeated one. Shared with the trained toy's compact form."""
 
     def make(rng: random.Random, i: int) -> Example:
         length = lengths[i % len(lengths)]
-        items = rng.sample(ITEMS, length)
+        listed = rng.sample(items, length)
         missing = rng.randrange(length)
-        bought = [x for j, x in enumerate(items) if j != missing]
-        rng.shuffle(bought)
-        prompt = f"I need to buy {_listed(items)}. I already bought {_listed(bought)}, so I still need the"
-        return Example(prompt, " " + items[missing], " " + rng.choice(bought), f"len{length}")
+        repeated = [x for j, x in enumerate(listed) if j != missing]
+        rng.shuffle(repeated)
+        return Example(render(listed, repeated), " " + listed[missing], " " + rng.choice(repeated), f"len{length}")
 
     return drawn(n, seed, make)
+
+
+def examples(n: int, seed: int = 0, min_len: int = MIN_LEN, max_len: int = MAX_LEN) -> list[Example]:
+    return one_missing(n, seed, list(range(min_len, max_len + 1)), ITEMS, lambda items, bought: (
+        f"I need to buy {_listed(items)}. I already bought {_listed(bought)}, so I still need the"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 
 from analyses.tasks.base import Example, drawn
+from analyses.tasks.laundry import one_missing
 
 ITEMS = (
     "apple bread butter cheese milk egg rice pasta flour sugar salt pepper honey jam tea coffee juice soap "
@@ -40,17 +41,7 @@ def prompt(items: list[str], got: list[str]) -> str:
 
 def examples(n: int, seed: int = 0, min_len: int = MIN_LEN, max_len: int = MAX_LEN) -> list[Example]:
     """Test prompts: N items, N-1 of them got (in random order), the answer the one left."""
-    lengths = list(range(min_len, max_len + 1))
-
-    def make(rng: random.Random, i: int) -> Example:
-        length = lengths[i % len(lengths)]
-        items = rng.sample(ITEMS, length)
-        missing = rng.randrange(length)
-        got = [x for j, x in enumerate(items) if j != missing]
-        rng.shuffle(got)
-        return Example(prompt(items, got), " " + items[missing], " " + rng.choice(got), f"len{length}")
-
-    return drawn(n, seed, make)
+    return one_missing(n, seed, list(range(min_len, max_len + 1)), ITEMS, prompt)
 
 
 def training_examples(n: int, seed: int = 0) -> list[Example]:
