@@ -34,11 +34,17 @@ FAVOURED = tuple(tuple(_draw.sample(FILLERS, 16)) for _ in range(TOPICS))
 WORDS = (*FILLERS, *MARKERS, *ANSWERS, NONE, QUERY)
 
 
+def topic_filler(rng: random.Random) -> list[str]:
+    """MIN_LEN..MAX_LEN filler words of one random topic (each from its favoured words with
+    probability FAVOURED_SHARE, else from all fillers)."""
+    topic = FAVOURED[rng.randrange(TOPICS)]
+    return [rng.choice(topic if rng.random() < FAVOURED_SHARE else FILLERS)
+            for _ in range(rng.randint(MIN_LEN, MAX_LEN))]
+
+
 def examples(n: int, seed: int = 0) -> list[Example]:
     def make(rng: random.Random, i: int) -> Example:
-        topic = FAVOURED[rng.randrange(TOPICS)]
-        words = [rng.choice(topic if rng.random() < FAVOURED_SHARE else FILLERS)
-                 for _ in range(rng.randint(MIN_LEN, MAX_LEN))]
+        words = topic_filler(rng)
         if i % MARKER_SHARE:
             k = rng.randrange(len(MARKERS))
             words.insert(rng.randrange(len(words)), MARKERS[k])

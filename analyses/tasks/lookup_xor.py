@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 
 from analyses.tasks.base import Example, drawn
-from analyses.tasks.lookup_lm import ANSWERS, FAVOURED, FAVOURED_SHARE, FILLERS, MARKERS, MAX_LEN, MIN_LEN
+from analyses.tasks.lookup_lm import ANSWERS, FILLERS, MARKERS, topic_filler
 
 QUERIES = ("?", "!")  # "?": the marker's own name; "!": its partner's (the marker at index ^ 1)
 WORDS = (*FILLERS, *MARKERS, *ANSWERS, *QUERIES)
@@ -31,9 +31,7 @@ def answer_of(marker: int, query: int) -> int:
 
 def examples(n: int, seed: int = 0) -> list[Example]:
     def make(rng: random.Random, i: int) -> Example:
-        topic = FAVOURED[rng.randrange(len(FAVOURED))]
-        words = [rng.choice(topic if rng.random() < FAVOURED_SHARE else FILLERS)
-                 for _ in range(rng.randint(MIN_LEN, MAX_LEN))]
+        words = topic_filler(rng)
         k, q = rng.randrange(len(MARKERS)), i % 2
         words.insert(rng.randrange(len(words)), MARKERS[k])
         answer, distractor = ANSWERS[answer_of(k, q)], ANSWERS[answer_of(k, 1 - q)]
