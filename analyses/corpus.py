@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from analyses.errors import BadInput
+from analyses.tokens import text_ids
 
 T = TypeVar("T")
 
@@ -147,7 +148,7 @@ def _batched(docs: Iterable[tuple[list[int], str]], batch_size: int, pad: int) -
 
 
 def _ids(tokenizer, text: str, prepend_bos: bool | None) -> list[int]:
-    ids = list(tokenizer(text, add_special_tokens=prepend_bos is not False)["input_ids"])
+    ids = text_ids(tokenizer, text, prepend_bos is not False)
     bos = tokenizer.bos_token_id
     if prepend_bos and bos is not None and (not ids or ids[0] != bos):
         ids.insert(0, bos)

@@ -55,11 +55,35 @@ def shown(tokenizer, ids: list[int]) -> str:
     return "".join(f"[{t}]" for t in visible_tokens(tokenizer, ids))
 
 
+def text_ids(tokenizer, text: str, add_special_tokens: bool = False) -> list[int]:
+    """The ids ``tokenizer`` gives ``text``. A vocabulary without an unknown token (a word-level
+    tokenizer without [UNK], as toy:erasure-repeat's, where every id is a symbol) cannot spell other
+    words, and the tokenizers library raises a bare Exception: a BadInput naming them instead."""
+    try:
+        return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+    except Exception as e:  # noqa: BLE001 (tokenizers raises Exception itself)
+        raise _unknown_words(tokenizer, text) from e
+
+
+def _unknown_words(tokenizer, text: str) -> BadInput:
+    words = [w for w in text.split() if not _spells(tokenizer, w)]
+    return BadInput(f"not in the model's vocabulary: {', '.join(map(repr, words)) or repr(text)}")
+
+
+def _spells(tokenizer, word: str) -> bool:
+    """Whether the tokenizer spells ``word`` at all, and without its unknown token."""
+    try:
+        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+    except Exception:  # noqa: BLE001
+        return False
+    return tokenizer.unk_token_id is None or tokenizer.unk_token_id not in ids
+
+
 def encode_prompt(tokenizer, text: str, prepend_bos: bool | None = None, n_ctx: int | None = None) -> list[int]:
     """Token ids of a prompt, by the tokenizer's own defaults unless ``prepend_bos`` overrides them."""
     if not text or not text.strip():
         raise BadInput("the prompt is empty")
-    ids = list(tokenizer(text, add_special_tokens=prepend_bos is not False)["input_ids"])
+    ids = text_ids(tokenizer, text, prepend_bos is not False)
     bos = tokenizer.bos_token_id
     if prepend_bos and (not ids or ids[0] != bos):
         if bos is None:
@@ -67,8 +91,7 @@ def encode_prompt(tokenizer, text: str, prepend_bos: bool | None = None, n_ctx: 
         ids.insert(0, bos)
     unk = tokenizer.unk_token_id
     if unk is not None and unk in _text_ids(tokenizer, text, ids, prepend_bos) and tokenizer.unk_token not in text:
-        words = [w for w in text.split() if unk in tokenizer(w, add_special_tokens=False)["input_ids"]]
-        raise BadInput(f"not in the model's vocabulary: {', '.join(map(repr, words)) or repr(text)}")
+        raise _unknown_words(tokenizer, text)
     if not ids:
         raise BadInput("the prompt has no tokens")
     if n_ctx is not None and len(ids) > n_ctx:
@@ -81,7 +104,7 @@ def _text_ids(tokenizer, text: str, ids: list[int], prepend_bos: bool | None) ->
     Pythia's BOS is also their UNK, and must not read as an unknown word."""
     if prepend_bos is False:
         return ids
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return text_ids(tokenizer, text)
 
 
 def resolve_token(tokenizer, text: str, hint: bool = True) -> int:
@@ -96,7 +119,10 @@ def resolve_token(tokenizer, text: str, hint: bool = True) -> int:
     """
     if not text:
         raise BadInput("an answer token is empty")
-    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    try:
+        ids = text_ids(tokenizer, text)
+    except BadInput:  # no word the tokenizer spells: a literal entry or "#ID" may still name one
+        ids = []
     vocab = tokenizer.get_vocab()
     literal = vocab.get(text)
     unk = tokenizer.unk_token_id
@@ -151,8 +177,10 @@ def next_word_token(tokenizer, prompt: str, word: str) -> int | None:
     """The one token ``word`` becomes right after ``prompt`` in the tokenizer's own encoding of
     the two together (``" Mary"`` after an IOI prompt: ``ĠMary``, ``▁Mary`` or ``Mary``), or
     None where it is not exactly one token there."""
-    base = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    full = list(tokenizer(prompt + word, add_special_tokens=False)["input_ids"])
+    try:
+        base, full = text_ids(tokenizer, prompt), text_ids(tokenizer, prompt + word)
+    except BadInput:
+        return None
     if len(full) == len(base) + 1 and full[: len(base)] == base and full[-1] != tokenizer.unk_token_id:
         return full[-1]
     return None

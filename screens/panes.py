@@ -38,11 +38,15 @@ analysis at the top; **ctrl+r** runs; **Escape** stops a training run after the 
 }
 
 
-def token_preview(tokens: list[str] | None, other: list[str] | None = None) -> Text:
+def token_preview(tokens: list[str] | str | None, other: list[str] | str | None = None) -> Text:
     """Token boundaries made visible: ``3 tokens: [When][ Mary][ and]``; with a second prompt,
-    whether the two have the same length (patching needs it). A token never breaks across lines."""
+    whether the two have the same length (patching needs it). A token never breaks across lines.
+    A string in place of tokens is why a prompt has none (words outside the vocabulary)."""
     if tokens is None:
         return Text("tokens appear here once the model's tokenizer is loaded")
+    problem = next((t for t in (tokens, other) if isinstance(t, str)), None)
+    if problem is not None:
+        return Text(problem)
     text = Text(f"{len(tokens)} tokens: ")
     for t in tokens:  # lines break between tokens, never inside one
         text.append(f"[{t}] ".replace(" ", "\u00a0")[:-1] + " ")

@@ -28,3 +28,23 @@ async def test_the_docs_walk_through_finds_erasure_as_a_set():
         meta = app.ws.runs[-1].result.meta
         assert meta["set_verdict"] == "erasure" and meta["set_r"] <= -0.8, meta
         assert meta["stream_before"] <= 0.6 and meta["restored"] >= 0.6, meta
+
+
+async def test_a_word_outside_a_vocabulary_without_unk_is_a_dialog_not_a_crash():
+    """toy:erasure-repeat's tokenizer has no [UNK] (every id a symbol): typing another word shows it
+    in the token preview and running names it in a dialog; the app and its earlier result stay."""
+    from screens.widgets import ErrorDialog
+
+    app = WorkbenchApp("toy:erasure-repeat", device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, app)
+        table = app.query_one("#prompt-result").table
+        rows = table.row_count
+        app.query_one("#prompt-prompt").value = "t1 t2 hello t3"
+        await pilot.pause(0.3)
+        assert "'hello'" in str(app.query_one("#prompt-tokens").render())
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert "not in the model's vocabulary: 'hello'" in app.screen.message
+        await pilot.press("escape")
+        assert app.is_running and table.row_count == rows

@@ -68,12 +68,16 @@ class FormActions:
     def _refresh_tokens(self) -> None:
         tok = None if self.loaded is None else self.loaded.tokenizer
 
-        def spell(text: str) -> list[str] | None:
+        def spell(text: str) -> list[str] | str | None:
             if tok is None:
                 return None
-            from analyses.tokens import visible_tokens
+            from analyses.errors import BadInput
+            from analyses.tokens import text_ids, visible_tokens
 
-            return visible_tokens(tok, tok(text)["input_ids"]) if text else []
+            try:
+                return visible_tokens(tok, text_ids(tok, text, True)) if text else []
+            except BadInput as e:  # a word a vocabulary without [UNK] cannot spell: say which
+                return str(e)
 
         prompt = self._pane("prompt").form
         self.query_one("#prompt-tokens", Static).update(token_preview(spell(prompt.values().get("prompt") or "")))

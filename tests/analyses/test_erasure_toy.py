@@ -75,3 +75,22 @@ def test_layer_1_erases_the_writer_as_a_set_on_the_shipped_toy_at_default_settin
     assert m["set_r"] <= -0.8 and m["set_pr"] <= -0.2, (m["set_r"], m["set_pr"])
     assert m["stream_before"] <= 0.6 and m["stream_after"] >= 0.8, (m["stream_before"], m["stream_after"])
     assert m["restored"] >= 0.6, m["restored"]
+
+
+def test_words_outside_a_vocabulary_without_unk_are_bad_input(capsys):
+    """Its tokenizer has no [UNK]: the tokenizers library raises a bare Exception on any other
+    word; a prompt, a token and a task's texts name the words instead, and the CLI exits 2."""
+    import pytest
+
+    from analyses.errors import BadInput
+    from analyses.tokens import encode_prompt, resolve_token
+    from sessions.loading import load
+    from workbench.cli import main
+
+    tok = load("toy:erasure-repeat", device="cpu", parity=False).tokenizer
+    assert encode_prompt(tok, "t1 t2 t3") and resolve_token(tok, "t4") is not None
+    for call in (lambda: encode_prompt(tok, "t1 hello t2"), lambda: resolve_token(tok, "hello")):
+        with pytest.raises(BadInput, match="hello.* not in the model's vocabulary|not in the model's vocabulary: 'hello'"):
+            call()
+    assert main(["run", "erasure-verdict", "--model", "toy:erasure-repeat", "--task", "ioi", "--n", "4"]) == 2
+    assert "not in the model's vocabulary" in capsys.readouterr().err
