@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from analyses.errors import BadInput
-from analyses.tokens import text_ids
+from analyses.tokens import padding_id, text_ids
 
 T = TypeVar("T")
 
@@ -123,11 +123,7 @@ def corpus_batches(tokenizer, texts: Iterable[str], batch_size: int, n_ctx: int,
     ``n_ctx`` tokens, in right-padded batches of ``batch_size``. Documents with no tokens are
     skipped (they still count in ``start``)."""
     docs = ((_ids(tokenizer, text, prepend_bos)[:n_ctx], text) for text in texts)
-    return _batched(docs, batch_size, _pad_id(tokenizer))
-
-
-def _pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return _batched(docs, batch_size, padding_id(tokenizer))
 
 
 def _batched(docs: Iterable[tuple[list[int], str]], batch_size: int, pad: int) -> Iterator[CorpusBatch]:
@@ -243,7 +239,7 @@ class CorpusLoop:
 
     def _read(self, tokenizer, prompts: PromptSet, n_ctx: int) -> Iterator[CorpusBatch]:
         self.total, docs = prompt_documents(tokenizer, prompts, n_ctx)
-        yield from _batched(docs, prompts.batch, _pad_id(tokenizer))
+        yield from _batched(docs, prompts.batch, padding_id(tokenizer))
 
     def __iter__(self) -> Iterator[CorpusBatch]:
         for batch in self._batches:

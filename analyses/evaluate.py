@@ -7,14 +7,14 @@ from collections import defaultdict
 from analyses.models.base import HookedModel
 from analyses.results import Table
 from analyses.tasks import Example
-from analyses.tokens import encode_prompt, pad_batch, resolve_token
+from analyses.tokens import encode_prompt, pad_batch, padding_id, resolve_token
 
 
 def evaluate(model: HookedModel, tokenizer, task: str, examples: list[Example], batch: int = 128) -> Table:
     """Accuracy (answer logit > distractor logit at the last prompt token) and mean logit
     difference, per variant and overall; with end-of-sequence targets, also whether the model
     then predicts the target after the answer."""
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = padding_id(tokenizer)
     diffs: list[float] = []
     target_ok: list[bool] = []
     for start in range(0, len(examples), batch):

@@ -213,6 +213,12 @@ def fit_answers(tokenizer, prompt: str, answers: list[str | None],
             for a, t, as_given in zip(answers, tokens, kept)]
 
 
+def padding_id(tokenizer) -> int:
+    """The id padding is written with (always masked out): the pad token's, or 0 for a tokenizer
+    without one (GPT-2's, or a toy's without special tokens)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
 def pad_batch(seqs: list[list[int]], pad_id: int) -> tuple["torch.Tensor", "torch.Tensor"]:
     """Right-pad token lists into (ids [b, s], attention_mask [b, s])."""
     import torch

@@ -15,7 +15,7 @@ from analyses.errors import BadInput
 from analyses.models.base import HookedModel
 from analyses.models.hooks import Intervention
 from analyses.tasks import Example
-from analyses.tokens import encode_prompt, pad_batch, resolve_token, token_strings
+from analyses.tokens import encode_prompt, pad_batch, padding_id, resolve_token, token_strings
 
 YES, NO = " yes", " no"
 SYMBOLS = ("0", "1", "2")
@@ -79,8 +79,7 @@ def prepare(model: HookedModel, tokenizer, examples: Sequence[Example], layer: i
         dis.append(resolve_token(tokenizer, e.distractor))
         if e.target is not None:
             tgt.append(resolve_token(tokenizer, e.target))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids, mask = pad_batch(seqs, pad)
+    ids, mask = pad_batch(seqs, padding_id(tokenizer))
     kind = torch.full(ids.shape, -2, dtype=torch.long)
     for i, k in enumerate(kinds):
         kind[i, : len(k)] = torch.tensor(k)
@@ -118,8 +117,7 @@ def _prepare_eos(model: HookedModel, tokenizer, examples: Sequence[Example], lay
         kinds.append(k)
         dec.append(len(prompt) - 1)
         y.append(k.count(1) > k.count(0))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids, mask = pad_batch(seqs, pad)
+    ids, mask = pad_batch(seqs, padding_id(tokenizer))
     kind = torch.full(ids.shape, -2, dtype=torch.long)
     for i, k in enumerate(kinds):
         kind[i, : len(k)] = torch.tensor(k)

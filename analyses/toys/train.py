@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from analyses.errors import BadInput
 from analyses.tasks import task_examples, vocabulary
-from analyses.tokens import pad_batch
+from analyses.tokens import pad_batch, padding_id
 from analyses.toys import check_out_folder
 from analyses.toys.recipes import RECIPES, TRAIN_RECIPES, Recipe  # noqa: F401  (RECIPES: re-exported)
 
@@ -70,12 +70,6 @@ def _encode(tokenizer, examples) -> tuple[list[list[int]], list[list[int]]]:
     return [list(p) for p in prompts], follows
 
 
-def _pad_id(tokenizer) -> int:
-    """The id padding is written with (masked out): the pad token's, or 0 for a tokenizer without
-    special tokens (``Recipe.specials``)."""
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-
-
 def _batch(tokenizer, recipe: Recipe, step: int):
     """Token ids, attention mask, and (row, position, token) triples the loss is taken on."""
     if recipe.task == "count01-eos":  # whole strings, every next token (tasks/count01_eos.py)
@@ -93,7 +87,7 @@ def _batch(tokenizer, recipe: Recipe, step: int):
             targets += [(row, pos, seq[pos + 1]) for pos in range(len(seq) - 1)]
         else:
             targets += [(row, len(prompt) - 1 + k, tok) for k, tok in enumerate(follow)]
-    ids, mask = pad_batch(seqs, _pad_id(tokenizer))
+    ids, mask = pad_batch(seqs, padding_id(tokenizer))
     rows, cols, toks = (torch.tensor(x) for x in zip(*targets))
     return ids, mask, rows, cols, toks
 
@@ -107,7 +101,7 @@ class _HeldOut:
         examples = task_examples(task, n, seed=seed, split="test")
         prompts, follows = _encode(tokenizer, examples)
         distractors = _encode(tokenizer, [dataclasses.replace(e, answer=e.distractor, target=None) for e in examples])[1]
-        self.ids, self.mask = pad_batch([p + f[:1] for p, f in zip(prompts, follows)], _pad_id(tokenizer))
+        self.ids, self.mask = pad_batch([p + f[:1] for p, f in zip(prompts, follows)], padding_id(tokenizer))
         self.rows = torch.arange(len(examples))
         self.last = torch.tensor([len(p) - 1 for p in prompts])
         self.answer = torch.tensor([f[0] for f in follows])
